@@ -1,0 +1,89 @@
+"""Reading and writing geoseg model files.
+
+A model file is one ``torch.save`` archive holding a format marker, the model card (plain JSON-able
+data) and the weights. Floating-point weights are stored as float16, which halves the file and is
+loaded back to float32; it is loaded with ``weights_only=True`` so a model file can never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geoseg.errors import ModelError
+from geoseg.io.atomic import atomic_output
+from geoseg.models.card import ModelCard
+
+FORMAT = "geoseg-model"
+FORMAT_VERSION = 1
+
+
+def save_model_file(
+    path: str | Path, card: ModelCard, state_dict: Mapping[str, torch.Tensor]
+) -> str:
+    """Write a model file atomically and return its SHA-256.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; replaced if it exists.
+    card : ModelCard
+        The model's self-description.
+    state_dict : Mapping[str, torch.Tensor]
+        The network's weights.
+    """
+    weights = {
+        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+        for k, v in state_dict.items()
+    }
+    buffer = _io.BytesIO()
+    torch.save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "card": card.to_dict(), "state_dict": weights},
+        buffer,
+    )
+    payload = buffer.getvalue()
+    with atomic_output(Path(path), overwrite=True) as tmp:
+        tmp.write_bytes(payload)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def load_model_file(path: str | Path) -> tuple[ModelCard, dict[str, torch.Tensor], str]:
+    """Read a model file.
+
+    Returns
+    -------
+    card : ModelCard
+    state_dict : dict of str to torch.Tensor
+        Weights as float32.
+    sha256 : str
+        Checksum of the file, for provenance and batch resume keys.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing or is not a geoseg model file.
+    """
+    path = Path(path)
+    try:
+        payload = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}") from exc
+    try:
+        data: Any = torch.load(_io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a non-model file
+        raise ModelError(f"{path} is not a geoseg model file ({type(exc).__name__})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelError(f"{path} is not a geoseg model file (no '{FORMAT}' marker)")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{path} is model format version {data.get('format_version')}, this geoseg reads "
+            f"version {FORMAT_VERSION}"
+        )
+    card = ModelCard.from_dict(data["card"])
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in data["state_dict"].items()}
+    return card, state, hashlib.sha256(payload).hexdigest()

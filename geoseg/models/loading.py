@@ -1,0 +1,124 @@
+"""Resolve a model name or path to a ready network, and choose among the embedded models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from geoseg.bands import normalise_band_name
+from geoseg.errors import ModelError
+from geoseg.io.model_file import load_model_file
+from geoseg.models.architectures import build_network
+from geoseg.models.card import ModelCard
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MODEL_SUFFIX = ".pt"
+# Preference order when no --model is given: the first whose bands the scene has wins.
+DEFAULT_MODELS: tuple[str, ...] = ("landcover-s2-unet", "landcover-rgbn-unet", "landcover-rgb-unet")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference.
+
+    Parameters
+    ----------
+    card : ModelCard
+        What the model expects and produces.
+    network : torch.nn.Module
+        The network in eval mode, on the CPU.
+    sha256 : str
+        Checksum of the model file.
+    source : str
+        Where it came from: an embedded model's name or a file path.
+    """
+
+    card: ModelCard
+    network: nn.Module
+    sha256: str
+    source: str
+
+
+def embedded_model_paths() -> dict[str, Path]:
+    """Map each embedded model's name to its file."""
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob(f"*{MODEL_SUFFIX}"))}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """Turn an embedded model name or a file path into a path.
+
+    Raises
+    ------
+    ModelError
+        If it is neither an embedded name nor an existing file.
+    """
+    embedded = embedded_model_paths()
+    if str(name_or_path) in embedded:
+        return embedded[str(name_or_path)]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    names = ", ".join(embedded) or "none"
+    raise ModelError(
+        f"unknown model {str(name_or_path)!r}: not an embedded model ({names}) nor a model file"
+    )
+
+
+def load_model(name_or_path: str | Path) -> LoadedModel:
+    """Load an embedded model by name, or a model file by path.
+
+    Raises
+    ------
+    ModelError
+        If the name is unknown, the file is not a geoseg model or its weights do not fit the card.
+    """
+    path = resolve_model_path(name_or_path)
+    card, state, sha256 = load_model_file(path)
+    network = build_network(card.architecture, len(card.bands), card.num_classes, card.arch_params)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelError(f"weights in {path} do not fit its card ({first})") from exc
+    network.eval()
+    source = path.stem if path.parent == WEIGHTS_DIR else str(path)
+    return LoadedModel(card=card, network=network, sha256=sha256, source=source)
+
+
+def read_embedded_cards() -> list[tuple[ModelCard, str]]:
+    """Cards and checksums of every embedded model, in name order."""
+    cards = []
+    for path in embedded_model_paths().values():
+        card, _, sha256 = load_model_file(path)
+        cards.append((card, sha256))
+    return cards
+
+
+def choose_default_model(band_descriptions: tuple[str | None, ...]) -> str:
+    """Pick the embedded model to use for a scene when none is named.
+
+    The first model of :data:`DEFAULT_MODELS` whose bands are all named among the scene's band
+    descriptions wins; failing that, the first whose band count equals the scene's.
+
+    Raises
+    ------
+    ModelError
+        If no embedded model fits, naming each model's bands.
+    """
+    embedded = embedded_model_paths()
+    candidates = [n for n in DEFAULT_MODELS if n in embedded]
+    cards = {n: load_model_file(embedded[n])[0] for n in candidates}
+    names = {normalise_band_name(d) for d in band_descriptions if d}
+    for name, card in cards.items():
+        if set(card.bands) <= names:
+            return name
+    for name, card in cards.items():
+        if len(card.bands) == len(band_descriptions):
+            return name
+    wanted = "; ".join(f"{n}: {', '.join(c.bands)}" for n, c in cards.items()) or "none embedded"
+    raise ModelError(
+        f"no embedded model fits a scene of {len(band_descriptions)} bands ({wanted}); "
+        "pass --model and --bands"
+    )
