@@ -94,7 +94,9 @@ def _resolve_one(item: str, descriptions: tuple[str | None, ...]) -> int:
     if text.isdigit():
         index = int(text)
         if not 1 <= index <= count:
-            raise BandMappingError(f"--bands index {index} is out of range: the scene has bands 1-{count}")
+            raise BandMappingError(
+                f"--bands index {index} is out of range: the scene has bands 1-{count}"
+            )
         return index
     exact = [i + 1 for i, d in enumerate(descriptions) if d and d.strip().lower() == text.lower()]
     if exact:
@@ -104,4 +106,6 @@ def _resolve_one(item: str, descriptions: tuple[str | None, ...]) -> int:
     if named:
         return named[0]
     available = ", ".join(f"{i + 1}={d}" for i, d in enumerate(descriptions) if d) or "none"
-    raise BandMappingError(f"--bands names {text!r}, which is no band of the scene (descriptions: {available})")
+    raise BandMappingError(
+        f"--bands names {text!r}, which is no band of the scene (descriptions: {available})"
+    )

@@ -37,7 +37,7 @@ class ConfigError(GeosegError, ValueError):
 
 
 class LabelError(GeosegError, ValueError):
-    """Training or evaluation labels do not fit the image (no overlap, no labelled pixel, bad column)."""
+    """Labels do not fit the image (no overlap, no labelled pixel, missing class column)."""
 
 
 class DeviceError(GeosegError, RuntimeError):
@@ -45,7 +45,7 @@ class DeviceError(GeosegError, RuntimeError):
 
 
 class VectorizeError(GeosegError, ValueError):
-    """A class raster cannot be vectorized as asked (wrong type, no CRS, classes that do not match)."""
+    """A class raster cannot be vectorized as asked (wrong type, no CRS, mismatched classes)."""
 
 
 class BatchError(GeosegError, ValueError):

@@ -36,7 +36,7 @@ def check_output_path(path: Path, overwrite: bool) -> None:
 
 
 def temporary_sibling(path: Path, tag: str = "tmp") -> Path:
-    """A unique hidden path in the same folder as ``path`` (same filesystem, so rename is atomic)."""
+    """A unique hidden path beside ``path`` (same filesystem, so the rename is atomic)."""
     return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
@@ -59,6 +59,9 @@ def atomic_output(path: Path, overwrite: bool) -> Iterator[Path]:
 
 def remove_with_sidecars(path: Path) -> None:
     """Delete ``path`` and any GDAL sidecar files beside it; missing files are ignored."""
-    for candidate in (path, *(path.with_name(path.name + s) for s in (".aux.xml", ".ovr", "-journal", "-wal", "-shm"))):
+    for candidate in (
+        path,
+        *(path.with_name(path.name + s) for s in (".aux.xml", ".ovr", "-journal", "-wal", "-shm")),
+    ):
         with contextlib.suppress(FileNotFoundError):
             candidate.unlink()

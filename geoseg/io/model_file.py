@@ -43,7 +43,12 @@ def save_model_file(
     }
     buffer = _io.BytesIO()
     torch.save(
-        {"format": FORMAT, "format_version": FORMAT_VERSION, "card": card.to_dict(), "state_dict": weights},
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "card": card.to_dict(),
+            "state_dict": weights,
+        },
         buffer,
     )
     payload = buffer.getvalue()

@@ -31,7 +31,7 @@ def _build_unet(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn
 
     depth = int(params.get("encoder_depth", 5))
     decoder_channels = params.get("decoder_channels", (256, 128, 64, 32, 16)[:depth])
-    return smp.Unet(
+    network: nn.Module = smp.Unet(
         encoder_name=str(params.get("encoder_name", "resnet18")),
         encoder_depth=depth,
         encoder_weights=None,  # never downloaded: weights come from the geoseg model file
@@ -39,6 +39,7 @@ def _build_unet(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn
         in_channels=in_channels,
         classes=classes,
     )
+    return network
 
 
 def _build_pspnet(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
@@ -46,7 +47,7 @@ def _build_pspnet(in_channels: int, classes: int, params: Mapping[str, Any]) -> 
 
     # smp's PSPNet: the pyramid pooling module on a ResNet truncated at depth 3 (output stride 8
     # without dilation), about 1/15 of the FLOPs of the classic dilated PSPNet.
-    return smp.PSPNet(
+    network: nn.Module = smp.PSPNet(
         encoder_name=str(params.get("encoder_name", "resnet18")),
         encoder_depth=int(params.get("encoder_depth", 3)),
         encoder_weights=None,
@@ -55,6 +56,7 @@ def _build_pspnet(in_channels: int, classes: int, params: Mapping[str, Any]) -> 
         classes=classes,
         upsampling=int(params.get("upsampling", 8)),
     )
+    return network
 
 
 class ConvNet(nn.Module):
@@ -81,9 +83,7 @@ class ConvNet(nn.Module):
 
 
 def _build_convnet(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
-    return ConvNet(
-        in_channels, classes, int(params.get("layers", 2)), int(params.get("width", 16))
-    )
+    return ConvNet(in_channels, classes, int(params.get("layers", 2)), int(params.get("width", 16)))
 
 
 def _encoder_multiple(default_depth: int) -> Callable[[Mapping[str, Any]], int]:
@@ -114,7 +114,9 @@ def get_architecture(name: str) -> Architecture:
         return ARCHITECTURES[name]
     except KeyError:
         options = ", ".join(sorted(ARCHITECTURES))
-        raise ModelError(f"unknown architecture {name!r}; available options are: {options}") from None
+        raise ModelError(
+            f"unknown architecture {name!r}; available options are: {options}"
+        ) from None
 
 
 def build_network(

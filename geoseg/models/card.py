@@ -52,10 +52,10 @@ class ClassInfo:
 class Normalization:
     """How raw scene values become model input.
 
-    ``scene_percentile`` (the default models' choice) stretches each band between two percentiles of
-    the scene's own valid pixels, computed once per scene. It makes no assumption about the sensor's
-    scaling (Sentinel-2 reflectance x 10000 or x 1000, Landsat DN or reflectance all work) and, being
-    fixed for the whole scene, keeps tiled prediction identical to whole-scene prediction.
+    ``scene_percentile`` (the default models' choice) stretches each band between two percentiles
+    of the scene's own valid pixels, computed once per scene. It assumes nothing about the sensor's
+    scaling (Sentinel-2 reflectance x 10000 or x 1000, Landsat DN or reflectance all work) and,
+    being fixed for the whole scene, keeps tiled prediction identical to whole-scene prediction.
     ``fixed`` applies ``(x * scale - mean) / std`` with per-band constants.
 
     Parameters
@@ -82,7 +82,9 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if self.method not in ("scene_percentile", "fixed"):
-            raise ModelError(f"unknown normalisation {self.method!r}: use scene_percentile or fixed")
+            raise ModelError(
+                f"unknown normalisation {self.method!r}: use scene_percentile or fixed"
+            )
         if self.method == "fixed" and (not self.mean or len(self.mean) != len(self.std)):
             raise ModelError("fixed normalisation needs one mean and one std per band")
         if not 0 <= self.low_percentile < self.high_percentile <= 100:
@@ -145,9 +147,7 @@ class ModelCard:
             raise ModelError(f"model {self.name!r} has duplicate class ids {ids}")
         if self.gsd is not None and self.gsd <= 0:
             raise ModelError(f"model {self.name!r} ground sample distance must be > 0")
-        if self.normalization.method == "fixed" and len(self.normalization.mean) != len(
-            self.bands
-        ):
+        if self.normalization.method == "fixed" and len(self.normalization.mean) != len(self.bands):
             raise ModelError(f"model {self.name!r}: fixed normalisation needs one mean per band")
 
     @property

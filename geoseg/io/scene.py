@@ -1,0 +1,216 @@
+"""Opening and checking input scenes: the one place that turns a path into a :class:`Scene`.
+
+Preflight catches at the boundary everything that would otherwise fail deep inside a long run:
+a missing or non-raster file, a truncated GeoTIFF, no CRS, no geotransform.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.windows import Window
+
+from geoseg.errors import InvalidSceneError
+
+SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What geoseg needs to know about an input raster, read once at preflight.
+
+    Parameters
+    ----------
+    path : str
+        The dataset name as given to GDAL (a file, a VRT, or a ``/vsizip/`` path).
+    width, height, count : int
+        Size in pixels and number of bands.
+    dtype : str
+        Data type of the bands (all bands share it).
+    crs : rasterio.crs.CRS
+        Coordinate reference system.
+    transform : affine.Affine
+        Pixel-to-CRS transform.
+    nodata : float or None
+        Declared nodata value, if any (masks and alpha bands are honoured as well).
+    descriptions : tuple of str or None
+        Band descriptions, one per band.
+    block_shape : tuple of int
+        ``(rows, cols)`` of the file's internal blocks (strips are ``(rows, width)``).
+    gsd : float
+        Ground sample distance in metres (geometric mean of x and y; geodesic for geographic CRSs).
+    """
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: CRS
+    transform: Affine
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    block_shape: tuple[int, int]
+    gsd: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return (self.height, self.width)
+
+
+def open_scene(path: str | Path) -> Scene:
+    """Open a scene, check it is usable for segmentation and describe it.
+
+    Raises
+    ------
+    InvalidSceneError
+        If the file is missing, is not a raster, is corrupt or truncated, has no CRS or no
+        geotransform, or has an unsupported data type.
+    """
+    name = str(path)
+    if "://" not in name and not name.startswith("/vsi") and not Path(name).exists():
+        raise InvalidSceneError(f"scene {name} does not exist")
+    try:
+        with _quiet_open(name) as src:
+            scene = _describe(src, name)
+            _check_readable(src, name)
+    except RasterioError as exc:
+        raise InvalidSceneError(
+            f"scene {name} is not a readable raster: {_first_line(exc)}"
+        ) from exc
+    return scene
+
+
+@contextlib.contextmanager
+def _quiet_open(name: str) -> Iterator[Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(name) as src:
+            yield src
+
+
+def _describe(src: Any, name: str) -> Scene:
+    if src.crs is None:
+        raise InvalidSceneError(f"scene {name} has no CRS: assign one (e.g. gdal_edit.py -a_srs)")
+    if src.transform == Affine.identity() and not src.gcps[0]:
+        raise InvalidSceneError(f"scene {name} has no geotransform: it is not georeferenced")
+    if abs(src.transform.b) > 0 or abs(src.transform.d) > 0:
+        raise InvalidSceneError(f"scene {name} is rotated: warp it to a north-up grid first")
+    dtypes = set(src.dtypes)
+    if len(dtypes) != 1:
+        raise InvalidSceneError(f"scene {name} mixes band data types {sorted(dtypes)}")
+    dtype = src.dtypes[0]
+    if dtype not in SUPPORTED_DTYPES:
+        raise InvalidSceneError(
+            f"scene {name} has data type {dtype}; supported: {', '.join(SUPPORTED_DTYPES)}"
+        )
+    rows, cols = src.block_shapes[0]
+    return Scene(
+        path=name,
+        width=src.width,
+        height=src.height,
+        count=src.count,
+        dtype=dtype,
+        crs=src.crs,
+        transform=src.transform,
+        nodata=src.nodata,
+        descriptions=tuple(src.descriptions),
+        block_shape=(int(rows), int(cols)),
+        gsd=ground_sample_distance(src.crs, src.transform, src.width, src.height),
+    )
+
+
+def _check_readable(src: Any, name: str) -> None:
+    """Decode the first and last block of every band: truncated files fail here, not mid-run."""
+    rows, cols = src.block_shapes[0]
+    last_row = max(src.height - rows, 0)
+    last_col = max(src.width - cols, 0)
+    for row, col in ((0, 0), (last_row, last_col)):
+        window = Window(col, row, min(cols, src.width - col), min(rows, src.height - row))
+        try:
+            src.read(window=window)
+        except RasterioError as exc:
+            raise InvalidSceneError(
+                f"scene {name} is corrupt or truncated: {_first_line(exc)}"
+            ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def ground_sample_distance(crs: CRS, transform: Affine, width: int, height: int) -> float:
+    """Pixel size in metres, geodesic at the scene centre for geographic CRSs.
+
+    >>> from rasterio.crs import CRS
+    >>> round(ground_sample_distance(CRS.from_epsg(32618), Affine(10, 0, 0, 0, -10, 0), 5, 5), 3)
+    10.0
+    """
+    xres, yres = abs(transform.a), abs(transform.e)
+    if crs.is_geographic:
+        from pyproj import Geod
+
+        geod = Geod(ellps="WGS84")
+        lon, lat = transform * (width / 2, height / 2)
+        lat = max(min(lat, 89.0), -89.0)
+        _, _, dx = geod.inv(lon, lat, lon + xres, lat)
+        _, _, dy = geod.inv(lon, lat, lon, lat + yres if lat + yres <= 90 else lat - yres)
+        return float(math.sqrt(abs(dx) * abs(dy)))
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return float(math.sqrt(xres * yres) * factor)
+
+
+def read_sample(
+    scene: Scene, bands: tuple[int, ...], max_pixels: int = 1_000_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a decimated view of the whole scene for fitting its normalisation.
+
+    Parameters
+    ----------
+    scene : Scene
+        The scene.
+    bands : tuple of int
+        1-based band indexes, in model order.
+    max_pixels : int
+        Upper bound on the pixels read per band (nearest-neighbour decimation).
+
+    Returns
+    -------
+    sample : np.ndarray
+        ``(len(bands), h, w)`` raw values.
+    valid : np.ndarray
+        ``(h, w)`` boolean, true where every selected band is valid.
+    """
+    factor = max(1.0, math.sqrt(scene.width * scene.height / max_pixels))
+    out_h = max(1, round(scene.height / factor))
+    out_w = max(1, round(scene.width / factor))
+    with _quiet_open(scene.path) as src:
+        data = src.read(
+            list(bands), out_shape=(len(bands), out_h, out_w), resampling=Resampling.nearest
+        )
+        masks = src.read_masks(
+            list(bands), out_shape=(len(bands), out_h, out_w), resampling=Resampling.nearest
+        )
+    return data, valid_from(data, masks)
+
+
+def valid_from(data: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Valid-pixel mask from GDAL masks: every band valid and, for floats, finite."""
+    valid: np.ndarray = np.all(masks > 0, axis=0)
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.all(np.isfinite(data), axis=0)
+    return valid
