@@ -1,13 +1,5 @@
-"""Models: architectures, self-describing cards and the embedded land-cover models."""
+"""Models: architectures, self-describing cards and the embedded land-cover models.
 
-from geoseg.models.card import LANDCOVER_CLASSES, ClassInfo, ModelCard, Normalization
-from geoseg.models.loading import LoadedModel, load_model
-
-__all__ = [
-    "LANDCOVER_CLASSES",
-    "ClassInfo",
-    "LoadedModel",
-    "ModelCard",
-    "Normalization",
-    "load_model",
-]
+Import from the submodules (``geoseg.models.card``, ``geoseg.models.loading``); this package
+imports nothing heavy itself, so ``geoseg.io`` can use the card without a cycle.
+"""

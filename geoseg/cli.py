@@ -1,0 +1,271 @@
+"""The ``geoseg`` command: parse options, call one library function, report.
+
+Exit codes: 0 success, 1 a :class:`~geoseg.errors.GeosegError` (printed as one line, no traceback),
+2 usage errors (click), 130 interrupted. Heavy modules are imported inside commands so that
+``geoseg --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from geoseg import __version__
+from geoseg.errors import GeosegError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("geoseg")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"geoseg: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn geoseg errors into one-line messages and exit codes; no tracebacks for users."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GeosegError as exc:
+            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        except KeyboardInterrupt:
+            _fail("interrupted; no partial output was left behind", 130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("GEOSEG_DEBUG"):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _fail(
+                f"unexpected {type(exc).__name__}: {first} (set GEOSEG_DEBUG=1 for a traceback "
+                "and please report it)"
+            )
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("geoseg: %(message)s"))
+    root = logging.getLogger("geoseg")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+@contextmanager
+def _progress_bar(enabled: bool, unit: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A tqdm bar on a terminal (rate and ETA), nothing when piped or quiet."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geoseg")
+def main() -> None:
+    """Land-cover segmentation of GeoTIFF scenes into styled GeoPackages."""
+
+
+@main.command()
+@click.argument("scene", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="GeoPackage to write (layer 'landcover').",
+)
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="NAME|PATH",
+    help="Embedded model name or model file (default: the embedded model that fits).",
+)
+@click.option(
+    "--bands",
+    default=None,
+    metavar="LIST",
+    help="Scene band for each model band, comma-separated 1-based indexes or descriptions.",
+)
+@click.option(
+    "--raster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the class raster (Cloud-Optimized GeoTIFF).",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--tile-size",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Tile side in pixels (default: the model's).",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Overlap between tiles in pixels (default: the model's).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--min-area",
+    type=float,
+    default=500.0,
+    show_default=True,
+    help="Polygons smaller than this (m2) are merged into their neighbours.",
+)
+@click.option(
+    "--simplify",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Coverage simplification tolerance in metres (0: off).",
+)
+@click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose.")
+@click.option(
+    "--no-resample",
+    is_flag=True,
+    help="Do not resample scenes whose pixel size differs from the model's.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
+@handle_errors
+def predict(
+    scene: str,
+    out: Path,
+    model: str | None,
+    bands: str | None,
+    raster: Path | None,
+    device: str,
+    tile_size: int | None,
+    overlap: int | None,
+    batch_size: int,
+    min_area: float,
+    simplify: float,
+    dst_crs: str | None,
+    no_resample: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Segment SCENE into land cover polygons (and optionally a class raster)."""
+    _setup_logging(quiet)
+    from geoseg.pipeline import PredictOptions
+    from geoseg.pipeline import predict as run_predict
+
+    options = PredictOptions(
+        bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        resample=not no_resample,
+        min_area_m2=min_area,
+        simplify_m=simplify,
+        dst_crs=dst_crs,
+    )
+    with _progress_bar(not quiet, "tile") as progress:
+        result = run_predict(
+            scene,
+            out,
+            model=model,
+            raster=raster,
+            options=options,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    total = sum(result.class_pixels.values()) or 1
+    shares = ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in result.class_pixels.items())
+    log.info(
+        "model %s, %d tiles in %.1f s: %s",
+        result.model,
+        result.tiles,
+        result.timings.get("total", 0.0),
+        shares,
+    )
+    log.info("wrote %s", ", ".join(str(p) for p in (result.gpkg, result.raster) if p))
+
+
+@main.command()
+@handle_errors
+def models() -> None:
+    """List the embedded models."""
+    from geoseg.models.loading import read_embedded_cards
+
+    cards = read_embedded_cards()
+    if not cards:
+        click.echo("no embedded models")
+    for card, sha256 in cards:
+        gsd = f"{card.gsd:g} m" if card.gsd else "any GSD"
+        click.echo(
+            f"{card.name}\t{card.architecture}\t{','.join(card.bands)}\t{gsd}\t{sha256[:12]}"
+        )
+
+
+@main.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+@handle_errors
+def info(model: str, as_json: bool) -> None:
+    """Print the model card of MODEL (embedded name or file)."""
+    from geoseg.io.model_file import load_model_file
+    from geoseg.models.loading import resolve_model_path
+
+    card, _, sha256 = load_model_file(resolve_model_path(model))
+    if as_json:
+        click.echo(json.dumps({**card.to_dict(), "sha256": sha256}, indent=2))
+        return
+    click.echo(f"{card.name}  (sha256 {sha256})")
+    click.echo(f"architecture: {card.architecture} {dict(card.arch_params)}")
+    click.echo(f"bands: {', '.join(card.bands)}")
+    click.echo(
+        f"ground sample distance: {card.gsd:g} m" if card.gsd else "ground sample distance: any"
+    )
+    norm = card.normalization
+    click.echo(
+        f"normalisation: {norm.method} ({norm.low_percentile:g}-{norm.high_percentile:g} "
+        "percentiles of the scene)"
+        if norm.method == "scene_percentile"
+        else f"normalisation: fixed, scale {norm.scale:g}"
+    )
+    click.echo(f"tiles: {card.tile_size} px, overlap {card.overlap} px")
+    click.echo("classes: " + ", ".join(f"{c.id} {c.name} {c.color}" for c in card.classes))
+    if card.description:
+        click.echo(f"\n{card.description}")
+    for title, section in (("training", card.training), ("held-out metrics", card.metrics)):
+        if section:
+            click.echo(f"\n{title}:")
+            for key, value in section.items():
+                click.echo(f"  {key}: {value}")

@@ -1,0 +1,170 @@
+"""Running a model on chips: normalise, pad, batch, forward on the device, argmax.
+
+Raw integer chips go to the device as they are and are normalised there (half the bytes of float32
+for uint16 input); only the uint8 class map comes back. Invalid pixels (nodata, padding) are set to
+0 after normalisation, the same value convolutions pad with at the scene edge, and come back as
+:data:`NODATA_CLASS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from geoseg.errors import DeviceError
+from geoseg.models.architectures import get_architecture
+from geoseg.models.loading import LoadedModel
+from geoseg.normalization import BandStats
+
+NODATA_CLASS = 255
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``auto``, ``cpu`` or ``cuda[:N]`` into a usable device.
+
+    Raises
+    ------
+    DeviceError
+        If CUDA is asked for and not available, or the name is unknown.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name!r} was asked for but CUDA is not available here")
+        return torch.device(name)
+    raise DeviceError(f"unknown device {name!r}: use auto, cpu or cuda")
+
+
+def tile_multiple(model: LoadedModel) -> int:
+    """The multiple tile sides must be for the model's architecture."""
+    return get_architecture(model.card.architecture).size_multiple(model.card.arch_params)
+
+
+@dataclass(frozen=True)
+class Chips:
+    """A batch of equally sized chips.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        ``(N, bands, H, W)`` raw values.
+    valid : np.ndarray
+        ``(N, H, W)`` boolean validity (padding is invalid).
+    """
+
+    data: np.ndarray
+    valid: np.ndarray
+
+
+class Predictor:
+    """Apply one model with one scene's normalisation to batches of chips.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        The model (moved to ``device`` here).
+    stats : BandStats
+        The scene's fitted normalisation.
+    device : torch.device
+        Where to run. On CUDA the forward runs in bfloat16 autocast with channels_last.
+    """
+
+    def __init__(self, model: LoadedModel, stats: BandStats, device: torch.device) -> None:
+        self.model = model
+        self.stats = stats
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.network = model.network.to(device)
+        if self.cuda:
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self.network.eval()
+        self.lookup = torch.tensor(model.card.class_ids, dtype=torch.uint8, device=device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def logits(self, chips: Chips) -> torch.Tensor:
+        """Float32 logits ``(N, classes, H, W)`` on the device (invalid pixels included)."""
+        raw = _to_device(chips.data, self.device)
+        valid = torch.from_numpy(chips.valid).to(self.device, non_blocking=True)
+        x = self.stats.apply_torch(raw)
+        x = x * valid.unsqueeze(1)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out: torch.Tensor = self.network(x)
+        return out.float()
+
+    @torch.inference_mode()
+    def classify(self, chips: Chips) -> np.ndarray:
+        """Class ids ``(N, H, W)`` uint8, :data:`NODATA_CLASS` where the input is invalid."""
+        logits = self.logits(chips)
+        classes = self.lookup[logits.argmax(dim=1)]
+        valid = torch.from_numpy(chips.valid).to(self.device)
+        classes = torch.where(valid, classes, torch.full_like(classes, NODATA_CLASS))
+        result: np.ndarray = classes.cpu().numpy()
+        return result
+
+
+def _to_device(data: np.ndarray, device: torch.device) -> torch.Tensor:
+    data = np.ascontiguousarray(data)
+    if data.dtype == np.uint16:
+        # torch has no uint16 arithmetic: send the bits as int16 and unwrap them on the device,
+        # which moves half the bytes of widening to int32 on the host
+        signed = torch.from_numpy(data.view(np.int16)).to(device, non_blocking=True)
+        return signed.to(torch.int32) & 0xFFFF
+    if data.dtype == np.uint32:
+        data = data.astype(np.int64)
+    return torch.from_numpy(data).to(device, non_blocking=True)
+
+
+def chip_shape(plan_height: int, plan_width: int, tile_size: int, multiple: int) -> tuple[int, int]:
+    """Shape every chip of a plan is padded to.
+
+    That is the tile, clipped to the scene, rounded up to the architecture's multiple. Chips are padded only as far as the architecture needs, so a model without size constraints
+    sees each tile exactly as it lies in the scene.
+    """
+
+    def up(value: int) -> int:
+        return -(-value // multiple) * multiple
+
+    return up(min(tile_size, plan_height)), up(min(tile_size, plan_width))
+
+
+def pad_chip(
+    data: np.ndarray, valid: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad a ``(bands, h, w)`` chip and its mask at the bottom and right to ``shape``.
+
+    Padded pixels are invalid, so they become 0 after normalisation.
+    """
+    bands, h, w = data.shape
+    if (h, w) == shape:
+        return data, valid
+    padded = np.zeros((bands, *shape), dtype=data.dtype)
+    padded[:, :h, :w] = data
+    mask = np.zeros(shape, dtype=bool)
+    mask[:h, :w] = valid
+    return padded, mask
+
+
+def batched(items: list[Chips], batch_size: int) -> Iterator[Chips]:
+    """Concatenate single chips into batches of at most ``batch_size``."""
+    for i in range(0, len(items), batch_size):
+        group = items[i : i + batch_size]
+        yield Chips(
+            np.concatenate([c.data for c in group]), np.concatenate([c.valid for c in group])
+        )

@@ -1,0 +1,1 @@
+"""The I/O layer: the only code that opens raster, vector and model files."""

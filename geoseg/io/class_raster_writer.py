@@ -1,0 +1,216 @@
+"""Writing the class raster: streamed to a tiled GeoTIFF as tile rows complete, then a COG.
+
+The class raster is uint8 on the scene's exact grid (CRS, transform, width, height), nodata 255,
+with a colour table, the classes as JSON in the ``GEOSEG_CLASSES`` tag and provenance in
+``GEOSEG_PROVENANCE``. Category names go to a ``.aux.xml`` sidecar, where GDAL and QGIS read them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geoseg.io.scene import Scene, valid_from
+from geoseg.io.scene_reader import GDAL_READ_OPTIONS, Grid
+from geoseg.models.card import ClassInfo
+from geoseg.stitching import Patch
+from geoseg.tiling import Span
+
+NODATA = 255
+CLASSES_TAG = "GEOSEG_CLASSES"
+PROVENANCE_TAG = "GEOSEG_PROVENANCE"
+
+
+def classes_json(classes: tuple[ClassInfo, ...]) -> str:
+    """The ``GEOSEG_CLASSES`` tag value."""
+    return json.dumps([{"id": c.id, "name": c.name, "color": c.color} for c in classes])
+
+
+class ClassRasterWriter:
+    """Stream class patches into a tiled GeoTIFF and count class pixels as they pass.
+
+    Parameters
+    ----------
+    path : Path
+        A temporary path (the pipeline renames finished outputs into place).
+    crs : rasterio.crs.CRS
+        The scene's CRS.
+    grid : Grid
+        The grid to write (the scene's, or the model's when the scene is resampled).
+    classes : tuple of ClassInfo
+        Classes, for the colour table and tags.
+    provenance : str, optional
+        Provenance JSON for the ``GEOSEG_PROVENANCE`` tag.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        crs: CRS,
+        grid: Grid,
+        classes: tuple[ClassInfo, ...],
+        provenance: str | None = None,
+    ) -> None:
+        self.path = path
+        self.crs = crs
+        self.grid = grid
+        self.classes = classes
+        self.provenance = provenance
+        self.counts = np.zeros(256, dtype=np.int64)
+        self._dataset: Any = None
+
+    def __enter__(self) -> ClassRasterWriter:
+        profile = {
+            "driver": "GTiff",
+            "width": self.grid.width,
+            "height": self.grid.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": self.crs,
+            "transform": self.grid.transform,
+            "nodata": NODATA,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+        }
+        self._env = rasterio.Env(GDAL_CACHEMAX=128)
+        self._env.__enter__()
+        self._dataset = rasterio.open(self.path, "w", **profile)
+        self._dataset.write_colormap(1, colormap(self.classes))
+        self._dataset.set_band_description(1, "land cover class")
+        tags = {CLASSES_TAG: classes_json(self.classes)}
+        if self.provenance:
+            tags[PROVENANCE_TAG] = self.provenance
+        self._dataset.update_tags(**tags)
+        return self
+
+    def write(self, patch: Patch) -> None:
+        """Write one patch of class ids."""
+        window = Window(patch.cols.start, patch.rows.start, patch.cols.size, patch.rows.size)
+        self._dataset.write(patch.data, 1, window=window)
+        self.counts += np.bincount(patch.data.ravel(), minlength=256)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._dataset.close()
+        self._env.__exit__(exc_type, exc, tb)
+
+    @property
+    def valid_pixels(self) -> int:
+        """Pixels written with a class (not nodata)."""
+        return int(self.counts[:NODATA].sum())
+
+
+def colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
+    """GDAL colour table: class colours, nodata transparent."""
+    table = {c.id: (*c.rgb, 255) for c in classes}
+    table[NODATA] = (0, 0, 0, 0)
+    return table
+
+
+def write_cog(src: Path, dst: Path, classes: tuple[ClassInfo, ...]) -> None:
+    """Copy a class GeoTIFF to a Cloud-Optimized GeoTIFF with mode-resampled overviews.
+
+    Mode keeps overview pixels real class ids (averaging would invent classes). Category names
+    are written to ``dst``'s ``.aux.xml`` sidecar.
+    """
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+        rasterio.shutil.copy(
+            src,
+            dst,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            BLOCKSIZE=512,
+            OVERVIEW_RESAMPLING="MODE",
+            BIGTIFF="IF_SAFER",
+            NUM_THREADS="ALL_CPUS",
+        )
+
+
+def category_names_xml(classes: tuple[ClassInfo, ...]) -> str:
+    """PAM ``.aux.xml`` text naming each class value (GDAL category names, read by QGIS)."""
+    names = {c.id: c.name for c in classes}
+    top = max(names) if names else -1
+    categories = "".join(
+        f"      <Category>{escape(names.get(i, ''))}</Category>\n" for i in range(top + 1)
+    )
+    return (
+        '<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>\n'
+        f"{categories}    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n"
+    )
+
+
+def write_category_sidecar(raster: Path, classes: tuple[ClassInfo, ...]) -> None:
+    """Write ``raster``'s ``.aux.xml`` sidecar atomically."""
+    sidecar = raster.with_name(raster.name + ".aux.xml")
+    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
+    tmp.write_text(category_names_xml(classes), encoding="utf-8")
+    os.replace(tmp, sidecar)
+
+
+def warp_to_scene(
+    src: Path, scene: Scene, bands: tuple[int, ...], writer: ClassRasterWriter, rows: int = 512
+) -> None:
+    """Bring a class raster on a resampled grid back onto the scene's own grid.
+
+    Nearest-neighbour keeps class ids; the scene's own mask is applied at full resolution, so the
+    nodata edge is exact whatever the model's ground sample distance.
+    """
+    step = max(rows, scene.block_shape[0])
+    with (
+        rasterio.Env(**GDAL_READ_OPTIONS),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with (
+            rasterio.open(src) as classes_src,
+            WarpedVRT(
+                classes_src,
+                crs=scene.crs,
+                transform=scene.transform,
+                width=scene.width,
+                height=scene.height,
+                resampling=Resampling.nearest,
+                nodata=NODATA,
+            ) as vrt,
+            rasterio.open(scene.path) as scene_src,
+        ):
+            for span in _row_spans(scene.height, step):
+                window = Window(0, span.start, scene.width, span.size)
+                classes = vrt.read(1, window=window)
+                data = scene_src.read(list(bands), window=window)
+                masks = scene_src.read_masks(list(bands), window=window)
+                classes[~valid_from(data, masks)] = NODATA
+                writer.write(Patch(span, Span(0, scene.width), classes))
+
+
+def _row_spans(height: int, step: int) -> Iterator[Span]:
+    for start in range(0, height, step):
+        yield Span(start, min(start + step, height))
+
+
+def decimation_factor(width: int, height: int, max_pixels: int) -> int:
+    """Integer decimation that brings ``width`` x ``height`` under ``max_pixels``."""
+    return max(1, math.ceil(math.sqrt(width * height / max_pixels)))

@@ -1,0 +1,166 @@
+"""Streaming reads of a scene, one strip of tile rows at a time, block-aligned.
+
+Overlapping, unaligned tile windows make GDAL decode every block they touch once per tile (measured
+4x slower on tiled files, 25x on striped ones). Reading full-width strips whose edges fall on block
+boundaries, and keeping the overlap rows in memory, decodes every block exactly once. Memory is one
+strip (about ``tile_size + block_rows`` rows of the read grid), whatever the scene's height.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geoseg.errors import InvalidSceneError
+from geoseg.io.scene import Scene, valid_from
+from geoseg.tiling import Span, TilePlan
+
+# GDAL decodes the blocks of one read on all cores; the cache only needs to hold one strip's blocks
+GDAL_READ_OPTIONS = {"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_CACHEMAX": 256}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid: the scene's own, or the scene resampled to the model's ground sample distance.
+
+    Parameters
+    ----------
+    transform : affine.Affine
+        Pixel-to-CRS transform (the CRS is the scene's).
+    width, height : int
+        Size in pixels.
+    """
+
+    transform: Affine
+    width: int
+    height: int
+
+
+def scene_grid(scene: Scene) -> Grid:
+    """The scene's own grid."""
+    return Grid(scene.transform, scene.width, scene.height)
+
+
+def resampled_grid(scene: Scene, factor: float) -> Grid:
+    """The scene's extent with pixels ``factor`` times larger (``factor < 1`` upsamples)."""
+    width = max(1, math.ceil(scene.width / factor))
+    height = max(1, math.ceil(scene.height / factor))
+    return Grid(scene.transform * Affine.scale(factor), width, height)
+
+
+@dataclass(frozen=True)
+class Strip:
+    """Full-width rows ``rows`` of the read grid.
+
+    Parameters
+    ----------
+    rows : Span
+        Rows of the grid held.
+    data : np.ndarray
+        ``(bands, rows.size, width)`` raw values in the scene's data type.
+    valid : np.ndarray
+        ``(rows.size, width)`` boolean, true where every band is valid.
+    """
+
+    rows: Span
+    data: np.ndarray
+    valid: np.ndarray
+
+
+class SceneReader:
+    """Read the strips of a tile plan from a scene, on its own grid or a resampled one.
+
+    Use as a context manager; :meth:`strips` yields one :class:`Strip` per tile row, in order.
+    """
+
+    def __init__(self, scene: Scene, bands: tuple[int, ...], grid: Grid | None = None) -> None:
+        self.scene = scene
+        self.bands = list(bands)
+        self.grid = grid or scene_grid(scene)
+        self._stack = contextlib.ExitStack()
+        self._dataset: Any = None
+
+    def __enter__(self) -> SceneReader:
+        self._stack.enter_context(rasterio.Env(**GDAL_READ_OPTIONS))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = self._stack.enter_context(rasterio.open(self.scene.path))
+        if self.grid == scene_grid(self.scene):
+            self._dataset = src
+            self._block_rows = self.scene.block_shape[0]
+        else:
+            downsampling = abs(self.grid.transform.a) > abs(self.scene.transform.a)
+            self._dataset = self._stack.enter_context(
+                WarpedVRT(
+                    src,
+                    crs=src.crs,
+                    transform=self.grid.transform,
+                    width=self.grid.width,
+                    height=self.grid.height,
+                    resampling=Resampling.average if downsampling else Resampling.bilinear,
+                )
+            )
+            self._block_rows = 256
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.close()
+
+    def read(self, rows: Span, cols: Span) -> tuple[np.ndarray, np.ndarray]:
+        """Read one window of the grid: ``(data, valid)``."""
+        window = Window(cols.start, rows.start, cols.size, rows.size)
+        try:
+            data = self._dataset.read(self.bands, window=window)
+            masks = self._dataset.read_masks(self.bands, window=window)
+        except RasterioError as exc:
+            text = str(exc).strip().splitlines()
+            raise InvalidSceneError(
+                f"scene {self.scene.path} could not be read at rows {rows.start}-{rows.stop}: "
+                f"{text[0] if text else type(exc).__name__}"
+            ) from exc
+        return data, valid_from(data, masks)
+
+    def strips(self, plan: TilePlan) -> Iterator[Strip]:
+        """Yield the strip of each tile row of ``plan``, decoding every block once."""
+        width = self.grid.width
+        buffer = np.empty((len(self.bands), 0, width), dtype=self.scene.dtype)
+        valid = np.empty((0, width), dtype=bool)
+        start = stop = 0  # rows held in the buffer
+        for rows, _ in plan.row_spans:
+            if rows.stop > stop:
+                # extend to the next block boundary so no block is decoded twice
+                read_stop = min(_round_up(rows.stop, self._block_rows), self.grid.height)
+                read_start = max(stop, rows.start)
+                data, ok = self.read(Span(read_start, read_stop), Span(0, width))
+                keep = max(rows.start - start, 0)
+                buffer = np.concatenate([buffer[:, keep:], data], axis=1)
+                valid = np.concatenate([valid[keep:], ok], axis=0)
+                start, stop = rows.start, read_stop
+            offset = rows.start - start
+            yield Strip(
+                rows,
+                buffer[:, offset : offset + rows.size],
+                valid[offset : offset + rows.size],
+            )
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple

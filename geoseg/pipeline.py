@@ -1,0 +1,407 @@
+"""The one place that knows the order of the stages: scene, tiles, model, class raster, GPKG.
+
+``predict`` streams: strips of tile rows are read block-aligned, classified in batches, and their
+cores written to a temporary class raster as each row completes, so memory does not grow with the
+scene. Every output is written under a temporary name and renamed into place only when all of them
+are complete: a failed or interrupted run leaves nothing at the output paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from geoseg.bands import resolve_bands
+from geoseg.errors import ConfigError, EmptySceneError
+from geoseg.inference import (
+    Chips,
+    Predictor,
+    batched,
+    chip_shape,
+    pad_chip,
+    resolve_device,
+    tile_multiple,
+)
+from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
+from geoseg.io.class_raster_writer import (
+    ClassRasterWriter,
+    warp_to_scene,
+    write_category_sidecar,
+    write_cog,
+)
+from geoseg.io.scene import Scene, open_scene, read_sample
+from geoseg.io.scene_reader import Grid, SceneReader, resampled_grid, scene_grid
+from geoseg.models.card import ClassInfo
+from geoseg.models.loading import LoadedModel, choose_default_model, load_model
+from geoseg.normalization import BandStats, fit_band_stats
+from geoseg.provenance import Provenance
+from geoseg.stitching import core_patch, join_row
+from geoseg.tiling import TilePlan, plan_tiles
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with ``(tiles_done, tiles_total)`` after each batch."""
+
+# Resample when the scene's pixel size differs from the model's by more than this ratio; never
+# upsample by more than MAX_UPSAMPLING per side (finer pixels than that add cost, not information).
+GSD_TOLERANCE = 1.25
+MAX_UPSAMPLING = 4.0
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Settings of a prediction run (``None`` means the model card's recommendation).
+
+    Parameters
+    ----------
+    bands : tuple of str, optional
+        Scene band (1-based index or description) for each model band, in model order.
+    tile_size, overlap : int, optional
+        Tile side and overlap in pixels of the model grid.
+    batch_size : int
+        Tiles per forward pass.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    resample : bool
+        Resample scenes whose ground sample distance differs from the model's.
+    min_area_m2, simplify_m : float
+        Vectorisation: polygons smaller than this are merged into neighbours; simplification
+        tolerance in metres.
+    dst_crs : str, optional
+        Reproject polygons on purpose (never done silently).
+    """
+
+    bands: tuple[str, ...] | None = None
+    tile_size: int | None = None
+    overlap: int | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    resample: bool = True
+    min_area_m2: float = 500.0
+    simplify_m: float = 5.0
+    dst_crs: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size {self.batch_size} must be at least 1")
+        if self.tile_size is not None and self.tile_size < 8:
+            raise ConfigError(f"tile size {self.tile_size} must be at least 8")
+        if self.overlap is not None and self.overlap < 0:
+            raise ConfigError(f"overlap {self.overlap} must be >= 0")
+        if self.min_area_m2 < 0:
+            raise ConfigError(f"min area {self.min_area_m2} must be >= 0")
+        if self.simplify_m < 0:
+            raise ConfigError(f"simplify tolerance {self.simplify_m} must be >= 0")
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What a prediction run produced.
+
+    Parameters
+    ----------
+    gpkg, raster : Path or None
+        Outputs written.
+    model : str
+        Model used.
+    bands : tuple of int
+        Scene bands fed to the model, in model order.
+    tiles : int
+        Tiles predicted.
+    class_pixels : dict
+        Pixel count per class name on the scene grid.
+    timings : dict
+        Seconds per stage.
+    resampled : bool
+        Whether the scene was resampled to the model's ground sample distance.
+    """
+
+    gpkg: Path | None
+    raster: Path | None
+    model: str
+    bands: tuple[int, ...]
+    tiles: int
+    class_pixels: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+    resampled: bool = False
+    polygons: int | None = None
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """Everything decided before the first tile is read."""
+
+    scene: Scene
+    model: LoadedModel
+    bands: tuple[int, ...]
+    stats: BandStats
+    grid: Grid
+    plan: TilePlan
+
+
+def prepare(
+    scene_path: str | Path, model: str | Path | LoadedModel | None, options: PredictOptions
+) -> PreparedRun:
+    """Open and check the scene, pick and load the model, match bands, fit normalisation, plan.
+
+    Raises
+    ------
+    GeosegError
+        Any problem with the scene, the model, the bands or the options, before work starts.
+    """
+    scene = open_scene(scene_path)
+    if model is None:
+        name = choose_default_model(scene.descriptions)
+        log.info("using embedded model %s (no --model given)", name)
+        model = name
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    card = loaded.card
+    bands = resolve_bands(card.bands, scene.descriptions, options.bands)
+    sample, valid = read_sample(scene, bands)
+    if not valid.any():
+        raise EmptySceneError(f"scene {scene.path} holds no valid pixel (it is all nodata)")
+    stats = fit_band_stats(sample, valid, card.normalization)
+    grid = scene_grid(scene)
+    if options.resample and card.gsd is not None:
+        factor = card.gsd / scene.gsd
+        if not 1 / GSD_TOLERANCE <= factor <= GSD_TOLERANCE:
+            if factor < 1 / MAX_UPSAMPLING:
+                log.warning(
+                    "scene pixels (%.1f m) are much coarser than the model's (%.1f m): upsampling "
+                    "by %.0fx only; results may be poor",
+                    scene.gsd,
+                    card.gsd,
+                    MAX_UPSAMPLING,
+                )
+                factor = 1 / MAX_UPSAMPLING
+            grid = resampled_grid(scene, factor)
+            log.info(
+                "resampling the scene from %.2f m to %.2f m pixels for the model",
+                scene.gsd,
+                scene.gsd * factor,
+            )
+    multiple = tile_multiple(loaded)
+    tile_size = options.tile_size or card.tile_size
+    tile_size = math.ceil(tile_size / multiple) * multiple
+    overlap = card.overlap if options.overlap is None else options.overlap
+    plan = plan_tiles(grid.height, grid.width, tile_size, overlap)
+    return PreparedRun(scene, loaded, bands, stats, grid, plan)
+
+
+def predict(
+    scene_path: str | Path,
+    out: str | Path | None,
+    *,
+    model: str | Path | LoadedModel | None = None,
+    raster: str | Path | None = None,
+    options: PredictOptions | None = None,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+) -> PredictResult:
+    """Segment a scene into land cover: a GeoPackage of polygons and, optionally, a class raster.
+
+    Parameters
+    ----------
+    scene_path : str or Path
+        GeoTIFF or VRT scene.
+    out : str or Path or None
+        GeoPackage to write (layer ``landcover``); ``None`` writes only ``raster``.
+    model : str or Path or LoadedModel, optional
+        Embedded model name, model file, or a loaded model. Default: the embedded model whose
+        bands the scene has.
+    raster : str or Path, optional
+        Class raster (Cloud-Optimized GeoTIFF) to write as well.
+    options : PredictOptions, optional
+        Tiling, device, band and vectorisation settings.
+    overwrite : bool
+        Replace existing outputs.
+    progress : callable, optional
+        ``progress(tiles_done, tiles_total)``.
+
+    Returns
+    -------
+    PredictResult
+
+    Raises
+    ------
+    GeosegError
+        With a one-line message for every bad input; no partial output is left behind.
+    """
+    options = options or PredictOptions()
+    out_path = Path(out) if out is not None else None
+    raster_path = Path(raster) if raster is not None else None
+    if out_path is None and raster_path is None:
+        raise ConfigError("nothing to write: give an output GeoPackage or a class raster")
+    for path in (out_path, raster_path):
+        if path is not None:
+            check_output_path(path, overwrite)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    run = prepare(scene_path, model, options)
+    timings["prepare"] = time.perf_counter() - start
+    device = resolve_device(options.device)
+    provenance = Provenance(
+        model_name=run.model.source,
+        model_sha256=run.model.sha256,
+        input_path=str(scene_path),
+        parameters={
+            "bands": list(run.bands),
+            "tile_size": run.plan.tile_size,
+            "overlap": run.plan.overlap,
+            "resampled_to_m": None if run.grid == scene_grid(run.scene) else run.model.card.gsd,
+            "min_area_m2": options.min_area_m2,
+            "simplify_m": options.simplify_m,
+        },
+    )
+    anchor = raster_path or out_path
+    assert anchor is not None  # guaranteed by the check above
+    temporaries: list[Path] = []
+    try:
+        classes_tmp = temporary_sibling(anchor, "classes")
+        temporaries.append(classes_tmp)
+        counts = _classify(
+            run, device, classes_tmp, provenance.to_json(), options, progress, timings
+        )
+        if run.grid != scene_grid(run.scene):
+            model_grid_tmp, classes_tmp = classes_tmp, temporary_sibling(anchor, "scene")
+            temporaries.append(classes_tmp)
+            t0 = time.perf_counter()
+            with ClassRasterWriter(
+                classes_tmp,
+                run.scene.crs,
+                scene_grid(run.scene),
+                run.model.card.classes,
+                provenance.to_json(),
+            ) as writer:
+                warp_to_scene(model_grid_tmp, run.scene, run.bands, writer)
+            counts = writer.counts
+            timings["resample_back"] = time.perf_counter() - t0
+        class_pixels = {c.name: int(counts[c.id]) for c in run.model.card.classes}
+        if sum(class_pixels.values()) == 0:
+            raise EmptySceneError(f"scene {run.scene.path} holds no valid pixel (it is all nodata)")
+        finished: list[tuple[Path, Path]] = []
+        polygons = None
+        if raster_path is not None:
+            t0 = time.perf_counter()
+            cog_tmp = temporary_sibling(raster_path, "cog")
+            temporaries.append(cog_tmp)
+            write_cog(classes_tmp, cog_tmp, run.model.card.classes)
+            finished.append((cog_tmp, raster_path))
+            timings["write_raster"] = time.perf_counter() - t0
+        if out_path is not None:
+            t0 = time.perf_counter()
+            gpkg_tmp = temporary_sibling(out_path, "gpkg")
+            temporaries.append(gpkg_tmp)
+            polygons = _vectorize(
+                classes_tmp, gpkg_tmp, run.model.card.classes, options, provenance
+            )
+            finished.append((gpkg_tmp, out_path))
+            timings["vectorize"] = time.perf_counter() - t0
+        for tmp, final in finished:
+            tmp.replace(final)
+        if raster_path is not None:
+            write_category_sidecar(raster_path, run.model.card.classes)
+    finally:
+        for tmp in temporaries:
+            remove_with_sidecars(tmp)
+    timings["total"] = time.perf_counter() - start
+    return PredictResult(
+        gpkg=out_path,
+        raster=raster_path,
+        model=run.model.source,
+        bands=run.bands,
+        tiles=len(run.plan),
+        class_pixels=class_pixels,
+        timings=timings,
+        resampled=run.grid != scene_grid(run.scene),
+        polygons=polygons,
+    )
+
+
+def _classify(
+    run: PreparedRun,
+    device: Any,
+    path: Path,
+    provenance: str,
+    options: PredictOptions,
+    progress: ProgressCallback | None,
+    timings: dict[str, float],
+) -> Any:
+    """Stream the tiles of ``run`` through the model into a class raster at ``path``."""
+    predictor = Predictor(run.model, run.stats, device)
+    plan = run.plan
+    shape = chip_shape(plan.height, plan.width, plan.tile_size, tile_multiple(run.model))
+    done = 0
+    read_s = model_s = write_s = 0.0
+    with (
+        SceneReader(run.scene, run.bands, run.grid) as reader,
+        ClassRasterWriter(
+            path, run.scene.crs, run.grid, run.model.card.classes, provenance
+        ) as writer,
+    ):
+        strips = reader.strips(plan)
+        for i, (rows, _) in enumerate(plan.row_spans):
+            t0 = time.perf_counter()
+            strip = next(strips)
+            read_s += time.perf_counter() - t0
+            tiles = [t for t in plan if t.row == i]
+            chips = [
+                Chips(*_chip(strip.data, strip.valid, t.cols.start, t.cols.stop, shape))
+                for t in tiles
+            ]
+            t0 = time.perf_counter()
+            classes = [
+                c for batch in batched(chips, options.batch_size) for c in predictor.classify(batch)
+            ]
+            model_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            writer.write(
+                join_row(
+                    [core_patch(t, c) for t, c in zip(tiles, classes, strict=True)], plan.width
+                )
+            )
+            write_s += time.perf_counter() - t0
+            done += len(tiles)
+            if progress is not None:
+                progress(done, len(plan))
+            del rows
+    timings.update({"read": read_s, "model": model_s, "write_classes": write_s})
+    return writer.counts
+
+
+def _chip(data: Any, valid: Any, start: int, stop: int, shape: tuple[int, int]) -> tuple[Any, Any]:
+    chip, mask = pad_chip(data[:, :, start:stop], valid[:, start:stop], shape)
+    return chip[None], mask[None]
+
+
+def _vectorize(
+    classes_path: Path,
+    gpkg_path: Path,
+    classes: tuple[ClassInfo, ...],
+    options: PredictOptions,
+    provenance: Provenance,
+) -> int:
+    from geoseg.vectorize import vectorize_raster
+
+    result = vectorize_raster(
+        classes_path,
+        gpkg_path,
+        classes=classes,
+        min_area_m2=options.min_area_m2,
+        simplify_m=options.simplify_m,
+        dst_crs=options.dst_crs,
+        overwrite=True,
+        provenance=provenance,
+    )
+    return int(getattr(result, "polygons", 0))
+
+
+def with_options(options: PredictOptions, **changes: Any) -> PredictOptions:
+    """Copy of ``options`` with some fields replaced."""
+    return replace(options, **changes)
