@@ -134,8 +134,9 @@ def _to_device(data: np.ndarray, device: torch.device) -> torch.Tensor:
 def chip_shape(plan_height: int, plan_width: int, tile_size: int, multiple: int) -> tuple[int, int]:
     """Shape every chip of a plan is padded to.
 
-    That is the tile, clipped to the scene, rounded up to the architecture's multiple. Chips are padded only as far as the architecture needs, so a model without size constraints
-    sees each tile exactly as it lies in the scene.
+    That is the tile, clipped to the scene, rounded up to the architecture's multiple. Chips are
+    padded only as far as the architecture needs, so a model without size constraints sees each
+    tile exactly as it lies in the scene.
     """
 
     def up(value: int) -> int:

@@ -27,12 +27,23 @@ def check_output_path(path: Path, overwrite: bool) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output folder {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _can_create_in(parent):
         raise OutputError(f"output folder {parent} is not writable")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder, not a file")
     if path.exists() and not overwrite:
         raise OutputError(f"output {path} exists: pass --overwrite to replace it")
+
+
+def _can_create_in(folder: Path) -> bool:
+    # os.access says yes to root on read-only mounts and permission-less folders; try for real
+    probe = folder / f".geoseg-write-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError:
+        return False
+    probe.unlink()
+    return True
 
 
 def temporary_sibling(path: Path, tag: str = "tmp") -> Path:

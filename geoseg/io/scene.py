@@ -165,7 +165,7 @@ def ground_sample_distance(crs: CRS, transform: Affine, width: int, height: int)
         from pyproj import Geod
 
         geod = Geod(ellps="WGS84")
-        lon, lat = transform * (width / 2, height / 2)
+        lon, lat = transform @ (width / 2, height / 2)
         lat = max(min(lat, 89.0), -89.0)
         _, _, dx = geod.inv(lon, lat, lon + xres, lat)
         _, _, dy = geod.inv(lon, lat, lon, lat + yres if lat + yres <= 90 else lat - yres)

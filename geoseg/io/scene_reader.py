@@ -58,7 +58,7 @@ def resampled_grid(scene: Scene, factor: float) -> Grid:
     """The scene's extent with pixels ``factor`` times larger (``factor < 1`` upsamples)."""
     width = max(1, math.ceil(scene.width / factor))
     height = max(1, math.ceil(scene.height / factor))
-    return Grid(scene.transform * Affine.scale(factor), width, height)
+    return Grid(scene.transform @ Affine.scale(factor), width, height)
 
 
 @dataclass(frozen=True)
