@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import write_raster
+
 from geoseg.cli import main
 from geoseg.errors import (
     BandMappingError,

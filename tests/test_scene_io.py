@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import make_card, save_fake_model, write_raster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_card, save_fake_model, write_raster
 from geoseg.io.scene import open_scene
 from geoseg.io.scene_reader import SceneReader
 from geoseg.pipeline import PredictOptions, predict
