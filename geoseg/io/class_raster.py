@@ -17,6 +17,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ class ClassRaster:
     provenance: str | None = None
 
 
-def open_class_raster(path: str | Path) -> ClassRaster:
+def open_class_raster(path: str | PathLike[str]) -> ClassRaster:
     """Open a class raster, check it can be vectorized and describe it.
 
     Raises
@@ -210,7 +211,7 @@ def read_decimated(raster: ClassRaster, max_pixels: int = 2_000_000) -> np.ndarr
     return normalise_block(data, raster.nodata)
 
 
-def read_classes_file(path: str | Path) -> tuple[ClassInfo, ...]:
+def read_classes_file(path: str | PathLike[str]) -> tuple[ClassInfo, ...]:
     """Read classes from a YAML or JSON file.
 
     The file holds a list of ``{id, name, color}`` mappings, or a mapping with such a list under

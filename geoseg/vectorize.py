@@ -1,0 +1,858 @@
+"""Vectorize a class raster: sieve, polygonize in blocks, simplify as a coverage, measure, write.
+
+The result is a planar partition of the raster's valid area: every polygon is valid, no two
+overlap, together they cover every valid pixel and nothing over nodata. How each step keeps that:
+
+* **Sieve** (:func:`rasterio.features.sieve`, 4-connected) merges specks smaller than
+  ``min_area_m2`` into their largest neighbour. Nodata is masked out, so it is never merged into a
+  class and no class grows into it. Each block is sieved with a halo of neighbouring pixels, so a
+  speck on a block edge is seen whole.
+* **Polygonize** (:func:`rasterio.features.shapes`, 4-connected) runs block by block in *pixel
+  coordinates*: every vertex is an integer, so pieces of one polygon cut by a block edge share
+  exactly equal seam coordinates and their union is exact. Only pieces touching an internal seam
+  are kept for merging; all others are final as soon as their block is done, which bounds memory.
+* **Simplify** (:func:`shapely.coverage_simplify`) runs on each block's polygons as one coverage,
+  with ``simplify_boundary=False``: edges between two classes are simplified once for both sides
+  (no gaps or slivers), while the coverage's boundary (block edges and edges against nodata) is
+  kept. Keeping block edges makes seams merge exactly; keeping nodata edges guarantees that no
+  polygon reaches over nodata and that the valid area is covered exactly. Edges are first split
+  at every pixel corner so that neighbouring polygons share vertices, which the coverage
+  algorithms require.
+* **Area** is the true ground area on the CRS's ellipsoid (see :func:`ground_area_m2`), right for
+  geographic CRSs and for projections that distort area.
+
+Geometry stays in the raster's CRS unless ``dst_crs`` asks for a reprojection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import CRSError
+from rasterio.features import shapes, sieve
+from rasterio.windows import Window
+
+from geoseg.errors import VectorizeError
+from geoseg.io.atomic import check_output_path
+from geoseg.io.class_raster import (
+    NODATA,
+    BlockReader,
+    block_reader,
+    colour_for,
+    open_class_raster,
+    read_classes_file,
+)
+from geoseg.io.geopackage import write_landcover
+from geoseg.models.card import ClassInfo
+from geoseg.provenance import Provenance
+from geoseg.styles import landcover_style
+
+logger = logging.getLogger(__name__)
+
+#: Default minimum mapping unit: 0.25 ha, 25 Sentinel-2 pixels (Urban Atlas uses the same MMU).
+DEFAULT_MIN_AREA_M2 = 2500.0
+#: Default simplification tolerance: one 10 m pixel, which turns pixel staircases into lines.
+DEFAULT_SIMPLIFY_M = 10.0
+#: Default processing block side in pixels (memory per block is a few tens of MB).
+DEFAULT_BLOCK_SIZE = 2048
+#: Layer name of the delivered GeoPackage.
+LAYER = "landcover"
+#: Largest halo (pixels) read around a block for sieving; see :func:`_halo`.
+MAX_HALO = 256
+#: Longest segment (metres) used when measuring areas of projected geometry on the ellipsoid.
+_AREA_SEGMENT_M = 1000.0
+
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Polygons:
+    """Vectorized classes in a CRS, with their ground areas.
+
+    Parameters
+    ----------
+    geometries : np.ndarray
+        Shapely polygons (object array).
+    class_ids : np.ndarray
+        Class id of each polygon (int).
+    area_m2 : np.ndarray
+        Ground area of each polygon in square metres (float).
+    crs : rasterio.crs.CRS
+        CRS of ``geometries``.
+    valid_pixels : int
+        Valid (non-nodata) pixels after sieving.
+    sieve_pixels : int
+        Sieve threshold used at the raster's centre, in pixels (regions smaller are merged).
+    timings_s : Mapping[str, float]
+        Seconds spent per step.
+    """
+
+    geometries: np.ndarray
+    class_ids: np.ndarray
+    area_m2: np.ndarray
+    crs: CRS
+    valid_pixels: int
+    sieve_pixels: int
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VectorizeResult:
+    """What :func:`vectorize_raster` wrote.
+
+    Parameters
+    ----------
+    path : Path
+        The GeoPackage.
+    layer : str
+        Its polygon layer.
+    crs : str
+        CRS of the geometry (``EPSG:n`` where it has one, else WKT).
+    classes : tuple of ClassInfo
+        Classes named in the layer and its style, by id.
+    polygon_count : int
+        Features written.
+    polygons_per_class : Mapping[int, int]
+        Features per class id (every class in ``classes``, zero if absent).
+    area_m2_per_class : Mapping[int, float]
+        Ground area per class id, square metres.
+    min_area_m2, simplify_m : float
+        The sieve and simplification settings used.
+    sieve_pixels : int
+        ``min_area_m2`` in pixels at the raster's centre.
+    block_size : int
+        Processing block side, pixels.
+    timings_s : Mapping[str, float]
+        Seconds per step (``read``, ``sieve``, ``polygonize``, ``simplify``, ``merge``, ``area``,
+        ``reproject``, ``write``) and ``total``.
+    """
+
+    path: Path
+    layer: str
+    crs: str
+    classes: tuple[ClassInfo, ...]
+    polygon_count: int
+    polygons_per_class: Mapping[int, int]
+    area_m2_per_class: Mapping[int, float]
+    min_area_m2: float
+    simplify_m: float
+    sieve_pixels: int
+    block_size: int
+    timings_s: Mapping[str, float]
+
+    @property
+    def total_area_m2(self) -> float:
+        """Ground area of all polygons, square metres."""
+        return float(sum(self.area_m2_per_class.values()))
+
+
+def vectorize_raster(
+    raster_path: str | PathLike[str],
+    out_path: str | PathLike[str],
+    *,
+    classes: Sequence[ClassInfo] | str | PathLike[str] | None = None,
+    min_area_m2: float = DEFAULT_MIN_AREA_M2,
+    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    dst_crs: str | CRS | None = None,
+    overwrite: bool = False,
+    provenance: Provenance | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: ProgressCallback | None = None,
+) -> VectorizeResult:
+    """Vectorize a class raster into a styled GeoPackage layer ``landcover``.
+
+    Parameters
+    ----------
+    raster_path : path-like
+        Single-band integer class raster with a CRS (geoseg's own: uint8, nodata 255).
+    out_path : path-like
+        GeoPackage to write (atomically: nothing is left behind on failure).
+    classes : sequence of ClassInfo, path-like or None
+        Class names and colours. ``None`` takes them from the raster (its ``GEOSEG_CLASSES`` tag,
+        else GDAL category names, else generic names coloured by its colour table). A sequence
+        or a YAML/JSON classes file must name every value found in the raster.
+    min_area_m2 : float
+        Regions smaller than this ground area are merged into their largest neighbour before
+        polygonizing; 0 keeps every pixel.
+    simplify_m : float
+        Coverage simplification tolerance in metres; 0 keeps the exact pixel outlines.
+    dst_crs : str, CRS or None
+        Reproject the polygons to this CRS on purpose; ``None`` keeps the raster's CRS.
+    overwrite : bool
+        Replace an existing ``out_path``.
+    provenance : Provenance or None
+        Provenance of the run (model, input ...); the vectorize settings are added to it. When
+        ``None``, the raster's own ``GEOSEG_PROVENANCE`` tag is used if present.
+    block_size : int
+        Side of the processing blocks, pixels; bounds memory, not the result's topology.
+    progress : callable or None
+        Called with the fraction of blocks done (0-1).
+
+    Returns
+    -------
+    VectorizeResult
+        Counts, per-class areas and timings.
+
+    Raises
+    ------
+    VectorizeError
+        If the raster is not a single-band integer raster with a CRS, a parameter is out of range,
+        or the classes do not name every raster value.
+    OutputError
+        If ``out_path`` exists without ``overwrite`` or cannot be written.
+    """
+    start = time.perf_counter()
+    _check_parameters(min_area_m2, simplify_m, block_size)
+    out = Path(out_path)
+    check_output_path(out, overwrite)
+    target_crs = _parse_crs(dst_crs)
+    raster = open_class_raster(raster_path)
+    declared, strict = _declared_classes(classes, raster.classes)
+    allowed = frozenset(c.id for c in declared) if strict else None
+
+    with block_reader(raster) as read:
+        polygons = vectorize_blocks(
+            read,
+            raster.width,
+            raster.height,
+            raster.transform,
+            raster.crs,
+            min_area_m2=min_area_m2,
+            simplify_m=simplify_m,
+            block_size=block_size,
+            allowed_ids=allowed,
+            progress=progress,
+        )
+    timings = dict(polygons.timings_s)
+    present = {int(v) for v in np.unique(polygons.class_ids)}
+    resolved = _resolve_classes(declared, present, raster.colormap, raster.path)
+
+    geometries = polygons.geometries
+    out_crs = raster.crs
+    if target_crs is not None:
+        t0 = time.perf_counter()
+        geometries = reproject(geometries, raster.crs, target_crs)
+        out_crs = target_crs
+        timings["reproject"] = time.perf_counter() - t0
+
+    names_by_id = {c.id: c.name for c in resolved}
+    class_names = np.array([names_by_id[int(i)] for i in polygons.class_ids], dtype=object)
+    parameters = {
+        "min_area_m2": min_area_m2,
+        "simplify_m": simplify_m,
+        "block_size": block_size,
+        "sieve_pixels": polygons.sieve_pixels,
+        "dst_crs": None if target_crs is None else crs_label(target_crs),
+    }
+    prov = _provenance(provenance, raster.provenance, raster.path, parameters)
+    t0 = time.perf_counter()
+    write_landcover(
+        out,
+        geometries,
+        polygons.class_ids,
+        class_names,
+        polygons.area_m2,
+        crs_label(out_crs),
+        layer=LAYER,
+        style=landcover_style(resolved, LAYER),
+        metadata={
+            "GEOSEG_PROVENANCE": prov.to_json(),
+            "GEOSEG_CLASSES": json.dumps([c.__dict__ for c in resolved]),
+        },
+        description=f"Land cover vectorized by geoseg from {Path(raster.path).name}",
+        overwrite=overwrite,
+    )
+    timings["write"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - start
+
+    counts = np.bincount(polygons.class_ids.astype(np.int64), minlength=NODATA)
+    areas = np.bincount(
+        polygons.class_ids.astype(np.int64), weights=polygons.area_m2, minlength=NODATA
+    )
+    result = VectorizeResult(
+        path=out,
+        layer=LAYER,
+        crs=crs_label(out_crs),
+        classes=resolved,
+        polygon_count=len(geometries),
+        polygons_per_class={c.id: int(counts[c.id]) for c in resolved},
+        area_m2_per_class={c.id: float(areas[c.id]) for c in resolved},
+        min_area_m2=float(min_area_m2),
+        simplify_m=float(simplify_m),
+        sieve_pixels=polygons.sieve_pixels,
+        block_size=block_size,
+        timings_s=timings,
+    )
+    logger.info(
+        "vectorized %s: %d polygons, %.0f m2, %.1f s",
+        raster.path,
+        result.polygon_count,
+        result.total_area_m2,
+        timings["total"],
+    )
+    return result
+
+
+def vectorize_array(
+    labels: np.ndarray,
+    transform: Affine,
+    crs: CRS | str,
+    *,
+    nodata: int | None = NODATA,
+    min_area_m2: float = DEFAULT_MIN_AREA_M2,
+    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> Polygons:
+    """Vectorize an in-memory label array (same algorithm as :func:`vectorize_raster`).
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        2-D integer class ids.
+    transform : affine.Affine
+        Pixel-to-CRS transform of ``labels``.
+    crs : CRS or str
+        CRS of ``transform``.
+    nodata : int or None
+        Value marking pixels without a class.
+    min_area_m2, simplify_m, block_size
+        As for :func:`vectorize_raster`.
+
+    Returns
+    -------
+    Polygons
+        Polygons in ``crs`` with class ids and ground areas.
+    """
+    from geoseg.io.class_raster import normalise_block
+
+    _check_parameters(min_area_m2, simplify_m, block_size)
+    if labels.ndim != 2:
+        raise VectorizeError(f"labels must be 2-D, got shape {labels.shape}")
+    normalised = normalise_block(labels, nodata)
+
+    def read(window: Window) -> np.ndarray:
+        rows, cols = window.toslices()
+        block: np.ndarray = normalised[rows, cols]
+        return block
+
+    return vectorize_blocks(
+        read,
+        labels.shape[1],
+        labels.shape[0],
+        transform,
+        _parse_crs(crs) or CRS.from_user_input(crs),
+        min_area_m2=min_area_m2,
+        simplify_m=simplify_m,
+        block_size=block_size,
+    )
+
+
+def vectorize_blocks(
+    read: BlockReader,
+    width: int,
+    height: int,
+    transform: Affine,
+    crs: CRS,
+    *,
+    min_area_m2: float,
+    simplify_m: float,
+    block_size: int,
+    allowed_ids: frozenset[int] | None = None,
+    progress: ProgressCallback | None = None,
+) -> Polygons:
+    """Sieve, polygonize, simplify and measure a raster read block by block.
+
+    Parameters
+    ----------
+    read : callable
+        Returns the normalised block (uint8, 255 = nodata) for a window.
+    width, height : int
+        Raster size, pixels.
+    transform : affine.Affine
+        Pixel-to-CRS transform.
+    crs : CRS
+        The raster's CRS.
+    min_area_m2, simplify_m, block_size
+        As for :func:`vectorize_raster`.
+    allowed_ids : frozenset of int or None
+        If given, a class value outside it raises :class:`VectorizeError` at the first block
+        holding it.
+    progress : callable or None
+        Called with the fraction of blocks done.
+
+    Returns
+    -------
+    Polygons
+        Polygons in ``crs``.
+    """
+    timings: dict[str, float] = defaultdict(float)
+    centre_area = pixel_area_m2(crs, transform, width / 2, height / 2)
+    tolerance_px = simplify_m / math.sqrt(centre_area) if simplify_m > 0 else 0.0
+    geographic = _pyproj_crs(crs).is_geographic
+    centre_sieve = sieve_threshold(min_area_m2, centre_area)
+    halo = _halo(centre_sieve)
+
+    final_geoms: list[np.ndarray] = []
+    final_ids: list[np.ndarray] = []
+    final_areas: list[np.ndarray] = []
+    seam_geoms: list[np.ndarray] = []
+    seam_ids: list[np.ndarray] = []
+    seam_blocks: list[np.ndarray] = []
+    valid_pixels = 0
+    blocks = [
+        Window(col, row, min(block_size, width - col), min(block_size, height - row))
+        for row in range(0, height, block_size)
+        for col in range(0, width, block_size)
+    ]
+    for index, core in enumerate(blocks):
+        # ground pixel area varies with latitude in geographic CRSs: measure it per block
+        threshold = (
+            sieve_threshold(
+                min_area_m2,
+                pixel_area_m2(
+                    crs, transform, core.col_off + core.width / 2, core.row_off + core.height / 2
+                ),
+            )
+            if geographic
+            else centre_sieve
+        )
+        labels, n_valid = _sieved_core(read, core, width, height, threshold, halo, timings)
+        if progress is not None:
+            progress((index + 1) / len(blocks))
+        if n_valid == 0:
+            continue
+        valid_pixels += n_valid
+        if allowed_ids is not None:
+            _check_allowed(labels, allowed_ids)
+        geoms, ids = _polygonize_block(labels, core, tolerance_px, timings)
+        seam = _touches_internal_seam(geoms, core, width, height)
+        if seam.any():
+            seam_geoms.append(geoms[seam])
+            seam_ids.append(ids[seam])
+            seam_blocks.append(np.full(int(seam.sum()), index))
+        keep = ~seam
+        if keep.any():
+            crs_geoms = to_crs_coordinates(geoms[keep], transform)
+            t0 = time.perf_counter()
+            final_areas.append(ground_area_m2(crs_geoms, crs))
+            timings["area"] += time.perf_counter() - t0
+            final_geoms.append(crs_geoms)
+            final_ids.append(ids[keep])
+
+    if seam_geoms:
+        t0 = time.perf_counter()
+        merged, merged_ids = merge_seam_pieces(
+            np.concatenate(seam_geoms), np.concatenate(seam_ids), np.concatenate(seam_blocks)
+        )
+        timings["merge"] += time.perf_counter() - t0
+        crs_geoms = to_crs_coordinates(merged, transform)
+        t0 = time.perf_counter()
+        final_areas.append(ground_area_m2(crs_geoms, crs))
+        timings["area"] += time.perf_counter() - t0
+        final_geoms.append(crs_geoms)
+        final_ids.append(merged_ids)
+
+    geometries = np.concatenate(final_geoms) if final_geoms else np.empty(0, dtype=object)
+    class_ids = np.concatenate(final_ids) if final_ids else np.empty(0, dtype=np.int64)
+    areas = np.concatenate(final_areas) if final_areas else np.empty(0, dtype=np.float64)
+    return Polygons(
+        geometries=geometries,
+        class_ids=class_ids.astype(np.int64),
+        area_m2=areas,
+        crs=crs,
+        valid_pixels=valid_pixels,
+        sieve_pixels=centre_sieve,
+        timings_s=dict(timings),
+    )
+
+
+def sieve_threshold(min_area_m2: float, pixel_area: float) -> int:
+    """Smallest region size in pixels that survives sieving (1 means no sieving).
+
+    >>> sieve_threshold(2500.0, 100.0)
+    25
+    >>> sieve_threshold(2500.0, 50_000_000.0)
+    1
+    """
+    if min_area_m2 <= 0 or pixel_area <= 0:
+        return 1
+    return max(1, math.ceil(min_area_m2 / pixel_area - 1e-9))
+
+
+def _halo(threshold: int) -> int:
+    """Halo (pixels) read around a block so specks on its edge are sieved as a whole.
+
+    A region of fewer than ``threshold`` pixels lies within ``threshold`` pixels of any of its
+    pixels, so a halo of ``threshold`` shows it whole; a larger region crossing the halo's edge
+    shows at least ``threshold`` pixels and is left alone. The halo is capped at
+    :data:`MAX_HALO` to bound the work; only one-pixel-thin regions longer than the cap can then
+    be judged on their visible part.
+    """
+    return 0 if threshold <= 1 else min(threshold + 1, MAX_HALO)
+
+
+def _sieved_core(
+    read: BlockReader,
+    core: Window,
+    width: int,
+    height: int,
+    threshold: int,
+    halo: int,
+    timings: dict[str, float],
+) -> tuple[np.ndarray, int]:
+    """Read ``core`` (with a halo when sieving), sieve, and return the core and its valid count."""
+    t0 = time.perf_counter()
+    col0 = max(0, int(core.col_off) - halo)
+    row0 = max(0, int(core.row_off) - halo)
+    col1 = min(width, int(core.col_off + core.width) + halo)
+    row1 = min(height, int(core.row_off + core.height) + halo)
+    window = Window(col0, row0, col1 - col0, row1 - row0)
+    data = read(window)
+    timings["read"] += time.perf_counter() - t0
+    r = int(core.row_off) - row0
+    c = int(core.col_off) - col0
+    core_slice = (slice(r, r + int(core.height)), slice(c, c + int(core.width)))
+    if not (data[core_slice] != NODATA).any():
+        return data[core_slice], 0
+    if threshold > 1:
+        t0 = time.perf_counter()
+        valid = data != NODATA
+        # masked (nodata) pixels are neither merged nor merged into: nodata stays exactly nodata
+        data = sieve(data, threshold, mask=valid, connectivity=4)
+        timings["sieve"] += time.perf_counter() - t0
+    labels = np.ascontiguousarray(data[core_slice])
+    return labels, int((labels != NODATA).sum())
+
+
+def _check_allowed(labels: np.ndarray, allowed: frozenset[int]) -> None:
+    present = np.flatnonzero(np.bincount(labels.ravel(), minlength=NODATA + 1)[:NODATA])
+    unknown = sorted(set(present.tolist()) - allowed)
+    if unknown:
+        raise VectorizeError(
+            f"class raster holds values {unknown} that the classes do not name "
+            f"(classes have ids {sorted(allowed)}): pass a matching classes file"
+        )
+
+
+def _polygonize_block(
+    labels: np.ndarray, core: Window, tolerance_px: float, timings: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons of one block in global pixel coordinates, simplified as one coverage."""
+    t0 = time.perf_counter()
+    offset = Affine.translation(int(core.col_off), int(core.row_off))
+    pairs = list(shapes(labels, mask=labels != NODATA, connectivity=4, transform=offset))
+    geoms = np.array([shapely.geometry.shape(g) for g, _ in pairs], dtype=object)
+    ids = np.array([int(v) for _, v in pairs], dtype=np.int64)
+    timings["polygonize"] += time.perf_counter() - t0
+    if tolerance_px > 0 and len(geoms):
+        t0 = time.perf_counter()
+        # GDAL emits a vertex only where an outline turns; coverage algorithms need neighbours to
+        # share vertices, so put one at every pixel corner (all edges are axis-aligned, integer).
+        geoms = shapely.segmentize(geoms, 1.0)
+        geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
+        geoms, ids = make_valid_polygons(geoms, ids)
+        timings["simplify"] += time.perf_counter() - t0
+    return geoms, ids
+
+
+def _touches_internal_seam(geoms: np.ndarray, core: Window, width: int, height: int) -> np.ndarray:
+    """Which polygons reach an edge of ``core`` that is not the raster's own edge."""
+    if not len(geoms):
+        return np.zeros(0, dtype=bool)
+    xmin, ymin, xmax, ymax = shapely.bounds(geoms).T
+    c0, r0 = int(core.col_off), int(core.row_off)
+    c1, r1 = c0 + int(core.width), r0 + int(core.height)
+    seam: np.ndarray = (
+        ((xmin == c0) & (c0 > 0))
+        | ((xmax == c1) & (c1 < width))
+        | ((ymin == r0) & (r0 > 0))
+        | ((ymax == r1) & (r1 < height))
+    )
+    return seam
+
+
+def merge_seam_pieces(
+    geoms: np.ndarray, class_ids: np.ndarray, block_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union the pieces of polygons cut by block seams.
+
+    Pieces of one class from different blocks that share a stretch of boundary (not just a
+    corner, which 4-connectivity does not join) belong to one polygon; connected groups are
+    found with a union-find over those pairs and each group is unioned once.
+
+    Parameters
+    ----------
+    geoms : np.ndarray
+        Pieces in pixel coordinates (exact integer seam vertices).
+    class_ids : np.ndarray
+        Class of each piece.
+    block_ids : np.ndarray
+        Block each piece came from.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        Merged polygons and their class ids.
+    """
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    candidate = (left < right) & (class_ids[left] == class_ids[right])
+    candidate &= block_ids[left] != block_ids[right]
+    left, right = left[candidate], right[candidate]
+    shares_edge = shapely.relate_pattern(geoms[left], geoms[right], "F***1****")
+    parent = np.arange(len(geoms))
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = int(parent[root])
+        while parent[i] != root:  # path compression keeps later finds short
+            parent[i], i = root, int(parent[i])
+        return root
+
+    for a, b in zip(left[shares_edge].tolist(), right[shares_edge].tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(i) for i in range(len(geoms))], dtype=np.int64)
+    order = np.argsort(roots, kind="stable")
+    boundaries = np.flatnonzero(np.diff(roots[order])) + 1
+    out_geoms: list[Any] = []
+    out_ids: list[int] = []
+    for group in np.split(order, boundaries):
+        if len(group) == 1:
+            parts = [geoms[group[0]]]
+        else:
+            parts = list(shapely.get_parts(shapely.union_all(geoms[group])))
+        out_geoms.extend(parts)
+        out_ids.extend([int(class_ids[group[0]])] * len(parts))
+    merged = np.empty(len(out_geoms), dtype=object)
+    merged[:] = out_geoms
+    return merged, np.array(out_ids, dtype=np.int64)
+
+
+def make_valid_polygons(geoms: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Repair invalid geometries and explode to non-empty single polygons, keeping their ids."""
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        logger.debug("repairing %d invalid polygons", int(invalid.sum()))
+        geoms = geoms.copy()
+        geoms[invalid] = shapely.make_valid(geoms[invalid], method="structure")
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    polygonal = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
+    polygonal &= ~shapely.is_empty(parts)
+    return parts[polygonal], ids[index[polygonal]]
+
+
+def to_crs_coordinates(geoms: np.ndarray, transform: Affine) -> np.ndarray:
+    """Map pixel-coordinate geometries through ``transform`` (shared vertices stay shared)."""
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+
+    def apply(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack((a * x + b * y + c, d * x + e * y + f))
+
+    result: np.ndarray = shapely.transform(geoms, apply)
+    return result
+
+
+def reproject(geoms: np.ndarray, src_crs: CRS, dst_crs: CRS) -> np.ndarray:
+    """Transform polygons vertex by vertex to ``dst_crs`` and repair any made invalid.
+
+    Shared vertices map to equal coordinates, so the partition survives the transformation.
+    """
+    from pyproj import Transformer
+
+    transformer = Transformer.from_crs(_pyproj_crs(src_crs), _pyproj_crs(dst_crs), always_xy=True)
+
+    def apply(xy: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack((x, y))
+
+    moved: np.ndarray = shapely.transform(geoms, apply)
+    invalid = ~shapely.is_valid(moved)
+    if invalid.any():
+        moved = moved.copy()
+        moved[invalid] = shapely.make_valid(moved[invalid], method="structure")
+    return moved
+
+
+def ground_area_m2(geoms: np.ndarray, crs: CRS) -> np.ndarray:
+    """True ground area of each polygon on the ellipsoid of ``crs``, square metres.
+
+    A polygon's edges are straight lines *in its CRS* (as GIS software draws them), so in a
+    geographic CRS an edge along a pixel row follows a parallel, not a geodesic. The area is
+    therefore integrated exactly for such edges rather than with geodesic edges: by Green's
+    theorem on the ellipsoid, a ring encloses ``a**2 / 2 * |sum(q(lat) dlon)|`` where ``q`` is
+    the authalic-latitude function. The sum is exact along parallels and meridians (every edge of
+    a pixel outline in a geographic CRS) and its trapezoid error on the short diagonal edges left
+    by simplification is negligible. Projected geometry is split into segments of at most 1 km
+    before its vertices are taken to longitude/latitude, so curved images of straight edges are
+    followed too. Vectorized over all vertices; cross-checked against :class:`pyproj.Geod` in
+    the tests.
+
+    Parameters
+    ----------
+    geoms : np.ndarray
+        Polygons in ``crs`` (geographic CRSs in degrees).
+    crs : CRS
+        Their CRS.
+
+    Returns
+    -------
+    np.ndarray
+        Areas (float64), one per geometry.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    if not len(geoms):
+        return np.zeros(0)
+    pcrs = _pyproj_crs(crs)
+    geod = pcrs.get_geod()
+    if geod is None:
+        raise VectorizeError(f"CRS {crs_label(crs)} has no ellipsoid: ground areas are undefined")
+    if not pcrs.is_geographic:
+        from pyproj import Transformer
+
+        unit = pcrs.axis_info[0].unit_conversion_factor or 1.0
+        geoms = shapely.segmentize(geoms, _AREA_SEGMENT_M / unit)
+        to_lonlat = Transformer.from_crs(pcrs, pcrs.geodetic_crs, always_xy=True)
+
+        def apply(xy: np.ndarray) -> np.ndarray:
+            lon, lat = to_lonlat.transform(xy[:, 0], xy[:, 1])
+            return np.column_stack((lon, lat))
+
+        geoms = shapely.transform(geoms, apply)
+    rings, owner = shapely.get_rings(geoms, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    lon = np.radians(coords[:, 0])
+    q = _authalic_q(np.sin(np.radians(coords[:, 1])), math.sqrt(geod.es))
+    same_ring = ring_of[1:] == ring_of[:-1]
+    # wrap so an edge crossing the antimeridian counts its short way round
+    dlon = (lon[1:] - lon[:-1] + math.pi) % (2 * math.pi) - math.pi
+    terms = np.where(same_ring, 0.5 * (q[1:] + q[:-1]) * dlon, 0.0)
+    ring_sum = np.bincount(ring_of[:-1], weights=terms, minlength=len(rings))
+    ring_area = np.abs(ring_sum) * geod.a**2 / 2.0
+    exterior = np.ones(len(rings), dtype=bool)
+    exterior[1:] = owner[1:] != owner[:-1]
+    signed = np.where(exterior, ring_area, -ring_area)
+    area: np.ndarray = np.bincount(owner, weights=signed, minlength=len(geoms))
+    return area
+
+
+def _authalic_q(sin_lat: np.ndarray, e: float) -> np.ndarray:
+    """``q(lat)``: twice the area from the equator to ``lat`` per radian, in units of ``a**2``."""
+    if e < 1e-12:
+        result: np.ndarray = 2.0 * sin_lat
+        return result
+    es = e * e
+    result = (1 - es) * (sin_lat / (1 - es * sin_lat**2) + np.arctanh(e * sin_lat) / e)
+    return result
+
+
+def pixel_area_m2(crs: CRS, transform: Affine, col: float, row: float) -> float:
+    """Ground area of the pixel whose corner is nearest ``(col, row)``, square metres."""
+    c, r = math.floor(col), math.floor(row)
+    corners = [transform * (c + dx, r + dy) for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))]
+    if _pyproj_crs(crs).is_geographic:
+        # keep the pixel on the globe at the poles
+        corners = [(x, max(-90.0, min(90.0, y))) for x, y in corners]
+    return float(ground_area_m2(np.array([shapely.Polygon(corners)], dtype=object), crs)[0])
+
+
+def crs_label(crs: CRS) -> str:
+    """``EPSG:n`` when the CRS is exactly an EPSG one, else its WKT."""
+    code = crs.to_epsg()
+    return f"EPSG:{code}" if code else str(crs.to_wkt())
+
+
+def _pyproj_crs(crs: CRS | str) -> Any:
+    from pyproj import CRS as ProjCRS
+
+    return ProjCRS.from_user_input(crs.to_wkt() if isinstance(crs, CRS) else crs)
+
+
+def _parse_crs(value: str | CRS | None) -> CRS | None:
+    if value is None or isinstance(value, CRS):
+        return value
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as exc:
+        raise VectorizeError(
+            f"destination CRS {value!r} is not understood: use e.g. EPSG:4326 or a WKT/PROJ string"
+        ) from exc
+
+
+def _check_parameters(min_area_m2: float, simplify_m: float, block_size: int) -> None:
+    if not math.isfinite(min_area_m2) or min_area_m2 < 0:
+        raise VectorizeError(f"minimum area {min_area_m2} m2 must be >= 0 (0 turns sieving off)")
+    if not math.isfinite(simplify_m) or simplify_m < 0:
+        raise VectorizeError(
+            f"simplify tolerance {simplify_m} m must be >= 0 (0 turns simplification off)"
+        )
+    if block_size < 16:
+        raise VectorizeError(f"block size {block_size} must be at least 16 pixels")
+
+
+def _declared_classes(
+    classes: Sequence[ClassInfo] | str | PathLike[str] | None,
+    from_raster: tuple[ClassInfo, ...] | None,
+) -> tuple[tuple[ClassInfo, ...], bool]:
+    """Classes asked for and whether raster values outside them are an error."""
+    if classes is None:
+        return (from_raster or ()), False
+    if isinstance(classes, str | PathLike):
+        return read_classes_file(classes), True
+    declared = tuple(classes)
+    ids = [c.id for c in declared]
+    if not declared or len(set(ids)) != len(ids):
+        raise VectorizeError(f"classes must be non-empty with unique ids, got ids {ids}")
+    return declared, True
+
+
+def _resolve_classes(
+    declared: tuple[ClassInfo, ...],
+    present: set[int],
+    colormap: Mapping[int, tuple[int, int, int]] | None,
+    name: str,
+) -> tuple[ClassInfo, ...]:
+    """Declared classes plus a generic class (colour-table colour) for any other present value."""
+    known = {c.id for c in declared}
+    extra = sorted(present - known)
+    if extra and declared:
+        logger.warning("class raster %s holds values %s its classes do not name", name, extra)
+    generic = tuple(ClassInfo(v, f"class {v}", colour_for(v, colormap)) for v in extra)
+    return tuple(sorted(declared + generic, key=lambda c: c.id))
+
+
+def _provenance(
+    given: Provenance | None, raster_tag: str | None, input_path: str, parameters: dict[str, Any]
+) -> Provenance:
+    """The run's provenance with the vectorize settings added under ``vectorize``."""
+    prov = given
+    if prov is None and raster_tag:
+        try:
+            data = json.loads(raster_tag)
+            prov = Provenance(
+                model_name=str(data.get("model_name", "")),
+                model_sha256=str(data.get("model_sha256", "")),
+                input_path=str(data.get("input_path", input_path)),
+                parameters=dict(data.get("parameters", {})),
+            )
+        except (ValueError, AttributeError, TypeError):
+            logger.warning("ignoring malformed provenance tag of %s", input_path)
+    if prov is None:
+        prov = Provenance(model_name="", model_sha256="", input_path=input_path)
+    return replace(prov, parameters={**dict(prov.parameters), "vectorize": parameters})
