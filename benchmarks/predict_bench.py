@@ -1,0 +1,167 @@
+"""Prediction benchmark: end-to-end throughput, stage times, peak RSS, and the model-only ceiling.
+
+Each scene is measured in a fresh Python process, so its peak RSS is its own. Prints a summary and
+writes JSON (``--json``) so runs can be compared.
+
+Usage::
+
+    .venv/bin/python benchmarks/scenes.py large --height 10000 --width 10000 --out /tmp/large.tif
+    .venv/bin/python benchmarks/predict_bench.py /tmp/large.tif --ceiling-tiles 8
+    # memory flat in scene height: two scenes of one width, the second twice as high
+    .venv/bin/python benchmarks/predict_bench.py /tmp/a.tif /tmp/a_double_height.tif
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Run one prediction in this process and return its figures."""
+    import numpy as np
+    import torch
+
+    from geoseg.inference import Chips, Predictor, chip_shape, resolve_device, tile_multiple
+    from geoseg.io.scene_reader import SceneReader
+    from geoseg.pipeline import PredictOptions, predict, prepare
+
+    model = None if args.model == "default" else args.model
+    options = PredictOptions(device=args.device, batch_size=args.batch_size)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    result = predict(
+        scene,
+        None if args.no_vectorize else out / "lc.gpkg",
+        model=model,
+        raster=out / "lc.tif",
+        options=options,
+        overwrite=True,
+    )
+    wall = time.perf_counter() - t0
+    record: dict[str, Any] = {
+        "scene": scene,
+        "model": result.model,
+        "device": str(resolve_device(args.device)),
+        "tiles": result.tiles,
+        "wall_s": wall,
+        "timings": result.timings,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_run_mb": before / 1024,
+        "polygons": result.polygons,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if args.ceiling_tiles:
+        # the model alone on real tiles of this scene, already in memory: no I/O at all
+        run = prepare(scene, model, options)
+        predictor = Predictor(run.model, run.stats, resolve_device(args.device))
+        h, w = chip_shape(
+            run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model)
+        )
+        with SceneReader(run.scene, run.bands, run.grid) as reader:
+            strip = next(reader.strips(run.plan))
+        starts = np.linspace(0, max(strip.data.shape[2] - w, 0), args.ceiling_tiles).astype(int)
+        chips = [
+            Chips(strip.data[None, :, :h, c : c + w], strip.valid[None, :h, c : c + w])
+            for c in starts
+        ]
+        chips = [c for c in chips if c.data.shape[2:] == (h, w)]
+        size = args.batch_size
+        batches = [
+            Chips(
+                np.concatenate([c.data for c in chips[i : i + size]]),
+                np.concatenate([c.valid for c in chips[i : i + size]]),
+            )
+            for i in range(0, len(chips), size)
+        ]
+        predictor.classify(batches[0])  # warm-up
+        t0 = time.perf_counter()
+        for batch in batches:
+            predictor.classify(batch)
+        seconds = time.perf_counter() - t0
+        record["ceiling"] = {"tiles": len(chips), "seconds": seconds}
+    return record
+
+
+def run_child(scene: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Measure one scene in a fresh process."""
+    with tempfile.TemporaryDirectory(prefix="geoseg-bench-") as out:
+        command = [sys.executable, __file__, "--child", out, str(scene), *args.passthrough]
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark run failed:\n{proc.stderr[-3000:]}")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    record: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        record["megapixels"] = src.width * src.height / 1e6
+        record["shape"] = [src.height, src.width, src.count]
+    record["megapixels_per_s"] = record["megapixels"] / record["wall_s"]
+    if "ceiling" in record:
+        # the model alone on every tile of the plan, extrapolated from the timed tiles
+        ceiling = record["ceiling"]
+        model_only_s = ceiling["seconds"] / ceiling["tiles"] * record["tiles"]
+        record["model_only_s"] = model_only_s
+        record["ceiling_megapixels_per_s"] = record["megapixels"] / model_only_s
+        record["pipeline_efficiency"] = model_only_s / record["wall_s"]
+    return record
+
+
+def report(records: list[dict[str, Any]]) -> None:
+    """Print the figures of each run."""
+    for r in records:
+        h, w, b = r["shape"]
+        print(
+            f"{r['scene']}: {h}x{w}x{b} ({r['megapixels']:.1f} Mpx), {r['model']} on {r['device']}"
+        )
+        print(
+            f"  end-to-end {r['megapixels_per_s']:.3f} Mpx/s in {r['wall_s']:.1f} s; peak RSS "
+            f"{r['peak_rss_mb']:.0f} MB ({r['rss_before_run_mb']:.0f} MB before the run)"
+        )
+        print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["timings"].items()))
+        if "ceiling" in r:
+            print(
+                f"  model alone (ceiling): {r['ceiling_megapixels_per_s']:.3f} Mpx/s, timed on "
+                f"{r['ceiling']['tiles']} in-memory tiles; pipeline efficiency "
+                f"{r['pipeline_efficiency']:.3f}"
+            )
+    if len(records) == 2:
+        a, b = records
+        print(
+            f"peak RSS ratio {b['peak_rss_mb'] / a['peak_rss_mb']:.3f} for "
+            f"{b['megapixels'] / a['megapixels']:.2f}x the pixels"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("scenes", nargs="+")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--no-vectorize", action="store_true")
+    parser.add_argument("--ceiling-tiles", type=int, default=0, help="time the model alone too")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(measure(args.scenes[0], args.child, args)))
+        return
+    args.passthrough = [a for a in sys.argv[1:] if a not in args.scenes]
+    records = [run_child(Path(s), args) for s in args.scenes]
+    report(records)
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=2))
+
+
+if __name__ == "__main__":
+    main()
