@@ -269,3 +269,156 @@ def info(model: str, as_json: bool) -> None:
             click.echo(f"\n{title}:")
             for key, value in section.items():
                 click.echo(f"  {key}: {value}")
+
+
+@main.command()
+@click.argument("raster", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="GeoPackage to write (layer 'landcover').",
+)
+@click.option(
+    "--classes",
+    "classes_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML/JSON list of {id, name, color} (default: from the raster).",
+)
+@click.option(
+    "--min-area",
+    type=float,
+    default=None,
+    help="Regions smaller than this (m2) merge into their neighbours [default: 2500].",
+)
+@click.option(
+    "--simplify",
+    type=float,
+    default=None,
+    help="Coverage simplification tolerance in metres, 0 for off [default: 10].",
+)
+@click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
+@handle_errors
+def vectorize(
+    raster: str,
+    out: Path,
+    classes_file: Path | None,
+    min_area: float | None,
+    simplify: float | None,
+    dst_crs: str | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Vectorize a class raster made elsewhere into a styled GeoPackage."""
+    _setup_logging(quiet)
+    from geoseg.vectorize import vectorize_raster
+
+    settings = {
+        k: v for k, v in (("min_area_m2", min_area), ("simplify_m", simplify)) if v is not None
+    }
+    result = vectorize_raster(
+        raster, out, classes=classes_file, dst_crs=dst_crs, overwrite=overwrite, **settings
+    )
+    log.info(
+        "wrote %s: %d polygons, %.1f km2",
+        result.path,
+        result.polygon_count,
+        result.total_area_m2 / 1e6,
+    )
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("overrides", nargs=-1)
+@click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
+@handle_errors
+def train(config: Path, overrides: tuple[str, ...], no_resume: bool, quiet: bool) -> None:
+    """Train a model from a CONFIG recipe, with optional key=value OVERRIDES."""
+    _setup_logging(quiet)
+    from geoseg.training import load_train_config
+    from geoseg.training import train as run_train
+
+    result = run_train(load_train_config(config, overrides), resume=not no_resume)
+    log.info("wrote model %s", result.model_path)
+
+
+@main.command()
+@click.argument("scene", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("labels", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--model",
+    "model",
+    default=None,
+    metavar="NAME|PATH",
+    help="Embedded model name or model file (default: the embedded default).",
+)
+@click.option(
+    "--label-map",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML mapping of label values to model classes (or 'ignore').",
+)
+@click.option("--label-column", default=None, help="Class column of vector labels.")
+@click.option("--bands", default=None, metavar="LIST", help="As for predict.")
+@click.option("--rows", default=None, metavar="START:STOP", help="Score only these pixel rows.")
+@click.option("--cols", default=None, metavar="START:STOP", help="Score only these pixel columns.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the metrics as JSON.",
+)
+@handle_errors
+def evaluate(
+    scene: str,
+    labels: str,
+    model: str | None,
+    label_map: Path | None,
+    label_column: str | None,
+    bands: str | None,
+    rows: str | None,
+    cols: str | None,
+    device: str,
+    json_path: Path | None,
+) -> None:
+    """Score a model on SCENE against reference LABELS (raster or polygons)."""
+    from geoseg.config import read_yaml
+    from geoseg.models.loading import DEFAULT_MODELS
+    from geoseg.training import evaluate as run_evaluate
+
+    result = run_evaluate(
+        model or DEFAULT_MODELS[0],
+        scene,
+        labels,
+        label_map=read_yaml(label_map) if label_map else None,
+        label_column=label_column,
+        bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
+        rows=_span(rows, "--rows"),
+        cols=_span(cols, "--cols"),
+        device=device,
+    )
+    click.echo(
+        result.table() if hasattr(result, "table") else json.dumps(result.to_dict(), indent=2)
+    )
+    if json_path:
+        result.write_json(json_path)
+
+
+def _span(text: str | None, option: str) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    start, sep, stop = text.partition(":")
+    if not sep or not start.strip().isdigit() or not stop.strip().isdigit():
+        raise click.BadParameter(
+            f"expected START:STOP pixel indexes, got {text!r}", param_hint=option
+        )
+    return int(start), int(stop)

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from geoseg.normalization import BandStats, fit_band_stats
 from geoseg.provenance import Provenance
 from geoseg.stitching import core_patch, join_row
 from geoseg.tiling import TilePlan, plan_tiles
+from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M, vectorize_raster
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,8 @@ class PredictOptions:
     batch_size: int = 4
     device: str = "auto"
     resample: bool = True
-    min_area_m2: float = 500.0
-    simplify_m: float = 5.0
+    min_area_m2: float = DEFAULT_MIN_AREA_M2
+    simplify_m: float = DEFAULT_SIMPLIFY_M
     dst_crs: str | None = None
 
     def __post_init__(self) -> None:
@@ -346,7 +347,7 @@ def _classify(
         ) as writer,
     ):
         strips = reader.strips(plan)
-        for i, (rows, _) in enumerate(plan.row_spans):
+        for i in range(len(plan.row_spans)):
             t0 = time.perf_counter()
             strip = next(strips)
             read_s += time.perf_counter() - t0
@@ -370,7 +371,6 @@ def _classify(
             done += len(tiles)
             if progress is not None:
                 progress(done, len(plan))
-            del rows
     timings.update({"read": read_s, "model": model_s, "write_classes": write_s})
     return writer.counts
 
@@ -387,8 +387,6 @@ def _vectorize(
     options: PredictOptions,
     provenance: Provenance,
 ) -> int:
-    from geoseg.vectorize import vectorize_raster
-
     result = vectorize_raster(
         classes_path,
         gpkg_path,
@@ -399,9 +397,4 @@ def _vectorize(
         overwrite=True,
         provenance=provenance,
     )
-    return int(getattr(result, "polygons", 0))
-
-
-def with_options(options: PredictOptions, **changes: Any) -> PredictOptions:
-    """Copy of ``options`` with some fields replaced."""
-    return replace(options, **changes)
+    return result.polygon_count
