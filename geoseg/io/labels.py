@@ -53,8 +53,8 @@ class ImageGrid:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """``(left, bottom, right, top)`` in the grid's CRS."""
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
 
 
@@ -146,7 +146,7 @@ def read_probabilities(path: str | Path, grid: ImageGrid, scale: float = 255.0) 
                 height=grid.height,
                 resampling=Resampling.bilinear,
             ) as vrt:
-                data = vrt.read().astype(np.float32)
+                data: np.ndarray = vrt.read().astype(np.float32)
     except RasterioError as exc:
         raise LabelError(f"cannot read probabilities {path}: {exc}") from exc
     data /= scale

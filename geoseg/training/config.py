@@ -1,0 +1,301 @@
+"""The training configuration: frozen dataclasses loaded from YAML by :func:`load_train_config`.
+
+Unknown keys and wrong types are :class:`~geoseg.errors.ConfigError`, so a typo in a recipe fails
+before any data is read. Every shipped recipe lives in ``configs/`` and is exercised by a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from geoseg.config import apply_overrides, build_config, read_yaml
+from geoseg.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HoldoutConfig:
+    """A pixel window of a scene kept for validation and never trained on.
+
+    Parameters
+    ----------
+    rows, cols : tuple of int, optional
+        Half-open ``[start, stop)`` pixel ranges on the scene's grid; ``None`` means all.
+    """
+
+    rows: tuple[int, int] | None = None
+    cols: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """One labelled scene.
+
+    Parameters
+    ----------
+    name : str
+        Short name used in logs and metrics.
+    image : str
+        A multi-band raster. Relative paths are resolved against the config file's folder.
+    band_files : tuple of str
+        Alternatively, one single-band file per model band, in the model's band order; they are
+        stacked onto the first file's grid (bilinear for bands on coarser grids).
+    bands : tuple of str
+        Which band of ``image`` feeds each model band: 1-based indexes or band descriptions.
+        Empty: matched by band descriptions, else by count.
+    labels : str
+        A class raster, or a vector file (GeoPackage, shapefile ...) with ``label_column``.
+    label_column : str, optional
+        Attribute of the vector labels holding the class.
+    label_map : dict
+        Label value (raster value or polygon class, as text) to model class *name* or id, or
+        ``ignore``. Empty: raster values are class ids and polygon classes are class names.
+    probabilities : str, optional
+        Teacher class probabilities (one band per label value, uint8 / 255) for distillation;
+        bands are grouped into model classes with ``label_map``.
+    holdout : HoldoutConfig, optional
+        The validation window of this scene.
+    train : bool
+        Whether pixels outside ``holdout`` are trained on.
+    weight : float
+        Relative sampling weight of the scene (multiplied by its trainable area).
+    """
+
+    name: str
+    labels: str
+    image: str = ""
+    band_files: tuple[str, ...] = ()
+    bands: tuple[str, ...] = ()
+    label_column: str | None = None
+    label_map: dict[str, Any] = field(default_factory=dict)
+    probabilities: str | None = None
+    holdout: HoldoutConfig | None = None
+    train: bool = True
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if bool(self.image) == bool(self.band_files):
+            raise ConfigError(f"scene {self.name!r}: give either image or band_files")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model to train and the card it will carry.
+
+    Parameters
+    ----------
+    name : str
+        Model name, e.g. ``landcover-s2-unet``.
+    architecture : str
+        Key of :data:`geoseg.models.architectures.ARCHITECTURES`.
+    arch_params : dict
+        Keyword arguments of the architecture builder.
+    bands : tuple of str
+        Input bands as STAC common names, in order.
+    gsd : float, optional
+        Ground sample distance of the training data in metres.
+    tile_size, overlap : int
+        Recommended prediction tiling, stored in the card.
+    description : str
+        Card description.
+    init_from : str, optional
+        Embedded model name or model file to start from (fine-tuning). Its architecture,
+        bands, classes and normalisation are kept; ``architecture``/``bands`` here are ignored.
+    provenance : dict
+        Copied into the card's ``training`` record: data, label source, licences, the command
+        that reproduces the weights, and ``metrics_reference`` (what the held-out metrics were
+        measured against).
+    """
+
+    name: str
+    architecture: str = "unet"
+    arch_params: dict[str, Any] = field(default_factory=dict)
+    bands: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
+    gsd: float | None = 10.0
+    tile_size: int = 512
+    overlap: int = 64
+    description: str = ""
+    init_from: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training objective.
+
+    Parameters
+    ----------
+    name : str
+        Hard-label loss from :data:`geoseg.training.losses.LOSSES`.
+    weight : float
+        Weight of the hard-label loss.
+    class_weights : tuple of float
+        Per-class weights (cross-entropy, focal); empty means equal.
+    params : dict
+        Extra keyword arguments of the loss (``gamma``, ``alpha``, ``beta`` ...).
+    distillation : float
+        Weight of the soft-target (teacher probability) loss; 0 disables it.
+    temperature : float
+        Softening temperature of the distillation term.
+    """
+
+    name: str = "ce"
+    weight: float = 1.0
+    class_weights: tuple[float, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    distillation: float = 0.0
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation of training patches.
+
+    Parameters
+    ----------
+    flips, rot90 : bool
+        Random horizontal/vertical flips and quarter turns.
+    stats_jitter : float
+        Relative jitter of each band's normalisation offset and scale (radiometric augmentation:
+        another sensor, season or atmosphere shifts the scene percentiles a little).
+    zoom_probability : float
+        Probability of rescaling a patch by a factor drawn from ``zoom_range``.
+    zoom_range : tuple of float
+        Rescale factors (>1 magnifies), so the model sees objects at other sizes.
+    blur_probability : float
+        Probability of simulating a coarser sensor: area-downsample by a factor from
+        ``blur_range`` and upsample back (what prediction does to a 30 m Landsat scene).
+    blur_range : tuple of float
+        Downsampling factors for ``blur_probability``.
+    focus_probability : float
+        Probability of centring a patch on a pixel of one of ``focus_classes`` (rare classes).
+    focus_classes : tuple of str
+        Class names to focus on.
+    """
+
+    flips: bool = True
+    rot90: bool = True
+    stats_jitter: float = 0.05
+    zoom_probability: float = 0.0
+    zoom_range: tuple[float, float] = (0.5, 2.0)
+    blur_probability: float = 0.0
+    blur_range: tuple[float, float] = (1.5, 3.0)
+    focus_probability: float = 0.0
+    focus_classes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisation, schedule, checkpoints and hardware.
+
+    Parameters
+    ----------
+    steps : int
+        Optimiser steps.
+    batch_size, patch_size : int
+        Patches per step and their side in pixels.
+    lr, weight_decay : float
+        AdamW settings.
+    schedule : {"cosine", "constant"}
+        Learning-rate schedule after ``warmup_steps`` of linear warm-up.
+    seed : int
+        Seed of every random choice: the same config gives the same weights.
+    threads : int
+        CPU threads for torch (keep low on shared machines).
+    device : {"auto", "cpu", "cuda"}
+        Where to train; ``auto`` uses CUDA when present.
+    amp : bool
+        Mixed precision on CUDA (ignored on CPU).
+    checkpoint_every : int
+        Steps between checkpoints (the run resumes from the last one).
+    validate_every : int
+        Steps between validations; 0 validates only at the end.
+    log_every : int
+        Steps between progress reports.
+    """
+
+    steps: int = 1000
+    batch_size: int = 8
+    patch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = 20
+    seed: int = 0
+    threads: int = 2
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    checkpoint_every: int = 100
+    validate_every: int = 0
+    log_every: int = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A complete training recipe.
+
+    Parameters
+    ----------
+    model : ModelConfig
+    scenes : tuple of SceneConfig
+    loss : LossConfig
+    augment : AugmentConfig
+    optim : OptimConfig
+    output : str
+        Run folder: prepared inputs, checkpoints, the final model file and metrics.
+    base_dir : str
+        Folder relative paths are resolved against (set to the config file's folder on load).
+    """
+
+    model: ModelConfig
+    scenes: tuple[SceneConfig, ...]
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    output: str = "runs/train"
+    base_dir: str = "."
+
+    def __post_init__(self) -> None:
+        if not self.scenes:
+            raise ConfigError("scenes: at least one labelled scene is needed")
+        if not any(s.train for s in self.scenes):
+            raise ConfigError("scenes: no scene has train: true")
+        names = [s.name for s in self.scenes]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"scenes: names must be unique, got {names}")
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a path of the config against :attr:`base_dir` (absolute paths unchanged)."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Load a training recipe from YAML, with ``key.sub=value`` overrides.
+
+    Relative data paths are resolved against the folder of the YAML file; ``output`` is relative
+    to the current folder.
+
+    Raises
+    ------
+    ConfigError
+        If the file is unreadable, a key is unknown, a type is wrong or a value is invalid.
+    """
+    data = apply_overrides(read_yaml(path), overrides)
+    data.setdefault("base_dir", str(Path(path).resolve().parent))
+    return build_config(TrainConfig, data, where=Path(path).name)
+
+
+def train_config_from_dict(data: dict[str, Any], base_dir: str | Path = ".") -> TrainConfig:
+    """Build a training recipe from a mapping (notebooks, tests).
+
+    Raises
+    ------
+    ConfigError
+        If a key is unknown, a type is wrong or a value is invalid.
+    """
+    data = dict(data)
+    data.setdefault("base_dir", str(base_dir))
+    return build_config(TrainConfig, data, where="config")

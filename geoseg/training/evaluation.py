@@ -1,0 +1,246 @@
+"""Evaluating a model on a labelled scene, with the tiling and normalisation of prediction.
+
+:func:`classify_normalised` is a compact in-memory version of prediction's tiling (overlapping
+tiles, each pixel owned by the tile whose core holds it, edge tiles snapped to the scene edge,
+tiles padded to the architecture's size multiple). It exists so that validation during training
+needs no files; it should be unified with :mod:`geoseg.inference` once that is settled.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geoseg.io.labels import IGNORE
+from geoseg.models.architectures import get_architecture
+from geoseg.models.card import ModelCard
+from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
+
+log = logging.getLogger(__name__)
+
+
+def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile starts along one axis: stride ``tile - overlap``, the last snapped to the edge.
+
+    >>> axis_starts(1000, 512, 64)
+    [0, 448, 488]
+    >>> axis_starts(300, 512, 64)
+    [0]
+    """
+    if length <= tile:
+        return [0]
+    stride = max(tile - overlap, 1)
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return sorted(set(starts))
+
+
+def _owned(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
+    """Half-open range of pixels each tile owns: boundaries at the middle of each overlap."""
+    bounds = [0]
+    for a, b in itertools.pairwise(starts):
+        bounds.append((b + a + tile) // 2)
+    bounds.append(length)
+    return list(itertools.pairwise(bounds))
+
+
+@torch.no_grad()
+def classify_normalised(
+    network: nn.Module,
+    image: np.ndarray,
+    tile: int,
+    overlap: int,
+    multiple: int = 32,
+    device: torch.device | None = None,
+    batch_size: int = 4,
+) -> np.ndarray:
+    """Class index of every pixel of a normalised ``(bands, H, W)`` image.
+
+    Parameters
+    ----------
+    network : nn.Module
+        Maps ``(N, bands, h, w)`` to logits ``(N, classes, h, w)``.
+    image : np.ndarray
+        Normalised (and clipped) input, 0 at invalid pixels.
+    tile, overlap : int
+        Tile side and overlap in pixels.
+    multiple : int
+        Tiles are zero-padded to a multiple of this (the architecture's requirement).
+    device : torch.device, optional
+        Where to run (default CPU).
+    batch_size : int
+        Tiles per forward pass.
+
+    Returns
+    -------
+    np.ndarray
+        ``(H, W)`` uint8 channel indexes.
+    """
+    device = device or torch.device("cpu")
+    _, height, width = image.shape
+    rows = axis_starts(height, tile, overlap)
+    cols = axis_starts(width, tile, overlap)
+    row_own = _owned(rows, tile, height)
+    col_own = _owned(cols, tile, width)
+    th, tw = min(tile, height), min(tile, width)
+    ph, pw = -(-th // multiple) * multiple, -(-tw // multiple) * multiple
+    out = np.zeros((height, width), dtype=np.uint8)
+    jobs = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
+    was_training = network.training
+    network.eval()
+    for first in range(0, len(jobs), batch_size):
+        chunk = jobs[first : first + batch_size]
+        batch = np.zeros((len(chunk), image.shape[0], ph, pw), dtype=np.float32)
+        for k, (i, j) in enumerate(chunk):
+            batch[k, :, :th, :tw] = image[:, rows[i] : rows[i] + th, cols[j] : cols[j] + tw]
+        logits = network(torch.from_numpy(batch).to(device))
+        classes = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+        for k, (i, j) in enumerate(chunk):
+            (r0, r1), (c0, c1) = row_own[i], col_own[j]
+            out[r0:r1, c0:c1] = classes[k, r0 - rows[i] : r1 - rows[i], c0 - cols[j] : c1 - cols[j]]
+    network.train(was_training)
+    return out
+
+
+def size_multiple(card: ModelCard) -> int:
+    """The input-size multiple the card's architecture needs."""
+    return get_architecture(card.architecture).size_multiple(card.arch_params)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Outcome of :func:`evaluate`.
+
+    Parameters
+    ----------
+    metrics : SegmentationMetrics
+        Metrics over the evaluated pixels.
+    model : str
+        The model evaluated (name or path).
+    scene : str
+        The image evaluated on.
+    labels : str
+        The reference labels.
+    window : tuple of int or None
+        ``(row_start, row_stop, col_start, col_stop)`` evaluated, ``None`` for the whole scene.
+    """
+
+    metrics: SegmentationMetrics
+    model: str
+    scene: str
+    labels: str
+    window: tuple[int, int, int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {
+            "model": self.model,
+            "scene": self.scene,
+            "labels": self.labels,
+            "window": list(self.window) if self.window else None,
+            **self.metrics.to_dict(),
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def evaluate(
+    model: str | Path,
+    scene: str | Path,
+    labels: str | Path,
+    label_map: Mapping[str, Any] | None = None,
+    label_column: str | None = None,
+    bands: tuple[str, ...] | None = None,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+    device: str = "cpu",
+) -> EvaluationResult:
+    """Evaluate a model on a scene against reference labels.
+
+    Parameters
+    ----------
+    model : str or Path
+        Embedded model name or model file.
+    scene : str or Path
+        The image; its bands are matched to the model's as prediction does.
+    labels : str or Path
+        Class raster or vector file on (or reprojectable to) the scene.
+    label_map : mapping, optional
+        Reference label value to model class name/id or ``ignore`` (e.g. a legend with other
+        codes); default: raster values are class ids, polygon classes are class names.
+    label_column : str, optional
+        Class attribute of vector labels.
+    bands : tuple of str, optional
+        Scene bands feeding the model's bands (1-based indexes or descriptions).
+    rows, cols : tuple of int, optional
+        Half-open pixel window to score (e.g. a held-out area); default the whole scene.
+    device : str
+        ``cpu``, ``cuda`` or ``auto``.
+
+    Raises
+    ------
+    LabelError
+        If the labels do not overlap the scene, the class column is missing or nothing is
+        labelled.
+    BandMappingError
+        If the scene lacks a band the model needs.
+    """
+    from geoseg.models.loading import load_model
+    from geoseg.training.config import HoldoutConfig, SceneConfig
+    from geoseg.training.prepare import prepare_scene
+
+    loaded = load_model(model)
+    card = loaded.card
+    window = HoldoutConfig(rows=rows, cols=cols) if rows or cols else None
+    spec = SceneConfig(
+        name=Path(scene).stem,
+        image=str(scene),
+        labels=str(labels),
+        bands=tuple(bands or ()),
+        label_column=label_column,
+        label_map=dict(label_map or {}),
+        holdout=window,
+    )
+    data = prepare_scene(spec, card.bands, card.normalization, card.classes, Path("."))
+    torch_device = _device(device)
+    network = loaded.network.to(torch_device)
+    image = np.clip(data.image, card.normalization.clip[0], card.normalization.clip[1])
+    predicted = classify_normalised(
+        network, image, card.tile_size, card.overlap, size_multiple(card), torch_device
+    )
+    reference = data.labels
+    if data.holdout is not None:
+        reference, predicted = reference[data.holdout], predicted[data.holdout]
+    matrix = ConfusionMatrix(card.num_classes)
+    matrix.update(reference, predicted)
+    if not np.any(reference != IGNORE):
+        from geoseg.errors import LabelError
+
+        raise LabelError(f"labels {labels} have no labelled pixel in the evaluated window")
+    metrics = SegmentationMetrics.from_confusion(matrix, [c.name for c in card.classes])
+    bounds = None
+    if data.holdout is not None:
+        r, c = data.holdout
+        bounds = (int(r.start), int(r.stop), int(c.start), int(c.stop))
+    return EvaluationResult(metrics, loaded.source, str(scene), str(labels), bounds)
+
+
+def _device(name: str) -> torch.device:
+    from geoseg.errors import DeviceError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("CUDA was asked for but is not available: use --device cpu")
+    return torch.device(name)

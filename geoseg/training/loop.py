@@ -1,0 +1,412 @@
+"""The training loop: prepare scenes, optimise, checkpoint, validate, write a model file.
+
+A run lives in one folder (``config.output``): ``checkpoint.pt`` (written every
+``checkpoint_every`` steps, atomically), ``<model name>.pt`` (the final geoseg model file) and
+``metrics.json``. Running the same config again resumes from the checkpoint, and because the
+batch of step ``k`` depends only on ``(seed, k)``, an interrupted and resumed run ends with the same
+weights as an uninterrupted one (on CPU; CUDA kernels are not bit-deterministic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geoseg.errors import ConfigError, DeviceError
+from geoseg.io.atomic import atomic_output
+from geoseg.io.model_file import save_model_file
+from geoseg.models.architectures import build_network
+from geoseg.models.card import LANDCOVER_CLASSES, ModelCard, Normalization
+from geoseg.training.config import TrainConfig
+from geoseg.training.datasets import PatchSampler
+from geoseg.training.evaluation import classify_normalised, size_multiple
+from geoseg.training.losses import TrainingObjective, build_loss
+from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
+from geoseg.training.prepare import SceneData, prepare_scene
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report, passed to the ``progress`` callback of :func:`train`.
+
+    Parameters
+    ----------
+    step, steps : int
+        Steps done and planned.
+    loss : float
+        Mean loss since the previous report.
+    lr : float
+        Current learning rate.
+    megapixels_per_second : float
+        Training throughput since the previous report.
+    """
+
+    step: int
+    steps: int
+    loss: float
+    lr: float
+    megapixels_per_second: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Parameters
+    ----------
+    model_path : Path
+        The geoseg model file written.
+    card : ModelCard
+        Its card (held-out metrics included).
+    metrics : dict
+        Held-out metrics per validation scene (``{}`` if no scene has a holdout).
+    steps : int
+        Steps trained in total.
+    megapixels_per_second : float
+        Mean training throughput of this invocation.
+    resumed_from : int
+        Step the run resumed from (0 for a fresh run).
+    """
+
+    model_path: Path
+    card: ModelCard
+    metrics: dict[str, Any] = field(default_factory=dict)
+    steps: int = 0
+    megapixels_per_second: float = 0.0
+    resumed_from: int = 0
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("optim.device is cuda but CUDA is not available: use auto or cpu")
+    return torch.device(name)
+
+
+def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
+    """The card and network to start from: a fresh one, or a model to fine-tune."""
+    spec = config.model
+    if spec.init_from:
+        from geoseg.models.loading import load_model
+
+        loaded = load_model(spec.init_from)
+        card = loaded.card.with_updates(
+            name=spec.name,
+            gsd=spec.gsd if spec.gsd is not None else loaded.card.gsd,
+            description=spec.description or loaded.card.description,
+        )
+        network = loaded.network
+        network.train()
+        return card, network
+    card = ModelCard(
+        name=spec.name,
+        architecture=spec.architecture,
+        arch_params=dict(spec.arch_params),
+        bands=spec.bands,
+        gsd=spec.gsd,
+        normalization=Normalization(),
+        classes=LANDCOVER_CLASSES,
+        tile_size=spec.tile_size,
+        overlap=spec.overlap,
+        description=spec.description,
+    )
+    network = build_network(card.architecture, len(card.bands), card.num_classes, card.arch_params)
+    return card, network
+
+
+def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
+    optim = config.optim
+
+    def factor(step: int) -> float:
+        if step < optim.warmup_steps:
+            return (step + 1) / optim.warmup_steps
+        if optim.schedule == "constant":
+            return 1.0
+        span = max(optim.steps - optim.warmup_steps, 1)
+        done = min((step - optim.warmup_steps) / span, 1.0)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * done))
+
+    return factor
+
+
+def validate(
+    network: nn.Module, card: ModelCard, scenes: list[SceneData], device: torch.device
+) -> dict[str, Any]:
+    """Metrics on every scene's held-out window, plus their pooled total.
+
+    Each scene is classified whole (so tiles near the holdout see their real surroundings, as in
+    prediction) and scored inside the holdout only.
+    """
+    names = [c.name for c in card.classes]
+    pooled = ConfusionMatrix(card.num_classes)
+    out: dict[str, Any] = {}
+    for scene in scenes:
+        if scene.holdout is None:
+            continue
+        image = np.clip(scene.image, card.normalization.clip[0], card.normalization.clip[1])
+        predicted = classify_normalised(
+            network, image, card.tile_size, card.overlap, size_multiple(card), device
+        )
+        matrix = ConfusionMatrix(card.num_classes)
+        matrix.update(scene.labels[scene.holdout], predicted[scene.holdout])
+        pooled.merge(matrix)
+        out[scene.name] = SegmentationMetrics.from_confusion(matrix, names).to_dict()
+        rows, cols = scene.holdout
+        out[scene.name]["window"] = {
+            "rows": [rows.start, rows.stop],
+            "cols": [cols.start, cols.stop],
+        }
+    if len(out) > 1:
+        out["pooled"] = SegmentationMetrics.from_confusion(pooled, names).to_dict()
+    return out
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_output(path, overwrite=True) as tmp:
+        torch.save(state, tmp)
+
+
+def train(
+    config: TrainConfig,
+    progress: Callable[[Progress], None] | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train a model as the recipe says and write a geoseg model file.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The recipe (see :func:`geoseg.training.config.load_train_config`).
+    progress : callable, optional
+        Called with a :class:`Progress` every ``optim.log_every`` steps (progress is also logged).
+    resume : bool
+        Continue from ``checkpoint.pt`` in the output folder if present.
+
+    Returns
+    -------
+    TrainResult
+        The model file, its card and the held-out metrics.
+
+    Raises
+    ------
+    ConfigError, LabelError, BandMappingError, DeviceError
+        On bad recipes or data, before any training step.
+    """
+    optim = config.optim
+    torch.set_num_threads(max(1, optim.threads))
+    torch.manual_seed(optim.seed)
+    device = _device(optim.device)
+    out_dir = Path(config.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    card, network = _initial_card(config)
+    scenes = [
+        prepare_scene(
+            spec,
+            card.bands,
+            card.normalization,
+            card.classes,
+            out_dir / "prepared",
+            resolve=config.resolve,
+        )
+        for spec in config.scenes
+    ]
+    names = [c.name for c in card.classes]
+    unknown = [n for n in config.augment.focus_classes if n not in names]
+    if unknown:
+        raise ConfigError(f"augment.focus_classes {unknown} are not model classes ({names})")
+    sampler = PatchSampler(
+        scenes,
+        optim.patch_size,
+        config.augment,
+        card.normalization.clip,
+        [names.index(n) for n in config.augment.focus_classes],
+        seed=optim.seed,
+    )
+    hard = build_loss(config.loss.name, config.loss.class_weights, config.loss.params)
+    if config.loss.class_weights and len(config.loss.class_weights) != card.num_classes:
+        raise ConfigError(
+            f"loss.class_weights has {len(config.loss.class_weights)} values for "
+            f"{card.num_classes} classes"
+        )
+    objective = TrainingObjective(
+        hard, config.loss.weight, config.loss.distillation, config.loss.temperature
+    ).to(device)
+    network.to(device)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
+    use_amp = optim.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    start = 0
+    checkpoint = out_dir / CHECKPOINT
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state.get("config") != dataclasses.asdict(config):
+            log.warning("checkpoint %s was made with another config; resuming anyway", checkpoint)
+        network.load_state_dict(state["network"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start = int(state["step"])
+        log.info("resuming %s from step %d", out_dir, start)
+
+    network.train()
+    window_loss, window_steps, window_time = 0.0, 0, time.perf_counter()
+    run_time, run_pixels = 0.0, 0
+    for step in range(start, optim.steps):
+        batch = sampler.batch(step, optim.batch_size)
+        tick = time.perf_counter()
+        image = batch.image.to(device, non_blocking=True)
+        labels = batch.labels.to(device, non_blocking=True)
+        soft = batch.soft.to(device, non_blocking=True) if batch.soft is not None else None
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            logits = network(image)
+        loss = objective(logits.float(), labels, soft)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        run_time += time.perf_counter() - tick
+        run_pixels += image.shape[0] * image.shape[2] * image.shape[3]
+        window_loss += float(loss.detach())
+        window_steps += 1
+        done = step + 1
+        if done % optim.log_every == 0 or done == optim.steps:
+            elapsed = max(time.perf_counter() - window_time, 1e-9)
+            pixels = window_steps * optim.batch_size * optim.patch_size**2
+            report = Progress(
+                done,
+                optim.steps,
+                window_loss / window_steps,
+                float(scheduler.get_last_lr()[0]),
+                pixels / elapsed / 1e6,
+            )
+            log.info(
+                "step %d/%d loss %.4f lr %.2e %.3f Mpx/s",
+                report.step,
+                report.steps,
+                report.loss,
+                report.lr,
+                report.megapixels_per_second,
+            )
+            if progress is not None:
+                progress(report)
+            window_loss, window_steps, window_time = 0.0, 0, time.perf_counter()
+        if done % optim.checkpoint_every == 0 or done == optim.steps:
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "step": done,
+                    "network": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "config": dataclasses.asdict(config),
+                },
+            )
+        if optim.validate_every and done % optim.validate_every == 0 and done < optim.steps:
+            interim = validate(network, card, scenes, device)
+            for name, values in interim.items():
+                log.info("step %d validation %s: mIoU %s", done, name, values["miou"])
+            network.train()
+
+    network.eval()
+    metrics = validate(network, card, scenes, device)
+    for name, values in metrics.items():
+        log.info("held-out %s: mIoU %s", name, values["miou"])
+    throughput = run_pixels / run_time / 1e6 if run_time > 0 else 0.0
+    card = card.with_updates(
+        training=_training_record(config, card, scenes, throughput, device),
+        metrics=_metrics_record(config, metrics),
+    )
+    model_path = out_dir / f"{card.name}.pt"
+    network.to("cpu")
+    save_model_file(model_path, card, network.state_dict())
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    log.info("wrote %s", model_path)
+    return TrainResult(model_path, card, metrics, optim.steps, throughput, start)
+
+
+def _training_record(
+    config: TrainConfig,
+    card: ModelCard,
+    scenes: list[SceneData],
+    throughput: float,
+    device: torch.device,
+) -> dict[str, Any]:
+    record: dict[str, Any] = dict(config.model.provenance)
+    recipe = _json_safe(dataclasses.asdict(config))
+    recipe.pop("base_dir", None)
+    record["recipe"] = recipe
+    record["scenes"] = {
+        s.name: {
+            "shape": list(s.shape),
+            "trained": s.train,
+            "held_out": (
+                {
+                    "rows": [s.holdout[0].start, s.holdout[0].stop],
+                    "cols": [s.holdout[1].start, s.holdout[1].stop],
+                }
+                if s.holdout is not None
+                else None
+            ),
+        }
+        for s in scenes
+    }
+    record["throughput_megapixels_per_second"] = round(throughput, 4)
+    record["device"] = device.type
+    record["torch"] = str(torch.__version__)
+    if config.model.init_from:
+        record["fine_tuned_from"] = config.model.init_from
+    return record
+
+
+def _metrics_record(config: TrainConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+    if not metrics:
+        return {}
+    compact: dict[str, Any] = {}
+    for name, values in metrics.items():
+        compact[name] = {
+            "miou": _round(values["miou"]),
+            "pixel_accuracy": _round(values["pixel_accuracy"]),
+            "mean_accuracy": _round(values["mean_accuracy"]),
+            "iou": {c: _round(v["iou"]) for c, v in values["per_class"].items()},
+            "f1": {c: _round(v["f1"]) for c, v in values["per_class"].items()},
+            "support": {c: v["support"] for c, v in values["per_class"].items()},
+            **({"window": values["window"]} if "window" in values else {}),
+        }
+    reference = config.model.provenance.get("metrics_reference", "the scenes' labels")
+    return {"reference": reference, "held_out": compact}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

@@ -1,0 +1,331 @@
+"""Turn a configured scene into aligned training arrays, normalised exactly as prediction does.
+
+Normalisation statistics are fitted on the *whole* scene with the same decimated sample that
+prediction reads (:func:`geoseg.io.scene.read_sample` then
+:func:`geoseg.normalization.fit_band_stats`), so a model sees at training time the very values it
+will see when ``geoseg predict`` runs on that scene.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.bands import resolve_bands
+from geoseg.errors import ConfigError, LabelError
+from geoseg.io.labels import (
+    IGNORE,
+    ImageGrid,
+    grid_of,
+    is_vector,
+    rasterize_polygons,
+    read_class_raster,
+    read_probabilities,
+    read_raster,
+    stack_bands,
+)
+from geoseg.io.scene import open_scene, read_sample
+from geoseg.models.card import ClassInfo, Normalization
+from geoseg.normalization import BandStats, fit_band_stats
+from geoseg.training.config import HoldoutConfig, SceneConfig
+
+log = logging.getLogger(__name__)
+
+DYNAMIC_WORLD_CLASSES = (
+    "water",
+    "trees",
+    "grass",
+    "flooded_vegetation",
+    "crops",
+    "shrub_and_scrub",
+    "built",
+    "bare",
+    "snow_and_ice",
+)
+"""Dynamic World v1 label values 0-8, in order (the teacher of the embedded models)."""
+
+DYNAMIC_WORLD_TO_LANDCOVER: dict[str, str] = {
+    "0": "water",
+    "1": "forest",
+    "2": "farmland",
+    "3": "other",
+    "4": "farmland",
+    "5": "other",
+    "6": "urban",
+    "7": "other",
+    # haze and thin cloud come out as snow_and_ice in the teacher: never learn them
+    "8": "ignore",
+}
+"""How Dynamic World labels map onto :data:`geoseg.models.card.LANDCOVER_CLASSES`."""
+
+
+@dataclass(frozen=True)
+class SceneData:
+    """One scene as aligned arrays, ready for patch sampling and validation.
+
+    Parameters
+    ----------
+    name : str
+        Scene name.
+    image : np.ndarray
+        ``(bands, H, W)`` float32 normalised values *before* clipping, 0 at invalid pixels; the
+        clip is applied per patch so radiometric jitter acts like jittered statistics.
+    labels : np.ndarray
+        ``(H, W)`` int64 class channel index, :data:`IGNORE` where unlabelled or invalid.
+    soft : np.ndarray or None
+        ``(classes, H, W)`` float32 teacher probabilities grouped into the model's classes.
+    stats : BandStats
+        The scene's normalisation (for the record and for validation inference).
+    holdout : tuple of slice or None
+        ``(rows, cols)`` of the validation window.
+    train : bool
+        Whether pixels outside the holdout are trained on.
+    weight : float
+        Relative sampling weight.
+    image_path : str
+        The (stacked) image file, as prediction would read it.
+    grid : ImageGrid
+        The scene's grid.
+    """
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    soft: np.ndarray | None
+    stats: BandStats
+    holdout: tuple[slice, slice] | None
+    train: bool
+    weight: float
+    image_path: str
+    grid: ImageGrid
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return (int(self.labels.shape[0]), int(self.labels.shape[1]))
+
+    def train_mask(self) -> np.ndarray:
+        """Boolean ``(H, W)``: pixels that may be used for training (outside the holdout)."""
+        mask = np.full(self.shape, self.train, dtype=bool)
+        if self.holdout is not None:
+            mask[self.holdout] = False
+        return mask
+
+
+def holdout_slices(holdout: HoldoutConfig | None, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Turn a holdout config into ``(rows, cols)`` slices clamped to ``shape``.
+
+    Raises
+    ------
+    ConfigError
+        If a range is empty or outside the scene.
+    """
+    if holdout is None:
+        return (slice(0, shape[0]), slice(0, shape[1]))
+    out = []
+    for what, span, size in (("rows", holdout.rows, shape[0]), ("cols", holdout.cols, shape[1])):
+        start, stop = span if span is not None else (0, size)
+        if not 0 <= start < stop or start >= size:
+            raise ConfigError(f"holdout {what} {span} is empty or outside the scene (0-{size})")
+        out.append(slice(start, min(stop, size)))
+    return (out[0], out[1])
+
+
+def class_lookup(
+    label_map: Mapping[str, Any], classes: Sequence[ClassInfo], values: Sequence[str]
+) -> dict[str, int]:
+    """Map each label value (as text) to a model channel index or :data:`IGNORE`.
+
+    Parameters
+    ----------
+    label_map : mapping
+        Label value to class name, class id, or ``"ignore"``; empty means identity (raster values
+        are class ids, polygon classes are class names).
+    classes : sequence of ClassInfo
+        The model's classes, in channel order.
+    values : sequence of str
+        The label values that occur (used for the identity map and the error message).
+
+    Raises
+    ------
+    LabelError
+        If a value maps to no model class.
+    """
+    by_name = {c.name: i for i, c in enumerate(classes)}
+    by_id = {c.id: i for i, c in enumerate(classes)}
+    names = ", ".join(by_name)
+
+    def target(value: str, to: Any) -> int:
+        if isinstance(to, str) and to.strip().lower() == "ignore":
+            return IGNORE
+        if isinstance(to, str) and to in by_name:
+            return by_name[to]
+        if isinstance(to, int) and not isinstance(to, bool) and to in by_id:
+            return by_id[to]
+        if isinstance(to, int) and to == IGNORE:
+            return IGNORE
+        raise LabelError(
+            f"label {value!r} maps to {to!r}, which is no model class (classes: {names}); "
+            "use a class name or 'ignore' in label_map"
+        )
+
+    if label_map:
+        lookup = {str(k): target(str(k), v) for k, v in label_map.items()}
+        return lookup
+    lookup = {}
+    for value in values:
+        if value in by_name:
+            lookup[value] = by_name[value]
+        elif value.isdigit() and int(value) in by_id:
+            lookup[value] = by_id[int(value)]
+        elif value == str(IGNORE):
+            lookup[value] = IGNORE
+        else:
+            raise LabelError(
+                f"label {value!r} is no model class (classes: {names}): give a label_map"
+            )
+    return lookup
+
+
+def _map_codes(codes: np.ndarray, values: Sequence[str], lookup: Mapping[str, int]) -> np.ndarray:
+    """Map integer codes (index into ``values``) through ``lookup``; unknown codes are ignored."""
+    table = np.full(256, IGNORE, dtype=np.int64)
+    for code, value in enumerate(values):
+        if code < 256:
+            table[code] = lookup.get(value, IGNORE)
+    out: np.ndarray = table[np.clip(codes, 0, 255)]
+    return out
+
+
+def group_probabilities(
+    probs: np.ndarray, lookup: Mapping[str, int], num_classes: int
+) -> np.ndarray:
+    """Sum teacher probability bands into model classes and renormalise.
+
+    Band ``i`` holds the probability of label value ``i``; bands that map to :data:`IGNORE` are
+    dropped, and the remaining mass is rescaled to sum to one (0 where nothing is left).
+    """
+    out = np.zeros((num_classes, *probs.shape[1:]), dtype=np.float32)
+    for band in range(probs.shape[0]):
+        target = lookup.get(str(band), IGNORE)
+        if target != IGNORE:
+            out[target] += probs[band]
+    total = out.sum(axis=0, keepdims=True)
+    np.divide(out, total, out=out, where=total > 1e-6)
+    return out
+
+
+def prepare_scene(
+    scene: SceneConfig,
+    model_bands: tuple[str, ...],
+    normalization: Normalization,
+    classes: Sequence[ClassInfo],
+    work_dir: Path,
+    resolve: Any = Path,
+) -> SceneData:
+    """Read, stack, label and normalise one configured scene.
+
+    Parameters
+    ----------
+    scene : SceneConfig
+        The scene's configuration.
+    model_bands : tuple of str
+        The model's input bands (common names).
+    normalization : Normalization
+        The model card's normalisation.
+    classes : sequence of ClassInfo
+        The model's classes.
+    work_dir : Path
+        Where a stack of per-band files is written (reused if present).
+    resolve : callable
+        Turns a config path into a :class:`~pathlib.Path` (resolves relative paths).
+
+    Raises
+    ------
+    BandMappingError
+        If the image lacks a band the model needs.
+    LabelError
+        If the labels do not overlap the image, a class column is missing, or no pixel of the
+        scene is labelled.
+    """
+    if scene.band_files:
+        if len(scene.band_files) != len(model_bands):
+            raise ConfigError(
+                f"scene {scene.name!r}: {len(scene.band_files)} band_files for "
+                f"{len(model_bands)} model bands ({', '.join(model_bands)})"
+            )
+        image_path = work_dir / f"{scene.name}-stack.tif"
+        if not image_path.exists():
+            work_dir.mkdir(parents=True, exist_ok=True)
+            log.info(
+                "stacking %d band files of %s into %s", len(model_bands), scene.name, image_path
+            )
+            stack_bands([(resolve(p), 1) for p in scene.band_files], image_path, model_bands)
+        band_indexes = tuple(range(1, len(model_bands) + 1))
+    else:
+        image_path = resolve(scene.image)
+    info = open_scene(image_path)
+    if not scene.band_files:
+        requested = scene.bands or None
+        band_indexes = resolve_bands(model_bands, info.descriptions, requested)
+    grid = grid_of(image_path)
+    stats = fit_band_stats(*read_sample(info, band_indexes, max_pixels=1_000_000), normalization)
+    raw, valid = read_raster(image_path, band_indexes)
+    image = _normalise_unclipped(raw, stats)
+    image[:, ~valid] = 0.0
+
+    labels_path = resolve(scene.labels)
+    if is_vector(labels_path):
+        if not scene.label_column:
+            raise ConfigError(f"scene {scene.name!r}: vector labels need label_column")
+        codes, values = rasterize_polygons(labels_path, scene.label_column, grid)
+        present = values
+    else:
+        codes = read_class_raster(labels_path, grid)
+        # a raster's codes are its values: the table covers them all, the lookup those present
+        values = tuple(str(v) for v in range(256))
+        present = tuple(str(v) for v in np.unique(codes).tolist() if v != IGNORE)
+    lookup = class_lookup(scene.label_map, classes, present)
+    labels = _map_codes(codes, values, lookup)
+    labels[~valid] = IGNORE
+    if not np.any(labels != IGNORE):
+        raise LabelError(f"scene {scene.name!r}: no pixel is labelled with a model class")
+
+    soft = None
+    if scene.probabilities:
+        probs = read_probabilities(resolve(scene.probabilities), grid)
+        soft = group_probabilities(probs, lookup, len(classes))
+
+    holdout = holdout_slices(scene.holdout, labels.shape) if scene.holdout is not None else None
+    counts = np.bincount(labels[labels != IGNORE], minlength=len(classes))
+    log.info(
+        "scene %s: %dx%d px, labelled %s",
+        scene.name,
+        labels.shape[1],
+        labels.shape[0],
+        ", ".join(f"{c.name} {n}" for c, n in zip(classes, counts.tolist(), strict=False)),
+    )
+    return SceneData(
+        name=scene.name,
+        image=image,
+        labels=labels,
+        soft=soft,
+        stats=stats,
+        holdout=holdout,
+        train=scene.train,
+        weight=scene.weight,
+        image_path=str(image_path),
+        grid=grid,
+    )
+
+
+def _normalise_unclipped(raw: np.ndarray, stats: BandStats) -> np.ndarray:
+    offset = np.asarray(stats.offset, dtype=np.float32).reshape(-1, 1, 1)
+    scale = np.asarray(stats.scale, dtype=np.float32).reshape(-1, 1, 1)
+    out: np.ndarray = (raw.astype(np.float32) - offset) / scale
+    return out

@@ -1,0 +1,179 @@
+"""Preparing labelled scenes and drawing patches: alignment, label maps, holdout, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from conftest import S2_BANDS, UTM_TRANSFORM, write_raster
+from shapely.geometry import box
+
+from geoseg.errors import BandMappingError, ConfigError, LabelError
+from geoseg.io.labels import IGNORE, grid_of, rasterize_polygons
+from geoseg.models.card import LANDCOVER_CLASSES, Normalization
+from geoseg.training.config import AugmentConfig, HoldoutConfig, SceneConfig
+from geoseg.training.datasets import PatchSampler
+from geoseg.training.prepare import class_lookup, group_probabilities, prepare_scene
+
+H, W = 40, 48
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    data = rng.integers(100, 3000, size=(6, H, W), dtype=np.uint16)
+    return write_raster(tmp_path / "img.tif", data, descriptions=S2_BANDS)
+
+
+@pytest.fixture
+def labels(tmp_path: Path) -> Path:
+    data = (np.arange(H * W).reshape(1, H, W) % 5).astype(np.uint8)
+    data[0, :2] = 255
+    return write_raster(tmp_path / "lab.tif", data, nodata=255)
+
+
+def prepare(spec: SceneConfig, tmp_path: Path, bands: tuple[str, ...] = S2_BANDS):
+    return prepare_scene(spec, bands, Normalization(), LANDCOVER_CLASSES, tmp_path / "work")
+
+
+def test_prepare_aligns_and_normalises_like_prediction(
+    image: Path, labels: Path, tmp_path: Path
+) -> None:
+    data = prepare(SceneConfig(name="s", image=str(image), labels=str(labels)), tmp_path)
+    assert data.image.shape == (6, H, W) and data.labels.shape == (H, W)
+    assert (data.labels[:2] == IGNORE).all()
+    assert set(np.unique(data.labels[2:]).tolist()) == {0, 1, 2, 3, 4}
+    # 2nd-98th percentiles map to 0-1 (before clipping)
+    low, high = np.percentile(data.image, [2, 98], axis=(1, 2))
+    assert np.allclose(low, 0, atol=0.05) and np.allclose(high, 1, atol=0.05)
+
+
+def test_label_map_and_ignore(image: Path, labels: Path, tmp_path: Path) -> None:
+    spec = SceneConfig(
+        name="s",
+        image=str(image),
+        labels=str(labels),
+        label_map={"0": "water", "1": "water", "2": "ignore", "3": 0, "4": "other"},
+    )
+    data = prepare(spec, tmp_path)
+    assert set(np.unique(data.labels).tolist()) == {0, 1, 4, IGNORE}
+
+
+def test_label_map_to_unknown_class_is_label_error() -> None:
+    with pytest.raises(LabelError, match="no model class"):
+        class_lookup({"1": "glacier"}, LANDCOVER_CLASSES, ["1"])
+    with pytest.raises(LabelError, match="give a label_map"):
+        class_lookup({}, LANDCOVER_CLASSES, ["7"])
+
+
+def test_band_files_are_stacked_onto_the_first_grid(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    files = []
+    for i in range(6):
+        coarse = i >= 4  # like Sentinel-2's 20 m swir bands
+        shape = (1, H // 2, W // 2) if coarse else (1, H, W)
+        transform = UTM_TRANSFORM @ UTM_TRANSFORM.scale(2) if coarse else UTM_TRANSFORM
+        files.append(
+            str(
+                write_raster(
+                    tmp_path / f"b{i}.tif",
+                    rng.integers(1, 1000, size=shape, dtype=np.uint16),
+                    transform=transform,
+                )
+            )
+        )
+    lab = write_raster(tmp_path / "l.tif", np.ones((1, H, W), dtype=np.uint8))
+    data = prepare(SceneConfig(name="st", band_files=tuple(files), labels=str(lab)), tmp_path)
+    assert data.image.shape == (6, H, W)
+    assert grid_of(data.image_path).width == W
+
+
+def test_probabilities_are_grouped() -> None:
+    probs = np.zeros((3, 1, 2), dtype=np.float32)
+    probs[:, 0, 0] = [0.5, 0.3, 0.2]
+    probs[:, 0, 1] = [0.0, 0.0, 1.0]
+    lookup = {"0": 1, "1": 1, "2": IGNORE}
+    grouped = group_probabilities(probs, lookup, 5)
+    assert grouped[:, 0, 0].tolist() == pytest.approx([0, 1, 0, 0, 0])
+    assert grouped[:, 0, 1].sum() == 0
+
+
+def test_polygon_labels_are_rasterized(image: Path, tmp_path: Path) -> None:
+    left, top = UTM_TRANSFORM.c, UTM_TRANSFORM.f
+    frame = gpd.GeoDataFrame(
+        {"name": ["water", "forest"]},
+        geometry=[
+            box(left, top - 100, left + 100, top),
+            box(left + 200, top - 300, left + 300, top - 200),
+        ],
+        crs="EPSG:32618",
+    ).to_crs("EPSG:4326")  # another CRS: reprojected onto the image grid
+    path = tmp_path / "polys.gpkg"
+    frame.to_file(path)
+    codes, values = rasterize_polygons(path, "name", grid_of(image))
+    assert values == ("forest", "water")
+    assert (codes[:10, :10] == 1).mean() > 0.8
+    assert (codes == IGNORE).mean() > 0.8
+    data = prepare(
+        SceneConfig(name="p", image=str(image), labels=str(path), label_column="name"), tmp_path
+    )
+    assert set(np.unique(data.labels).tolist()) == {1, 2, IGNORE}
+
+
+def test_polygon_errors(image: Path, tmp_path: Path) -> None:
+    path = tmp_path / "polys.gpkg"
+    gpd.GeoDataFrame({"name": ["water"]}, geometry=[box(0, 0, 10, 10)], crs="EPSG:32618").to_file(
+        path
+    )
+    with pytest.raises(LabelError, match="no column 'klass'; columns are: name"):
+        rasterize_polygons(path, "klass", grid_of(image))
+    with pytest.raises(LabelError, match="do not overlap the image"):
+        rasterize_polygons(path, "name", grid_of(image))
+
+
+def test_raster_labels_elsewhere_are_label_error(image: Path, tmp_path: Path) -> None:
+    far = write_raster(
+        tmp_path / "far.tif",
+        np.ones((1, H, W), dtype=np.uint8),
+        transform=UTM_TRANSFORM @ UTM_TRANSFORM.translation(10_000, 0),
+    )
+    with pytest.raises(LabelError, match="do not overlap"):
+        prepare(SceneConfig(name="s", image=str(image), labels=str(far)), tmp_path)
+
+
+def test_no_labelled_pixel_is_label_error(image: Path, tmp_path: Path) -> None:
+    empty = write_raster(tmp_path / "e.tif", np.full((1, H, W), 255, np.uint8), nodata=255)
+    with pytest.raises(LabelError, match="no pixel is labelled"):
+        prepare(SceneConfig(name="s", image=str(image), labels=str(empty)), tmp_path)
+
+
+def test_missing_bands_is_band_mapping_error(labels: Path, tmp_path: Path) -> None:
+    rgb = write_raster(
+        tmp_path / "rgb.tif",
+        np.ones((3, H, W), dtype=np.uint16),
+        descriptions=("red", "green", "blue"),
+    )
+    with pytest.raises(BandMappingError):
+        prepare(SceneConfig(name="s", image=str(rgb), labels=str(labels)), tmp_path)
+    with pytest.raises(ConfigError, match="band_files"):
+        prepare(SceneConfig(name="s", band_files=("a.tif",), labels=str(labels)), tmp_path)
+
+
+def test_patches_never_touch_the_holdout(image: Path, labels: Path, tmp_path: Path) -> None:
+    spec = SceneConfig(
+        name="s", image=str(image), labels=str(labels), holdout=HoldoutConfig(rows=(24, 40))
+    )
+    data = prepare(spec, tmp_path)
+    # mark the holdout so any patch that reads it is detectable
+    data.image[:, 24:] = 99.0
+    aug = AugmentConfig(stats_jitter=0.0, zoom_probability=0.5, zoom_range=(0.5, 1.5))
+    sampler = PatchSampler([data], 16, aug, (-100.0, 100.0), focus_classes=[0], seed=3)
+    for step in range(30):
+        batch = sampler.batch(step, 4)
+        assert batch.image.shape == (4, 6, 16, 16)
+        assert float(batch.image.max()) < 99.0
+    # the same step gives the same batch (resumable, deterministic)
+    assert np.array_equal(sampler.batch(7, 4).image.numpy(), sampler.batch(7, 4).image.numpy())
+    assert batch.soft is None

@@ -1,0 +1,155 @@
+"""End to end on tiny rasters: train, write a model file, resume, fine-tune, evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import S2_BANDS, make_card, save_fake_model, write_raster
+
+from geoseg.errors import ConfigError, LabelError
+from geoseg.io.model_file import load_model_file
+from geoseg.models.loading import load_model
+from geoseg.training import evaluate, train
+from geoseg.training.config import train_config_from_dict
+from geoseg.training.loop import Progress
+
+H, W = 40, 48
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> tuple[Path, Path, Path]:
+    rng = np.random.default_rng(0)
+    labels = np.zeros((H, W), dtype=np.uint8)
+    labels[:, W // 2 :] = 1
+    labels[H // 2 :, : W // 4] = 2
+    data = rng.integers(100, 300, size=(6, H, W)).astype(np.uint16)
+    data[:, labels == 1] += 1500  # separable: a tiny model learns it
+    data[3, labels == 2] += 3000
+    image = write_raster(tmp_path / "img.tif", data, descriptions=S2_BANDS)
+    lab = write_raster(tmp_path / "lab.tif", labels[None], nodata=255)
+    probs = np.zeros((3, H, W), dtype=np.uint8)
+    for c in range(3):
+        probs[c][labels == c] = 255
+    prob = write_raster(tmp_path / "prob.tif", probs)
+    return image, lab, prob
+
+
+def recipe(tmp_path: Path, scene: tuple[Path, Path, Path], **optim: Any) -> dict[str, Any]:
+    image, lab, prob = scene
+    return {
+        "output": str(tmp_path / "run"),
+        "model": {
+            "name": "tiny",
+            "architecture": "convnet",
+            "arch_params": {"layers": 2, "width": 8},
+            "tile_size": 32,
+            "overlap": 8,
+            "provenance": {"metrics_reference": "synthetic labels"},
+        },
+        "scenes": [
+            {
+                "name": "syn",
+                "image": str(image),
+                "labels": str(lab),
+                "probabilities": str(prob),
+                "label_map": {"0": "water", "1": "forest", "2": "urban"},
+                "holdout": {"cols": [36, 48]},
+            }
+        ],
+        "loss": {"name": "ce", "distillation": 0.5, "class_weights": [1, 1, 1, 1, 1]},
+        "augment": {
+            "zoom_probability": 0.3,
+            "blur_probability": 0.3,
+            "focus_probability": 0.3,
+            "focus_classes": ["urban"],
+        },
+        "optim": {
+            "steps": 6,
+            "batch_size": 2,
+            "patch_size": 16,
+            "lr": 0.01,
+            "log_every": 2,
+            "checkpoint_every": 3,
+            "threads": 1,
+            "warmup_steps": 1,
+            **optim,
+        },
+    }
+
+
+def test_train_writes_a_self_describing_model(tmp_path: Path, scene: Any) -> None:
+    reports: list[Progress] = []
+    result = train(train_config_from_dict(recipe(tmp_path, scene)), progress=reports.append)
+    assert [r.step for r in reports] == [2, 4, 6]
+    card, _, _ = load_model_file(result.model_path)
+    assert card.bands == S2_BANDS and card.name == "tiny"
+    assert card.metrics["reference"] == "synthetic labels"
+    held = card.metrics["held_out"]["syn"]
+    assert held["window"] == {"rows": [0, 40], "cols": [36, 48]}
+    assert 0.0 <= held["miou"] <= 1.0
+    assert card.training["recipe"]["optim"]["steps"] == 6
+    assert result.megapixels_per_second > 0
+    assert (tmp_path / "run" / "metrics.json").exists()
+    load_model(result.model_path)  # loads as prediction would
+
+
+def test_resume_gives_the_same_weights(tmp_path: Path, scene: Any) -> None:
+    whole = train(train_config_from_dict(recipe(tmp_path / "a", scene)))
+    config = train_config_from_dict(recipe(tmp_path / "b", scene))
+
+    def interrupt(report: Progress) -> None:
+        if report.step == 4:  # after the checkpoint of step 3
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=interrupt)
+    assert not (tmp_path / "b" / "run" / "tiny.pt").exists()
+    resumed = train(config)
+    assert resumed.resumed_from == 3
+    a = load_model_file(whole.model_path)[1]
+    b = load_model_file(resumed.model_path)[1]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_fine_tune_from_a_model(tmp_path: Path, scene: Any) -> None:
+    base = save_fake_model(tmp_path / "base.pt", make_card(arch_params={"layers": 2, "width": 8}))
+    data = recipe(tmp_path, scene, steps=2)
+    data["model"]["init_from"] = str(base)
+    data["model"]["architecture"] = "unet"  # ignored: the base model's architecture is kept
+    result = train(train_config_from_dict(data))
+    assert result.card.architecture == "convnet"
+    assert result.card.training["fine_tuned_from"] == str(base)
+
+
+def test_bad_recipe_fails_before_training(tmp_path: Path, scene: Any) -> None:
+    data = recipe(tmp_path, scene)
+    data["augment"]["focus_classes"] = ["glacier"]
+    with pytest.raises(ConfigError, match="glacier"):
+        train(train_config_from_dict(data))
+    data = recipe(tmp_path, scene)
+    data["loss"]["class_weights"] = [1, 2]
+    with pytest.raises(ConfigError, match="class_weights"):
+        train(train_config_from_dict(data))
+    data = recipe(tmp_path, scene)
+    data["scenes"][0]["label_map"] = {"0": "ignore", "1": "ignore", "2": "ignore"}
+    with pytest.raises(LabelError, match="no pixel is labelled"):
+        train(train_config_from_dict(data))
+
+
+def test_evaluate_scores_a_window_with_a_label_map(tmp_path: Path, scene: Any) -> None:
+    image, lab, _ = scene
+    model = train(train_config_from_dict(recipe(tmp_path, scene))).model_path
+    result = evaluate(
+        model, image, lab, label_map={"0": "water", "1": "forest", "2": "urban"}, cols=(36, 48)
+    )
+    assert result.window == (0, 40, 36, 48)
+    assert sum(result.metrics.support) == H * 12
+    out = tmp_path / "eval.json"
+    result.write_json(out)
+    assert '"miou"' in out.read_text()
+    assert "mIoU" in result.metrics.format_table()
