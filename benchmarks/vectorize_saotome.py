@@ -55,6 +55,9 @@ def main() -> int:
     parser.add_argument("--min-area", type=float, default=DEFAULT_MIN_AREA_M2)
     parser.add_argument("--simplify", type=float, default=DEFAULT_SIMPLIFY_M)
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE)
+    parser.add_argument(
+        "--report", action="store_true", help="also write the run report and quicklook"
+    )
     args = parser.parse_args()
     if not args.raster.exists():
         print(f"skipped: {args.raster} not found (set GEOSEG_SHARED_DATA)")
@@ -99,6 +102,13 @@ def main() -> int:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_s.items())
     print(f"stages (s)    {stages}")
     print(f"output        {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+    if args.report:
+        from geoseg.report import write_run_report
+
+        report = write_run_report(
+            args.out, args.raster, result, {"vectorize": elapsed}, overwrite=True
+        )
+        print(f"report        {report.json_path}, {report.quicklook_path}")
     return 0 if peak_mb < 2048 else 1
 
 

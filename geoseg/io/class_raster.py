@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.env
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
@@ -38,6 +40,9 @@ NODATA = 255
 CLASSES_TAG = "GEOSEG_CLASSES"
 #: Metadata tag holding the provenance JSON of the run that wrote the raster (if any).
 PROVENANCE_TAG = "GEOSEG_PROVENANCE"
+
+#: GDAL block cache (MB) while reading a class raster block by block (see :func:`block_reader`).
+READ_CACHE_MB = 256
 
 _INTEGER_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint64")
 
@@ -150,7 +155,7 @@ def block_reader(raster: ClassRaster) -> Iterator[BlockReader]:
     VectorizeError
         If a block cannot be decoded (truncated or corrupt file).
     """
-    with _quiet_open(raster.path) as src:
+    with _bounded_cache(), _quiet_open(raster.path) as src:
 
         def read(window: Window) -> np.ndarray:
             try:
@@ -266,6 +271,22 @@ def classes_from_records(data: Any, where: str) -> tuple[ClassInfo, ...]:
     if len(set(ids)) != len(ids):
         raise VectorizeError(f"{where} repeats class ids: {sorted(ids)}")
     return tuple(classes)
+
+
+def _bounded_cache() -> contextlib.AbstractContextManager[Any]:
+    """Cap GDAL's block cache while streaming through a raster, unless the user already set it.
+
+    GDAL's default cache is 5% of RAM; a single pass over a large raster fills all of it with
+    blocks never read again (1.4 GB peak RSS on a 1.3 gigapixel map instead of 0.3 GB). Blocks are
+    read row by row with a small halo, so a few block rows of cache are all that helps.
+    """
+    user_set = "GDAL_CACHEMAX" in os.environ or (
+        rasterio.env.hasenv() and "GDAL_CACHEMAX" in rasterio.env.getenv()
+    )
+    if user_set:
+        return contextlib.nullcontext()
+    env: contextlib.AbstractContextManager[Any] = rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB)
+    return env
 
 
 @contextlib.contextmanager
