@@ -8,20 +8,22 @@ are complete: a failed or interrupted run leaves nothing at the output paths.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from geoseg.bands import resolve_bands
 from geoseg.errors import ConfigError, EmptySceneError
 from geoseg.inference import (
     Chips,
     Predictor,
-    batched,
     chip_shape,
     pad_chip,
     resolve_device,
@@ -35,13 +37,14 @@ from geoseg.io.class_raster_writer import (
     write_cog,
 )
 from geoseg.io.scene import Scene, open_scene, read_sample
-from geoseg.io.scene_reader import Grid, SceneReader, resampled_grid, scene_grid
+from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import BandStats, fit_band_stats
 from geoseg.provenance import Provenance
 from geoseg.stitching import core_patch, join_row
-from geoseg.tiling import TilePlan, plan_tiles
+from geoseg.streaming import WriteBehind, read_ahead
+from geoseg.tiling import Span, Tile, TilePlan, plan_tiles
 from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M, vectorize_raster
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,8 @@ class PredictOptions:
         tolerance in metres.
     dst_crs : str, optional
         Reproject polygons on purpose (never done silently).
+    prefetch : bool
+        Decode the next strip while the model runs (off only to measure what it gains).
     """
 
     bands: tuple[str, ...] | None = None
@@ -87,6 +92,7 @@ class PredictOptions:
     min_area_m2: float = DEFAULT_MIN_AREA_M2
     simplify_m: float = DEFAULT_SIMPLIFY_M
     dst_crs: str | None = None
+    prefetch: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -334,49 +340,75 @@ def _classify(
     progress: ProgressCallback | None,
     timings: dict[str, float],
 ) -> Any:
-    """Stream the tiles of ``run`` through the model into a class raster at ``path``."""
+    """Stream the tiles of ``run`` through the model into a class raster at ``path``.
+
+    Strips are decoded one ahead in a background thread and finished rows are written behind,
+    so on a GPU the device never waits for the disk. Batches span tile rows, so every forward
+    pass is full; a row is written as soon as its last tile is classified.
+    """
     predictor = Predictor(run.model, run.stats, device)
     plan = run.plan
     shape = chip_shape(plan.height, plan.width, plan.tile_size, tile_multiple(run.model))
+    tiles_by_row = [[t for t in plan if t.row == i] for i in range(len(plan.row_spans))]
+    pending: list[tuple[Tile, Chips]] = []
+    finished: dict[tuple[int, int], np.ndarray] = {}
+    next_row = 0
     done = 0
-    read_s = model_s = write_s = 0.0
+    wait_s = model_s = 0.0
     with (
         SceneReader(run.scene, run.bands, run.grid) as reader,
         ClassRasterWriter(
             path, run.scene.crs, run.grid, run.model.card.classes, provenance
         ) as writer,
+        WriteBehind(writer.write, depth=2) as write_behind,
+        contextlib.closing(_strips(reader, plan, options.prefetch)) as strips,
     ):
-        strips = reader.strips(plan)
-        for i in range(len(plan.row_spans)):
+        last_row = len(tiles_by_row) - 1
+        for i in range(len(tiles_by_row)):
             t0 = time.perf_counter()
             strip = next(strips)
-            read_s += time.perf_counter() - t0
-            tiles = [t for t in plan if t.row == i]
-            chips = [
-                Chips(*_chip(strip.data, strip.valid, t.cols.start, t.cols.stop, shape))
-                for t in tiles
-            ]
-            t0 = time.perf_counter()
-            classes = [
-                c for batch in batched(chips, options.batch_size) for c in predictor.classify(batch)
-            ]
-            model_s += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            writer.write(
-                join_row(
-                    [core_patch(t, c) for t, c in zip(tiles, classes, strict=True)], plan.width
+            wait_s += time.perf_counter() - t0
+            for t in tiles_by_row[i]:
+                pending.append((t, Chips(*_chip(strip.data, strip.valid, t.cols, shape))))
+            while len(pending) >= options.batch_size or (i == last_row and pending):
+                group, pending = pending[: options.batch_size], pending[options.batch_size :]
+                t0 = time.perf_counter()
+                classes = predictor.classify(_stack([chips for _, chips in group]))
+                model_s += time.perf_counter() - t0
+                finished.update(
+                    {(t.row, t.col): c for (t, _), c in zip(group, classes, strict=True)}
                 )
-            )
-            write_s += time.perf_counter() - t0
-            done += len(tiles)
-            if progress is not None:
-                progress(done, len(plan))
-    timings.update({"read": read_s, "model": model_s, "write_classes": write_s})
+            while next_row <= i and all((t.row, t.col) in finished for t in tiles_by_row[next_row]):
+                row_tiles = tiles_by_row[next_row]
+                patches = [core_patch(t, finished.pop((t.row, t.col))) for t in row_tiles]
+                write_behind.submit(join_row(patches, plan.width))
+                done += len(row_tiles)
+                next_row += 1
+                if progress is not None:
+                    progress(done, len(plan))
+    timings.update(
+        {
+            "read": reader.busy_seconds,
+            "read_wait": wait_s,
+            "model": model_s,
+            "write_classes": writer.busy_seconds,
+        }
+    )
     return writer.counts
 
 
-def _chip(data: Any, valid: Any, start: int, stop: int, shape: tuple[int, int]) -> tuple[Any, Any]:
-    chip, mask = pad_chip(data[:, :, start:stop], valid[:, start:stop], shape)
+def _strips(reader: SceneReader, plan: TilePlan, prefetch: bool) -> Generator[Strip, None, None]:
+    # a generator, so closing it (before the reader closes) stops the read-ahead thread first
+    yield from read_ahead(reader.strips(plan), depth=1) if prefetch else reader.strips(plan)
+
+
+def _stack(chips: list[Chips]) -> Chips:
+    return Chips(np.concatenate([c.data for c in chips]), np.concatenate([c.valid for c in chips]))
+
+
+def _chip(data: Any, valid: Any, cols: Span, shape: tuple[int, int]) -> tuple[Any, Any]:
+    window = slice(cols.start, cols.stop)
+    chip, mask = pad_chip(data[:, :, window], valid[:, window], shape)
     return chip[None], mask[None]
 
 

@@ -8,8 +8,8 @@ with a colour table, the classes as JSON in the ``GEOSEG_CLASSES`` tag and prove
 from __future__ import annotations
 
 import json
-import math
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +73,7 @@ class ClassRasterWriter:
         self.classes = classes
         self.provenance = provenance
         self.counts = np.zeros(256, dtype=np.int64)
+        self.busy_seconds = 0.0
         self._dataset: Any = None
 
     def __enter__(self) -> ClassRasterWriter:
@@ -104,9 +105,11 @@ class ClassRasterWriter:
 
     def write(self, patch: Patch) -> None:
         """Write one patch of class ids."""
+        t0 = time.perf_counter()
         window = Window(patch.cols.start, patch.rows.start, patch.cols.size, patch.rows.size)
         self._dataset.write(patch.data, 1, window=window)
         self.counts += np.bincount(patch.data.ravel(), minlength=256)
+        self.busy_seconds += time.perf_counter() - t0
 
     def __exit__(
         self,
@@ -209,8 +212,3 @@ def warp_to_scene(
 def _row_spans(height: int, step: int) -> Iterator[Span]:
     for start in range(0, height, step):
         yield Span(start, min(start + step, height))
-
-
-def decimation_factor(width: int, height: int, max_pixels: int) -> int:
-    """Integer decimation that brings ``width`` x ``height`` under ``max_pixels``."""
-    return max(1, math.ceil(math.sqrt(width * height / max_pixels)))

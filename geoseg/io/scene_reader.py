@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class SceneReader:
         self.grid = grid or scene_grid(scene)
         self._stack = contextlib.ExitStack()
         self._dataset: Any = None
+        self.busy_seconds = 0.0
 
     def __enter__(self) -> SceneReader:
         self._stack.enter_context(rasterio.Env(**GDAL_READ_OPTIONS))
@@ -127,6 +129,7 @@ class SceneReader:
     def read(self, rows: Span, cols: Span) -> tuple[np.ndarray, np.ndarray]:
         """Read one window of the grid: ``(data, valid)``."""
         window = Window(cols.start, rows.start, cols.size, rows.size)
+        t0 = time.perf_counter()
         try:
             data = self._dataset.read(self.bands, window=window)
             masks = self._dataset.read_masks(self.bands, window=window)
@@ -136,10 +139,19 @@ class SceneReader:
                 f"scene {self.scene.path} could not be read at rows {rows.start}-{rows.stop}: "
                 f"{text[0] if text else type(exc).__name__}"
             ) from exc
-        return data, valid_from(data, masks)
+        valid = valid_from(data, masks)
+        self.busy_seconds += time.perf_counter() - t0
+        return data, valid
 
     def strips(self, plan: TilePlan) -> Iterator[Strip]:
-        """Yield the strip of each tile row of ``plan``, decoding every block once."""
+        """Yield the strip of each tile row of ``plan``, decoding every block once.
+
+        GDAL settings are thread-local, so they are entered here, in whichever thread iterates.
+        """
+        with rasterio.Env(**GDAL_READ_OPTIONS):
+            yield from self._strips(plan)
+
+    def _strips(self, plan: TilePlan) -> Iterator[Strip]:
         width = self.grid.width
         buffer = np.empty((len(self.bands), 0, width), dtype=self.scene.dtype)
         valid = np.empty((0, width), dtype=bool)
