@@ -177,3 +177,19 @@ def test_patches_never_touch_the_holdout(image: Path, labels: Path, tmp_path: Pa
     # the same step gives the same batch (resumable, deterministic)
     assert np.array_equal(sampler.batch(7, 4).image.numpy(), sampler.batch(7, 4).image.numpy())
     assert batch.soft is None
+
+
+def test_torchgeo_datasets_join_image_and_labels_and_hold_out(image: Path, labels: Path) -> None:
+    from geoseg.training.datasets import geo_datasets
+
+    left, top = UTM_TRANSFORM.c, UTM_TRANSFORM.f
+    # hold out the eastern quarter of the 48 x 40 px scene
+    holdout = (left + 360.0, top - 400.0, left + 480.0, top)
+    parts = geo_datasets(str(image), str(labels), holdout, patch_size=8, length=20)
+    dataset = parts["dataset"]
+    for query in parts["train_sampler"]:
+        sample = dataset[query]
+        assert sample["image"].shape == (6, 8, 8) and sample["mask"].shape[-2:] == (8, 8)
+        assert query[0].stop <= left + 360.0 + 1e-6  # never inside the holdout
+    val = list(parts["val_sampler"])
+    assert val and all(q[0].start >= left + 360.0 - 1e-6 for q in val)

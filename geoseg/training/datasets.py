@@ -235,6 +235,7 @@ def geo_datasets(
     holdout_bounds: tuple[float, float, float, float] | None = None,
     patch_size: int = 256,
     length: int = 100,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Torchgeo datasets and samplers for one image and its (aligned) label raster.
 
@@ -254,6 +255,8 @@ def geo_datasets(
         Patch side in pixels.
     length : int
         Patches per training epoch.
+    seed : int
+        Seed of the random sampler.
 
     Returns
     -------
@@ -267,8 +270,8 @@ def geo_datasets(
     image = _single_file_dataset(RasterDataset, image_path, is_image=True)
     labels = _single_file_dataset(RasterDataset, label_path, is_image=False)
     dataset = image & labels
-    left, bottom, right, top = dataset.bounds[0].start, dataset.bounds[1].start, 0.0, 0.0
-    right, top = dataset.bounds[0].stop, dataset.bounds[1].stop
+    xs, ys = dataset.bounds[0], dataset.bounds[1]
+    left, bottom, right, top = xs.start, ys.start, xs.stop, ys.stop
     train_roi = _roi(left, bottom, right, top)
     val_sampler = None
     if holdout_bounds is not None:
@@ -283,7 +286,10 @@ def geo_datasets(
         best = max(candidates, key=lambda b: max(b[2] - b[0], 0) * max(b[3] - b[1], 0))
         train_roi = _roi(*best)
         val_sampler = GridGeoSampler(dataset, patch_size, patch_size, roi=_roi(*holdout_bounds))
-    train_sampler = RandomGeoSampler(dataset, patch_size, length=length, roi=train_roi)
+    generator = torch.Generator().manual_seed(seed)
+    train_sampler = RandomGeoSampler(
+        dataset, patch_size, length=length, roi=train_roi, generator=generator
+    )
     return {"dataset": dataset, "train_sampler": train_sampler, "val_sampler": val_sampler}
 
 
