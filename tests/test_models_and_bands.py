@@ -1,0 +1,128 @@
+"""Model cards and files, the architecture registry, band matching and the config loader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import S2_BANDS, make_card, save_fake_model
+
+from geoseg.bands import normalise_band_name, resolve_bands
+from geoseg.config import build_config, load_config
+from geoseg.errors import BandMappingError, ConfigError, ModelError
+from geoseg.io.model_file import load_model_file, save_model_file
+from geoseg.models.architectures import ARCHITECTURES, build_network, get_architecture
+from geoseg.models.card import ClassInfo, ModelCard
+from geoseg.models.loading import load_model
+
+
+def test_card_round_trips_through_a_model_file(tmp_path: Path) -> None:
+    path = save_fake_model(tmp_path / "m.pt", make_card(metrics={"miou": 0.5}))
+    card, state, sha = load_model_file(path)
+    assert card == make_card(metrics={"miou": 0.5})
+    assert len(sha) == 64 and all(v.dtype != torch.float16 for v in state.values())
+    loaded = load_model(path)
+    assert loaded.sha256 == sha and not loaded.network.training
+
+
+def test_weights_that_do_not_fit_the_card_are_a_model_error(tmp_path: Path) -> None:
+    card = make_card()
+    other = build_network("convnet", 3, 5, {"layers": 2, "width": 8})  # 3 inputs, card says 6
+    save_model_file(tmp_path / "bad.pt", card, other.state_dict())
+    with pytest.raises(ModelError, match="do not fit"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_card_rejects_bad_values() -> None:
+    with pytest.raises(ModelError, match="outside 0-254"):
+        ClassInfo(255, "nodata", "#000000")
+    with pytest.raises(ModelError, match="colour"):
+        ClassInfo(1, "water", "blue")
+    with pytest.raises(ModelError, match="duplicate"):
+        make_card(classes=(ClassInfo(1, "a", "#000000"), ClassInfo(1, "b", "#ffffff")))
+    with pytest.raises(ModelError, match="unknown keys"):
+        ModelCard.from_dict({**make_card().to_dict(), "colour_scheme": "x"})
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_architecture_maps_bands_to_class_logits(name: str) -> None:
+    params = {"encoder_name": "resnet18"} if name != "convnet" else {}
+    network = build_network(name, 6, 5, params).eval()
+    size = 2 * get_architecture(name).size_multiple(params)
+    with torch.inference_mode():
+        out = network(torch.zeros(1, 6, size, size))
+    assert out.shape == (1, 5, size, size)
+
+
+def test_unknown_architecture_lists_options() -> None:
+    with pytest.raises(ModelError, match="available options are: convnet, pspnet, unet"):
+        get_architecture("segformer")
+
+
+@pytest.mark.parametrize(
+    ("description", "name"),
+    [
+        ("B02", "blue"),
+        ("b4", "red"),
+        ("B8", "nir"),
+        ("B8A", "nir08"),
+        ("SWIR1", "swir16"),
+        ("Red", "red"),
+        ("B12", "swir22"),
+    ],
+)
+def test_band_names_normalise(description: str, name: str) -> None:
+    assert normalise_band_name(description) == name
+
+
+def test_bands_match_by_name_then_count() -> None:
+    described = (
+        "B01",
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    )
+    assert resolve_bands(S2_BANDS, described) == (2, 3, 4, 8, 12, 13)
+    assert resolve_bands(S2_BANDS, (None,) * 6) == (1, 2, 3, 4, 5, 6)
+    with pytest.raises(BandMappingError, match=r"needs 6 .blue, green, red, nir, swir16, swir22"):
+        resolve_bands(S2_BANDS, (None,) * 4)
+    assert resolve_bands(("red", "green", "blue"), ("a", "b", "c"), ("3", "b", "1")) == (3, 2, 1)
+
+
+@dataclass(frozen=True)
+class Inner:
+    rate: float = 0.1
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    steps: int = 10
+    inner: Inner = Inner()
+    tags: tuple[str, ...] = ()
+
+
+def test_config_loader_checks_keys_and_types(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("name: run\nsteps: 5\ninner:\n  rate: 1\ntags: [a, b]\n")
+    config = load_config(Outer, path, ["inner.rate=0.5"])
+    assert config == Outer("run", 5, Inner(0.5), ("a", "b"))
+    with pytest.raises(ConfigError, match=r"unknown key.*stepz"):
+        build_config(Outer, {"name": "x", "stepz": 1})
+    with pytest.raises(ConfigError, match=r"steps: expected an integer"):
+        build_config(Outer, {"name": "x", "steps": "many"})
+    with pytest.raises(ConfigError, match=r"inner.rate: expected a number"):
+        build_config(Outer, {"name": "x", "inner": {"rate": True}})
+    with pytest.raises(ConfigError, match="not of the form"):
+        load_config(Outer, path, ["steps"])
