@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from conftest import make_card, save_fake_model, write_raster
 from hypothesis import HealthCheck, given, settings
@@ -157,3 +158,37 @@ def test_cpu_and_cuda_agree(tmp_path: Path, scene_factory: Callable[..., Path]) 
     with rasterio.open(outs["cpu"]) as a, rasterio.open(outs["cuda"]) as b:
         agree = (a.read(1) == b.read(1)).mean()
     assert agree >= 0.995  # bfloat16 autocast flips only near-ties
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
+@pytest.mark.parametrize("tiled", [True, False])
+def test_dtypes_and_layouts(tmp_path: Path, dtype: str, tiled: bool) -> None:
+    rng = np.random.default_rng(3)
+    data = rng.integers(1, 200, size=(6, 33, 70)).astype(dtype)
+    nodata: float | None = 0
+    if dtype == "float32":
+        data[:, :3] = np.nan
+        nodata = float("nan")
+    else:
+        data[:, :3] = 0
+    path = write_raster(
+        tmp_path / f"s_{dtype}.tif", data, nodata=nodata, tiled=tiled, compress="lzw"
+    )
+    out = tmp_path / "c.tif"
+    predict(path, None, model=save_fake_model(tmp_path / "m.pt"), raster=out)
+    with rasterio.open(out) as cls:
+        classes = cls.read(1)
+    assert (classes[:3] == 255).all() and (classes[3:] != 255).all()
+
+
+def test_vrt_input(tmp_path: Path) -> None:
+    data = np.random.default_rng(4).integers(1, 3000, size=(6, 40, 40), dtype=np.uint16)
+    tif = write_raster(tmp_path / "s.tif", data)
+    vrt = tmp_path / "s.vrt"
+    rasterio.shutil.copy(tif, vrt, driver="VRT")
+    out_vrt, out_tif = tmp_path / "a.tif", tmp_path / "b.tif"
+    model = save_fake_model(tmp_path / "m.pt")
+    predict(vrt, None, model=model, raster=out_vrt)
+    predict(tif, None, model=model, raster=out_tif)
+    with rasterio.open(out_vrt) as a, rasterio.open(out_tif) as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
