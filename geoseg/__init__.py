@@ -1,21 +1,34 @@
 """geoseg: land-cover segmentation of GeoTIFF scenes, delivered as styled GeoPackages.
 
 The library is the product; the ``geoseg`` command is a thin adapter over it. Heavy modules
-(torch, rasterio) are imported lazily so ``import geoseg`` and ``geoseg --help`` stay instant.
+(torch, rasterio) are imported on first use so ``import geoseg`` and ``geoseg --help`` stay instant.
+
+>>> import geoseg
+>>> sorted(geoseg.__all__)
+['PredictOptions', '__version__', 'batch', 'evaluate', 'predict', 'train', 'vectorize_raster']
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "predict"]
+# public name -> module that defines it
+_LAZY = {
+    "predict": "geoseg.pipeline",
+    "PredictOptions": "geoseg.pipeline",
+    "vectorize_raster": "geoseg.vectorize",
+    "batch": "geoseg.batch",
+    "train": "geoseg.training",
+    "evaluate": "geoseg.training",
+}
+
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "predict":
-        from geoseg.pipeline import predict
-
-        return predict
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'geoseg' has no attribute {name!r}")
