@@ -139,20 +139,29 @@ def main() -> None:
     default=None,
     help="Overlap between tiles in pixels (default: the model's).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tiles per forward pass [default: 4 on CPU, what fits in GPU memory on CUDA].",
+)
+@click.option(
+    "--compile",
+    "compile_model",
+    is_flag=True,
+    help="torch.compile the model first (worth it for large scenes on a GPU).",
+)
 @click.option(
     "--min-area",
     type=float,
-    default=500.0,
-    show_default=True,
-    help="Polygons smaller than this (m2) are merged into their neighbours.",
+    default=None,
+    help="Regions smaller than this (m2) merge into their neighbours [default: 2500].",
 )
 @click.option(
     "--simplify",
     type=float,
-    default=5.0,
-    show_default=True,
-    help="Coverage simplification tolerance in metres (0: off).",
+    default=None,
+    help="Coverage simplification tolerance in metres, 0 for off [default: 10].",
 )
 @click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose.")
 @click.option(
@@ -172,9 +181,10 @@ def predict(
     device: str,
     tile_size: int | None,
     overlap: int | None,
-    batch_size: int,
-    min_area: float,
-    simplify: float,
+    batch_size: int | None,
+    compile_model: bool,
+    min_area: float | None,
+    simplify: float | None,
     dst_crs: str | None,
     no_resample: bool,
     overwrite: bool,
@@ -184,17 +194,19 @@ def predict(
     _setup_logging(quiet)
     from geoseg.pipeline import PredictOptions
     from geoseg.pipeline import predict as run_predict
+    from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M
 
     options = PredictOptions(
-        bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
+        bands=_band_list(bands),
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
         device=device,
         resample=not no_resample,
-        min_area_m2=min_area,
-        simplify_m=simplify,
         dst_crs=dst_crs,
+        compile=compile_model,
+        min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
+        simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
     )
     with _progress_bar(not quiet, "tile") as progress:
         result = run_predict(
@@ -216,6 +228,10 @@ def predict(
         shares,
     )
     log.info("wrote %s", ", ".join(str(p) for p in (result.gpkg, result.raster) if p))
+
+
+def _band_list(bands: str | None) -> tuple[str, ...] | None:
+    return tuple(b.strip() for b in bands.split(",")) if bands else None
 
 
 @main.command()
@@ -315,13 +331,16 @@ def vectorize(
 ) -> None:
     """Vectorize a class raster made elsewhere into a styled GeoPackage."""
     _setup_logging(quiet)
-    from geoseg.vectorize import vectorize_raster
+    from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M, vectorize_raster
 
-    settings = {
-        k: v for k, v in (("min_area_m2", min_area), ("simplify_m", simplify)) if v is not None
-    }
     result = vectorize_raster(
-        raster, out, classes=classes_file, dst_crs=dst_crs, overwrite=overwrite, **settings
+        raster,
+        out,
+        classes=classes_file,
+        dst_crs=dst_crs,
+        overwrite=overwrite,
+        min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
+        simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
     )
     log.info(
         "wrote %s: %d polygons, %.1f km2",
@@ -401,7 +420,7 @@ def evaluate(
         labels,
         label_map=read_yaml(label_map) if label_map else None,
         label_column=label_column,
-        bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
+        bands=_band_list(bands),
         rows=_span(rows, "--rows"),
         cols=_span(cols, "--cols"),
         device=device,

@@ -79,15 +79,19 @@ class Predictor:
         Where to run. On CUDA the forward runs in bfloat16 autocast with channels_last.
     """
 
-    def __init__(self, model: LoadedModel, stats: BandStats, device: torch.device) -> None:
+    def __init__(
+        self, model: LoadedModel, stats: BandStats, device: torch.device, compile: bool = False
+    ) -> None:
         self.model = model
         self.stats = stats
         self.device = device
         self.cuda = device.type == "cuda"
-        self.network = model.network.to(device)
+        self.network: torch.nn.Module = model.network.to(device)
         if self.cuda:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.network.eval()
+        if compile:
+            self.network = torch.compile(self.network)  # type: ignore[assignment]
         self.lookup = torch.tensor(model.card.class_ids, dtype=torch.uint8, device=device)
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
@@ -108,6 +112,24 @@ class Predictor:
             out: torch.Tensor = self.network(x)
         return out.float()
 
+    def auto_batch_size(self, shape: tuple[int, int], cap: int = 64) -> int:
+        """Largest batch that fits in free device memory, from one measured forward pass.
+
+        On the CPU the batch size matters little (every core works on each tile): 4.
+        """
+        if not self.cuda:
+            return 4
+        bands = len(self.model.card.bands)
+        probe = Chips(np.zeros((1, bands, *shape), np.uint16), np.ones((1, *shape), bool))
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        self.classify(probe)
+        per_tile = max(torch.cuda.max_memory_allocated(self.device) - base, 1)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        # keep 40% of free memory as headroom for the allocator and other processes
+        return int(max(1, min(cap, 0.6 * free // per_tile)))
+
     @torch.inference_mode()
     def classify(self, chips: Chips) -> np.ndarray:
         """Class ids ``(N, H, W)`` uint8, :data:`NODATA_CLASS` where the input is invalid."""
@@ -121,14 +143,18 @@ class Predictor:
 
 def _to_device(data: np.ndarray, device: torch.device) -> torch.Tensor:
     data = np.ascontiguousarray(data)
-    if data.dtype == np.uint16:
+    unsigned16 = data.dtype == np.uint16
+    if unsigned16:
         # torch has no uint16 arithmetic: send the bits as int16 and unwrap them on the device,
         # which moves half the bytes of widening to int32 on the host
-        signed = torch.from_numpy(data.view(np.int16)).to(device, non_blocking=True)
-        return signed.to(torch.int32) & 0xFFFF
-    if data.dtype == np.uint32:
+        data = data.view(np.int16)
+    elif data.dtype == np.uint32:
         data = data.astype(np.int64)
-    return torch.from_numpy(data).to(device, non_blocking=True)
+    host = torch.from_numpy(data)
+    if device.type == "cuda":
+        host = host.pin_memory()  # page-locked, so the copy is a true asynchronous DMA
+    moved = host.to(device, non_blocking=True)
+    return moved.to(torch.int32) & 0xFFFF if unsigned16 else moved
 
 
 def chip_shape(plan_height: int, plan_width: int, tile_size: int, multiple: int) -> tuple[int, int]:

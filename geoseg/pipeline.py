@@ -68,8 +68,8 @@ class PredictOptions:
         Scene band (1-based index or description) for each model band, in model order.
     tile_size, overlap : int, optional
         Tile side and overlap in pixels of the model grid.
-    batch_size : int
-        Tiles per forward pass.
+    batch_size : int, optional
+        Tiles per forward pass; default: 4 on the CPU, as many as fit in free memory on CUDA.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     resample : bool
@@ -81,21 +81,24 @@ class PredictOptions:
         Reproject polygons on purpose (never done silently).
     prefetch : bool
         Decode the next strip while the model runs (off only to measure what it gains).
+    compile : bool
+        ``torch.compile`` the network first (pays off on large scenes on a GPU).
     """
 
     bands: tuple[str, ...] | None = None
     tile_size: int | None = None
     overlap: int | None = None
-    batch_size: int = 4
+    batch_size: int | None = None
     device: str = "auto"
     resample: bool = True
     min_area_m2: float = DEFAULT_MIN_AREA_M2
     simplify_m: float = DEFAULT_SIMPLIFY_M
     dst_crs: str | None = None
     prefetch: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch size {self.batch_size} must be at least 1")
         if self.tile_size is not None and self.tile_size < 8:
             raise ConfigError(f"tile size {self.tile_size} must be at least 8")
@@ -346,9 +349,10 @@ def _classify(
     so on a GPU the device never waits for the disk. Batches span tile rows, so every forward
     pass is full; a row is written as soon as its last tile is classified.
     """
-    predictor = Predictor(run.model, run.stats, device)
+    predictor = Predictor(run.model, run.stats, device, compile=options.compile)
     plan = run.plan
     shape = chip_shape(plan.height, plan.width, plan.tile_size, tile_multiple(run.model))
+    batch_size = options.batch_size or predictor.auto_batch_size(shape)
     tiles_by_row = [[t for t in plan if t.row == i] for i in range(len(plan.row_spans))]
     pending: list[tuple[Tile, Chips]] = []
     finished: dict[tuple[int, int], np.ndarray] = {}
@@ -370,8 +374,8 @@ def _classify(
             wait_s += time.perf_counter() - t0
             for t in tiles_by_row[i]:
                 pending.append((t, Chips(*_chip(strip.data, strip.valid, t.cols, shape))))
-            while len(pending) >= options.batch_size or (i == last_row and pending):
-                group, pending = pending[: options.batch_size], pending[options.batch_size :]
+            while len(pending) >= batch_size or (i == last_row and pending):
+                group, pending = pending[:batch_size], pending[batch_size:]
                 t0 = time.perf_counter()
                 classes = predictor.classify(_stack([chips for _, chips in group]))
                 model_s += time.perf_counter() - t0
