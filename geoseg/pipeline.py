@@ -42,10 +42,16 @@ from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import BandStats, fit_band_stats
 from geoseg.provenance import Provenance
+from geoseg.report import report_paths, write_run_report
 from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
 from geoseg.tiling import Span, Tile, TilePlan, plan_tiles
-from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M, vectorize_raster
+from geoseg.vectorize import (
+    DEFAULT_MIN_AREA_M2,
+    DEFAULT_SIMPLIFY_M,
+    VectorizeResult,
+    vectorize_raster,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +136,10 @@ class PredictResult:
         Seconds per stage.
     resampled : bool
         Whether the scene was resampled to the model's ground sample distance.
+    polygons : int or None
+        Polygons written to the GeoPackage.
+    report : Path or None
+        The run report (JSON; a quicklook PNG lies beside it).
     """
 
     gpkg: Path | None
@@ -141,6 +151,7 @@ class PredictResult:
     timings: dict[str, float] = field(default_factory=dict)
     resampled: bool = False
     polygons: int | None = None
+    report: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -248,7 +259,8 @@ def predict(
     raster_path = Path(raster) if raster is not None else None
     if out_path is None and raster_path is None:
         raise ConfigError("nothing to write: give an output GeoPackage or a class raster")
-    for path in (out_path, raster_path):
+    reports = report_paths(out_path) if out_path is not None else ()
+    for path in (out_path, raster_path, *reports):
         if path is not None:
             check_output_path(path, overwrite)
     timings: dict[str, float] = {}
@@ -296,7 +308,7 @@ def predict(
         if sum(class_pixels.values()) == 0:
             raise EmptySceneError(f"scene {run.scene.path} holds no valid pixel (it is all nodata)")
         finished: list[tuple[Path, Path]] = []
-        polygons = None
+        polygons = report = None
         if raster_path is not None:
             t0 = time.perf_counter()
             cog_tmp = temporary_sibling(raster_path, "cog")
@@ -308,11 +320,19 @@ def predict(
             t0 = time.perf_counter()
             gpkg_tmp = temporary_sibling(out_path, "gpkg")
             temporaries.append(gpkg_tmp)
-            polygons = _vectorize(
-                classes_tmp, gpkg_tmp, run.model.card.classes, options, provenance
-            )
+            vectors = _vectorize(classes_tmp, gpkg_tmp, run.model.card.classes, options, provenance)
+            polygons = vectors.polygon_count
             finished.append((gpkg_tmp, out_path))
             timings["vectorize"] = time.perf_counter() - t0
+            report = write_run_report(
+                out_path,
+                classes_tmp,
+                vectors,
+                timings,
+                provenance=provenance,
+                classes=run.model.card.classes,
+                overwrite=True,
+            ).json_path
         for tmp, final in finished:
             tmp.replace(final)
         if raster_path is not None:
@@ -331,6 +351,7 @@ def predict(
         timings=timings,
         resampled=run.grid != scene_grid(run.scene),
         polygons=polygons,
+        report=report,
     )
 
 
@@ -422,8 +443,8 @@ def _vectorize(
     classes: tuple[ClassInfo, ...],
     options: PredictOptions,
     provenance: Provenance,
-) -> int:
-    result = vectorize_raster(
+) -> VectorizeResult:
+    return vectorize_raster(
         classes_path,
         gpkg_path,
         classes=classes,
@@ -433,4 +454,3 @@ def _vectorize(
         overwrite=True,
         provenance=provenance,
     )
-    return result.polygon_count
