@@ -227,8 +227,8 @@ def render_quicklook(
     counts = np.bincount(labels.ravel(), minlength=NODATA + 1)[:NODATA]
     valid = max(int(counts.sum()), 1)
     height, width = labels.shape
-    left, top = raster.transform * (0, 0)
-    right, bottom = raster.transform * (raster.width, raster.height)
+    left, top = raster.transform @ (0, 0)
+    right, bottom = raster.transform @ (raster.width, raster.height)
 
     aspect = height / max(width, 1)
     figure = Figure(figsize=(10, max(3.0, min(12.0, 7.5 * aspect))))
