@@ -71,6 +71,7 @@ def write_run_report(
     *,
     provenance: Provenance | None = None,
     classes: Sequence[ClassInfo] | None = None,
+    class_raster_label: str | None = None,
     overwrite: bool = False,
 ) -> RunReport:
     """Write ``OUT.report.json`` and ``OUT.quicklook.png`` beside ``out_path``.
@@ -91,6 +92,9 @@ def write_run_report(
         The run's provenance, recorded as is.
     classes : sequence of ClassInfo or None
         Classes for names and colours; by default ``result.classes``, else the raster's own.
+    class_raster_label : str or None
+        What the report calls the class raster (e.g. the final ``--raster`` path, or ``None``
+        when the pipeline's class raster was a temporary file); default ``class_raster_path``.
     overwrite : bool
         Replace existing report files.
 
@@ -115,10 +119,20 @@ def write_run_report(
         result,
         stage_timings_s,
         provenance=provenance,
-        outputs={"report": str(json_path), "quicklook": str(png_path)},
+        outputs={
+            "geopackage": str(Path(out_path)),
+            "report": str(json_path),
+            "quicklook": str(png_path),
+        },
+        raster_label=str(class_raster_path) if class_raster_label is None else class_raster_label,
     )
+    shares = {c["id"]: c["area_percent"] for c in data["classes"]}
     figure = render_quicklook(
-        labels, chosen, raster, title=f"{Path(raster.path).name} - geoseg {__version__}"
+        labels,
+        chosen,
+        raster,
+        title=f"{Path(data['class_raster']['path']).name} - geoseg {__version__}",
+        shares=shares,
     )
     save_figure(figure, png_path, overwrite)
     write_json(json_path, data, overwrite)
@@ -135,6 +149,7 @@ def build_report(
     *,
     provenance: Provenance | None = None,
     outputs: Mapping[str, str] | None = None,
+    raster_label: str | None = None,
 ) -> dict[str, Any]:
     """The report's content as plain JSON-able data (pure; see :func:`write_run_report`).
 
@@ -181,7 +196,7 @@ def build_report(
         "geoseg_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "class_raster": {
-            "path": raster.path,
+            "path": raster.path if raster_label is None else raster_label,
             "width": raster.width,
             "height": raster.height,
             "crs": raster.crs.to_string(),
@@ -197,7 +212,6 @@ def build_report(
     }
     if result is not None:
         data["vectorize"] = {
-            "geopackage": str(result.path),
             "layer": result.layer,
             "crs": result.crs,
             "min_area_m2": result.min_area_m2,
@@ -210,12 +224,17 @@ def build_report(
 
 
 def render_quicklook(
-    labels: np.ndarray, classes: Sequence[ClassInfo], raster: ClassRaster, title: str = ""
+    labels: np.ndarray,
+    classes: Sequence[ClassInfo],
+    raster: ClassRaster,
+    title: str = "",
+    shares: Mapping[int, float] | None = None,
 ) -> Any:
     """A matplotlib ``Figure`` of the (decimated) class map with a legend of the present classes.
 
     Built on :class:`matplotlib.figure.Figure` with the Agg canvas, never pyplot, so it needs no
-    display and leaves no global figure state behind.
+    display and leaves no global figure state behind. ``shares`` (percent of the mapped area by
+    class id) label the legend; by default the decimated map's pixel shares do.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -226,6 +245,8 @@ def render_quicklook(
         lut[info.id] = (*info.rgb, 255)
     counts = np.bincount(labels.ravel(), minlength=NODATA + 1)[:NODATA]
     valid = max(int(counts.sum()), 1)
+    if shares is None:
+        shares = {c.id: 100.0 * float(counts[c.id]) / valid for c in classes}
     height, width = labels.shape
     left, top = raster.transform @ (0, 0)
     right, bottom = raster.transform @ (raster.width, raster.height)
@@ -252,10 +273,10 @@ def render_quicklook(
         Patch(
             facecolor=info.color,
             edgecolor="#555555",
-            label=f"{info.id} {info.name} ({100.0 * counts[info.id] / valid:.1f}%)",
+            label=f"{info.id} {info.name} ({_percent(shares.get(info.id, 0.0))})",
         )
         for info in classes
-        if counts[info.id] > 0
+        if counts[info.id] > 0 or shares.get(info.id, 0.0) > 0
     ]
     if handles:
         axes.legend(
@@ -263,11 +284,16 @@ def render_quicklook(
             loc="upper left",
             bbox_to_anchor=(1.02, 1.0),
             fontsize=8,
-            title="class (share of mapped pixels)",
+            title="class (share of mapped area)",
             title_fontsize=8,
             frameon=False,
         )
     return figure
+
+
+def _percent(value: float) -> str:
+    """Percentages for a legend: tiny but present classes do not read as 0.0%."""
+    return f"{value:.1f}%" if value >= 0.1 or value == 0 else "<0.1%"
 
 
 def _aspect(raster: ClassRaster, top: float, bottom: float) -> float:

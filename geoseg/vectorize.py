@@ -6,7 +6,10 @@ overlap, together they cover every valid pixel and nothing over nodata. How each
 * **Sieve** (:func:`rasterio.features.sieve`, 4-connected) merges specks smaller than
   ``min_area_m2`` into their largest neighbour. Nodata is masked out, so it is never merged into a
   class and no class grows into it. Each block is sieved with a halo of neighbouring pixels, so a
-  speck on a block edge is seen whole.
+  speck on a block edge is seen whole. (GDAL merges a speck into its *largest* neighbour; when two
+  neighbours both reach beyond the halo their true sizes are unknown, so, rarely, a speck on a
+  block edge joins a different large neighbour than a whole-raster sieve would choose: in tests a
+  few pixels in 1 of 20 maps. The result is still a clean partition.)
 * **Polygonize** (:func:`rasterio.features.shapes`, 4-connected) runs block by block in *pixel
   coordinates*: every vertex is an integer, so pieces of one polygon cut by a block edge share
   exactly equal seam coordinates and their union is exact. Only pieces touching an internal seam
@@ -403,7 +406,6 @@ def vectorize_blocks(
     tolerance_px = simplify_m / math.sqrt(centre_area) if simplify_m > 0 else 0.0
     geographic = _pyproj_crs(crs).is_geographic
     centre_sieve = sieve_threshold(min_area_m2, centre_area)
-    halo = _halo(centre_sieve)
 
     final_geoms: list[np.ndarray] = []
     final_ids: list[np.ndarray] = []
@@ -429,7 +431,9 @@ def vectorize_blocks(
             if geographic
             else centre_sieve
         )
-        labels, n_valid = _sieved_core(read, core, width, height, threshold, halo, timings)
+        labels, n_valid = _sieved_core(
+            read, core, width, height, threshold, _halo(threshold), timings
+        )
         if progress is not None:
             progress((index + 1) / len(blocks))
         if n_valid == 0:
