@@ -232,7 +232,8 @@ def _archive_sources(
         if hidden or clean.startswith(".."):
             continue
         if is_raster_name(clean):
-            scenes.append(SceneSource(clean, f"{prefix}/{member}", container, member))
+            # GDAL wants the normalised name (no "./"); tarfile and zipfile want the stored one
+            scenes.append(SceneSource(clean, f"{prefix}/{clean}", container, member))
         else:
             ignored.append(clean)
     return scenes, ignored
