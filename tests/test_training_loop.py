@@ -153,3 +153,17 @@ def test_evaluate_scores_a_window_with_a_label_map(tmp_path: Path, scene: Any) -
     result.write_json(out)
     assert '"miou"' in out.read_text()
     assert "mIoU" in result.metrics.format_table()
+
+
+def test_fine_tune_onto_fewer_bands_keeps_their_filters(tmp_path: Path, scene: Any) -> None:
+    base = save_fake_model(tmp_path / "base.pt", make_card(arch_params={"layers": 2, "width": 8}))
+    data = recipe(tmp_path, scene, steps=1, lr=1e-9)
+    data["model"]["init_from"] = str(base)
+    data["model"]["bands"] = ["red", "green", "blue"]
+    result = train(train_config_from_dict(data))
+    assert result.card.bands == ("red", "green", "blue")
+    before = load_model_file(base)[1]["body.0.weight"]
+    after = load_model_file(result.model_path)[1]["body.0.weight"]
+    assert after.shape[1] == 3
+    # red, green, blue were channels 3, 2, 1 of the six-band model (scaled by 6 / 3)
+    assert torch.allclose(after, before[:, [2, 1, 0]] * 2, atol=1e-2)

@@ -93,7 +93,8 @@ class ModelConfig:
     arch_params : dict
         Keyword arguments of the architecture builder.
     bands : tuple of str
-        Input bands as STAC common names, in order.
+        Input bands as STAC common names, in order. Empty: those of ``init_from``, else
+        blue, green, red, nir, swir16, swir22.
     gsd : float, optional
         Ground sample distance of the training data in metres.
     tile_size, overlap : int
@@ -102,7 +103,9 @@ class ModelConfig:
         Card description.
     init_from : str, optional
         Embedded model name or model file to start from (fine-tuning). Its architecture,
-        bands, classes and normalisation are kept; ``architecture``/``bands`` here are ignored.
+        classes and normalisation are kept (``architecture`` here is ignored). If ``bands``
+        differ from its bands, the first convolution is adapted: shared bands keep their
+        weights, new bands start from the mean of the old ones.
     provenance : dict
         Copied into the card's ``training`` record: data, label source, licences, the command
         that reproduces the weights, and ``metrics_reference`` (what the held-out metrics were
@@ -112,7 +115,7 @@ class ModelConfig:
     name: str
     architecture: str = "unet"
     arch_params: dict[str, Any] = field(default_factory=dict)
-    bands: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
+    bands: tuple[str, ...] = ()
     gsd: float | None = 10.0
     tile_size: int = 512
     overlap: int = 64

@@ -150,6 +150,15 @@ class EvaluationResult:
             **self.metrics.to_dict(),
         }
 
+    def table(self) -> str:
+        """What was evaluated, then the metrics as a text table."""
+        where = "whole scene"
+        if self.window is not None:
+            r0, r1, c0, c1 = self.window
+            where = f"rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}"
+        head = f"model {self.model} on {self.scene} ({where}) against {self.labels}"
+        return head + "\n" + self.metrics.format_table()
+
     def write_json(self, path: str | Path) -> None:
         """Write :meth:`to_dict` as JSON."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -99,6 +99,9 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+DEFAULT_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
+
+
 def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
     """The card and network to start from: a fresh one, or a model to fine-tune."""
     spec = config.model
@@ -106,19 +109,29 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
         from geoseg.models.loading import load_model
 
         loaded = load_model(spec.init_from)
+        bands = spec.bands or loaded.card.bands
         card = loaded.card.with_updates(
             name=spec.name,
+            bands=bands,
             gsd=spec.gsd if spec.gsd is not None else loaded.card.gsd,
             description=spec.description or loaded.card.description,
+            training={},
+            metrics={},
         )
         network = loaded.network
+        if bands != loaded.card.bands:
+            state = adapt_input_bands(network.state_dict(), loaded.card.bands, bands)
+            network = build_network(
+                card.architecture, len(bands), card.num_classes, card.arch_params
+            )
+            network.load_state_dict(state)
         network.train()
         return card, network
     card = ModelCard(
         name=spec.name,
         architecture=spec.architecture,
         arch_params=dict(spec.arch_params),
-        bands=spec.bands,
+        bands=spec.bands or DEFAULT_BANDS,
         gsd=spec.gsd,
         normalization=Normalization(),
         classes=LANDCOVER_CLASSES,
@@ -128,6 +141,29 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
     )
     network = build_network(card.architecture, len(card.bands), card.num_classes, card.arch_params)
     return card, network
+
+
+def adapt_input_bands(
+    state: dict[str, torch.Tensor], old: tuple[str, ...], new: tuple[str, ...]
+) -> dict[str, torch.Tensor]:
+    """Re-plumb the first convolution of a state dict from bands ``old`` to bands ``new``.
+
+    The first 4-D weight with ``len(old)`` input channels is the input convolution: a band in
+    both keeps its filter slice; a new band gets the mean slice, scaled so the layer's response
+    to a uniform input keeps its size.
+
+    Raises
+    ------
+    ConfigError
+        If no input convolution is found.
+    """
+    for key, weight in state.items():
+        if weight.ndim == 4 and weight.shape[1] == len(old):
+            mean = weight.mean(dim=1)
+            slices = [weight[:, old.index(b)] if b in old else mean for b in new]
+            adapted = torch.stack(slices, dim=1) * (len(old) / len(new))
+            return {**state, key: adapted.contiguous()}
+    raise ConfigError(f"cannot find the input convolution to adapt bands {old} to {new}")
 
 
 def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
