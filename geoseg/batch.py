@@ -763,7 +763,7 @@ def _dask_client(
             n_workers=count,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never clash with another cluster
             silence_logs=logging.ERROR,
         )
     try:
