@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import logging
 import os
 import socket
@@ -404,6 +405,8 @@ def run_batch(
             done = sum(r.status in ("done", "cached") for r in reports.values())
             failed = sum(r.status == "failed" for r in reports.values())
             progress(done, failed, total - done - failed)
+        if report.status == "failed" and on_error == "fail":
+            raise _StopBatch
 
     with Manifest(out / MANIFEST_NAME) as manifest:
         remove_stale_temporaries(out)
@@ -417,20 +420,27 @@ def run_batch(
                 planned,
                 settle,
             )
-            with _executor(workers, scheduler) as (run, executor):
-                outcomes = run(tasks)
-                try:
-                    for outcome in outcomes:
-                        report = _record(
-                            manifest, outcome, sources[outcome.scene], planned.pop(outcome.key)
-                        )
-                        settle(report)
-                        if report.status == "failed" and on_error == "fail":
-                            stopped = True
-                            break
-                finally:
-                    # cancels what is still queued when we stop early or are interrupted
-                    outcomes.close()
+            first = next(tasks, None)
+            if first is None:
+                executor = "none needed (every scene complete or failed before starting)"
+            else:
+                with _executor(workers, scheduler) as (run, executor):
+                    outcomes = run(itertools.chain([first], tasks))
+                    try:
+                        for outcome in outcomes:
+                            settle(
+                                _record(
+                                    manifest,
+                                    outcome,
+                                    sources[outcome.scene],
+                                    planned.pop(outcome.key),
+                                )
+                            )
+                    finally:
+                        # cancels what is still queued when we stop early or are interrupted
+                        outcomes.close()
+        except _StopBatch:
+            stopped = True
         finally:
             remove_stale_temporaries(out)
             for scene in found.scenes:
@@ -441,6 +451,10 @@ def run_batch(
     for failure in batch_report.failures:
         log.warning("scene %s failed: %s", failure.scene, failure.error)
     return batch_report
+
+
+class _StopBatch(Exception):
+    """Raised by the driver to stop at the first failure (``on_error="fail"``)."""
 
 
 #: ``geoseg.batch.batch`` is the name the top-level package exports.
@@ -768,7 +782,7 @@ def _dask_client(
         )
     try:
         with dist.Client(cluster, set_as_default=False) as client:
-            yield client, f"local cluster, {count} workers", threads
+            yield client, f"local cluster, {count} worker{'s' if count != 1 else ''}", threads
     finally:
         cluster.close()
 
