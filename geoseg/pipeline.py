@@ -38,6 +38,7 @@ from geoseg.io.class_raster_writer import (
 )
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
+from geoseg.memory import bound_heap_growth
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import BandStats, fit_band_stats
@@ -75,7 +76,7 @@ class PredictOptions:
     tile_size, overlap : int, optional
         Tile side and overlap in pixels of the model grid.
     batch_size : int, optional
-        Tiles per forward pass; default: 4 on the CPU, as many as fit in free memory on CUDA.
+        Tiles per forward pass; default: 2 on the CPU, as many as fit in free memory on CUDA.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     resample : bool
@@ -263,6 +264,7 @@ def predict(
     for path in (out_path, raster_path, *reports):
         if path is not None:
             check_output_path(path, overwrite)
+    bound_heap_growth()
     timings: dict[str, float] = {}
     start = time.perf_counter()
     run = prepare(scene_path, model, options)
@@ -434,7 +436,8 @@ def _stack(chips: list[Chips]) -> Chips:
 def _chip(data: Any, valid: Any, cols: Span, shape: tuple[int, int]) -> tuple[Any, Any]:
     window = slice(cols.start, cols.stop)
     chip, mask = pad_chip(data[:, :, window], valid[:, window], shape)
-    return chip[None], mask[None]
+    # copies, so a pending chip does not keep its whole strip alive
+    return np.ascontiguousarray(chip)[None], np.ascontiguousarray(mask)[None]
 
 
 def _vectorize(

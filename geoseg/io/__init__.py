@@ -1,1 +1,11 @@
-"""The I/O layer: the only code that opens raster, vector and model files."""
+"""The I/O layer: the only code that opens raster, vector and model files.
+
+GDAL's block cache defaults to 5% of RAM and fills up to that size on any large scene (a strip is
+decoded once and never needed again), so peak memory would grow with the scene until the cap. It is
+bounded here, before GDAL first uses it, unless the user set ``GDAL_CACHEMAX`` themselves.
+"""
+
+import os
+
+GDAL_CACHE_MB = 128  # holds a full-width strip of blocks of a 10,000-pixel-wide scene
+os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))

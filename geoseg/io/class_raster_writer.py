@@ -92,8 +92,6 @@ class ClassRasterWriter:
             "compress": "deflate",
             "BIGTIFF": "IF_SAFER",
         }
-        self._env = rasterio.Env(GDAL_CACHEMAX=128)
-        self._env.__enter__()
         self._dataset = rasterio.open(self.path, "w", **profile)
         self._dataset.write_colormap(1, colormap(self.classes))
         self._dataset.set_band_description(1, "land cover class")
@@ -118,7 +116,6 @@ class ClassRasterWriter:
         tb: TracebackType | None,
     ) -> None:
         self._dataset.close()
-        self._env.__exit__(exc_type, exc, tb)
 
     @property
     def valid_pixels(self) -> int:

@@ -18,7 +18,6 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
@@ -175,9 +174,13 @@ def ground_sample_distance(crs: CRS, transform: Affine, width: int, height: int)
 
 
 def read_sample(
-    scene: Scene, bands: tuple[int, ...], max_pixels: int = 1_000_000
+    scene: Scene, bands: tuple[int, ...], max_pixels: int = 4_000_000
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read a decimated view of the whole scene for fitting its normalisation.
+    """Read the pixels that fit the scene's normalisation.
+
+    A scene of at most ``max_pixels`` is read whole. A larger one is sampled by whole internal
+    blocks spread evenly over it, so fitting costs a few dozen block decodes instead of a pass
+    over the scene (a decimated read decodes every block it touches, i.e. all of them).
 
     Parameters
     ----------
@@ -186,26 +189,55 @@ def read_sample(
     bands : tuple of int
         1-based band indexes, in model order.
     max_pixels : int
-        Upper bound on the pixels read per band (nearest-neighbour decimation).
+        Upper bound on the pixels read per band.
 
     Returns
     -------
     sample : np.ndarray
-        ``(len(bands), h, w)`` raw values.
+        ``(len(bands), h, w)`` raw values: the whole scene, or ``h == 1`` with the sampled
+        blocks' pixels side by side.
     valid : np.ndarray
         ``(h, w)`` boolean, true where every selected band is valid.
     """
-    factor = max(1.0, math.sqrt(scene.width * scene.height / max_pixels))
-    out_h = max(1, round(scene.height / factor))
-    out_w = max(1, round(scene.width / factor))
+    indexes = list(bands)
     with _quiet_open(scene.path) as src:
-        data = src.read(
-            list(bands), out_shape=(len(bands), out_h, out_w), resampling=Resampling.nearest
+        if scene.width * scene.height <= max_pixels:
+            data = src.read(indexes)
+            return data, valid_from(data, src.read_masks(indexes))
+        pieces, masks = [], []
+        for window in sample_windows(scene.height, scene.width, scene.block_shape, max_pixels):
+            block = src.read(indexes, window=window)
+            pieces.append(block.reshape(len(indexes), 1, -1))
+            masks.append(valid_from(block, src.read_masks(indexes, window=window)).reshape(1, -1))
+    return np.concatenate(pieces, axis=2), np.concatenate(masks, axis=1)
+
+
+def sample_windows(
+    height: int, width: int, block_shape: tuple[int, int], max_pixels: int
+) -> list[Window]:
+    """Whole blocks spread evenly over a raster, at most ``max_pixels`` in all (at least one).
+
+    >>> [(w.row_off, w.col_off) for w in sample_windows(1000, 1000, (256, 256), 4 * 65536)]
+    [(0, 0), (0, 768), (768, 0), (768, 768)]
+    """
+    block_h, block_w = min(block_shape[0], height), min(block_shape[1], width)
+    grid_rows, grid_cols = math.ceil(height / block_h), math.ceil(width / block_w)
+    budget = max(1, max_pixels // (block_h * block_w))
+    # a sub-grid of blocks with about the block grid's aspect ratio
+    picks_r = max(1, min(grid_rows, round(math.sqrt(budget * grid_rows / grid_cols))))
+    picks_c = max(1, min(grid_cols, budget // picks_r))
+    rows = sorted({round(x) for x in np.linspace(0, grid_rows - 1, picks_r)})
+    cols = sorted({round(x) for x in np.linspace(0, grid_cols - 1, picks_c)})
+    return [
+        Window(
+            c * block_w,
+            r * block_h,
+            min(block_w, width - c * block_w),
+            min(block_h, height - r * block_h),
         )
-        masks = src.read_masks(
-            list(bands), out_shape=(len(bands), out_h, out_w), resampling=Resampling.nearest
-        )
-    return data, valid_from(data, masks)
+        for r in rows
+        for c in cols
+    ]
 
 
 def valid_from(data: np.ndarray, masks: np.ndarray) -> np.ndarray:

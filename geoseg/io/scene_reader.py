@@ -29,8 +29,8 @@ from geoseg.errors import InvalidSceneError
 from geoseg.io.scene import Scene, valid_from
 from geoseg.tiling import Span, TilePlan
 
-# GDAL decodes the blocks of one read on all cores; the cache only needs to hold one strip's blocks
-GDAL_READ_OPTIONS = {"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_CACHEMAX": 256}
+# GDAL decodes the blocks of one read on all cores (the cache is bounded in geoseg.io)
+GDAL_READ_OPTIONS = {"GDAL_NUM_THREADS": "ALL_CPUS"}
 
 
 @dataclass(frozen=True)
