@@ -1,0 +1,98 @@
+"""The command line: the happy path end to end, models/info, exit codes, quiet help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from click.testing import CliRunner
+from conftest import save_fake_model, write_raster
+
+from geoseg.cli import main
+from geoseg.models.loading import embedded_model_paths
+
+
+def test_predict_writes_gpkg_raster_and_report(tmp_path: Path, fake_model: Path) -> None:
+    rng = np.random.default_rng(5)
+    data = rng.integers(1, 3000, size=(6, 70, 90), dtype=np.uint16)
+    data[:, :, :20] = 0
+    scene = write_raster(tmp_path / "s.tif", data, nodata=0, crs="EPSG:32633")
+    out, raster = tmp_path / "lc.gpkg", tmp_path / "lc.tif"
+    result = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            str(scene),
+            "--out",
+            str(out),
+            "--raster",
+            str(raster),
+            "--model",
+            str(fake_model),
+            "--min-area",
+            "0",
+            "--simplify",
+            "0",
+            "--tile-size",
+            "32",
+            "--overlap",
+            "8",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    polygons = gpd.read_file(out, layer="landcover")
+    assert polygons.crs.to_epsg() == 32633
+    assert {"class_id", "class_name", "area_m2"} <= set(polygons.columns)
+    with rasterio.open(scene) as src, rasterio.open(raster) as cls:
+        assert (cls.crs, cls.transform, cls.shape, cls.nodata) == (
+            src.crs,
+            src.transform,
+            src.shape,
+            255,
+        )
+        assert cls.dtypes[0] == "uint8" and cls.colormap(1)[0][:3] == (215, 25, 28)
+        classes = cls.read(1)
+    assert (classes[:, :20] == 255).all()
+    # no polygon over nodata: the polygons cover exactly the valid pixels' area
+    assert polygons.geometry.area.sum() == 100 * (classes != 255).sum()
+    assert (tmp_path / "lc.report.json").exists() and (tmp_path / "lc.quicklook.png").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_info_prints_the_card(tmp_path: Path) -> None:
+    model = save_fake_model(tmp_path / "m.pt")
+    result = CliRunner().invoke(main, ["info", str(model)])
+    assert result.exit_code == 0
+    assert "bands: blue, green, red, nir, swir16, swir22" in result.output
+    assert "0 urban #d7191c" in result.output
+    card = json.loads(CliRunner().invoke(main, ["info", "--json", str(model)]).output)
+    assert card["architecture"] == "convnet" and len(card["sha256"]) == 64
+
+
+def test_models_lists_every_embedded_model() -> None:
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    for name in embedded_model_paths():
+        assert name in result.output
+
+
+def test_unknown_model_for_info_is_one_line() -> None:
+    result = CliRunner().invoke(main, ["info", "nope"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+
+
+def test_help_is_instant_and_imports_no_torch() -> None:
+    code = "import sys, geoseg.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    result = CliRunner().invoke(main, ["predict", "--help"])
+    assert result.exit_code == 0 and "--bands" in result.output
+
+
+def test_usage_error_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "x.tif")])  # --out missing
+    assert result.exit_code == 2
