@@ -386,6 +386,8 @@ def run_batch(
         raise BatchError(f"workers {workers} must be >= 0 (0 runs in-process)")
     if workers is not None and scheduler is not None:
         raise BatchError("give either workers (a local cluster) or a scheduler address, not both")
+    if scheduler is not None:
+        _probe_scheduler(scheduler)  # a wrong address fails even when nothing is left to do
     out = _prepare_out_dir(Path(out_dir), input)
     found = list_scenes(input, exclude=out)
     model_path, model_sha = _model_identity(model)
@@ -750,7 +752,6 @@ def _dask_client(
     dist: Any = importlib.import_module("distributed")
 
     if scheduler is not None:
-        _probe_scheduler(scheduler)
         try:
             client = dist.Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, ValueError, TimeoutError) as exc:

@@ -341,3 +341,12 @@ def test_duplicate_names_from_a_list_get_distinct_outputs(tmp_path, model):
     listing.write_text(f"{tmp_path / 'a' / 's0.tif'}\nhttps://example.org/x/s0.tif\n")
     names = [s.name for s in list_scenes(listing).scenes]
     assert len(set(names)) == 2 and all(n.startswith("s0-") for n in names)
+
+
+@pytest.mark.parametrize("name", ["geoseg.batch", "geoseg.io.archive", "geoseg.io.manifest"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
