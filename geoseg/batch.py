@@ -50,7 +50,7 @@ from geoseg.io.batch_outputs import (
     write_csv,
     write_json,
 )
-from geoseg.io.manifest import MANIFEST_NAME, Manifest, RunRecord, work_key
+from geoseg.io.manifest import MANIFEST_NAME, Manifest, RunRecord, exclusive_folder, work_key
 from geoseg.pipeline import PredictOptions
 
 if TYPE_CHECKING:
@@ -410,7 +410,7 @@ def run_batch(
         if report.status == "failed" and on_error == "fail":
             raise _StopBatch
 
-    with Manifest(out / MANIFEST_NAME) as manifest:
+    with exclusive_folder(out), Manifest(out / MANIFEST_NAME) as manifest:
         remove_stale_temporaries(out)
         try:
             tasks = _plan(

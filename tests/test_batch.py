@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import socket
 import sqlite3
@@ -19,7 +20,7 @@ import geoseg
 from geoseg.batch import MERGED_NAME, REPORT_CSV, REPORT_JSON, BatchReport, run_batch
 from geoseg.errors import BatchError, ModelError
 from geoseg.io.archive import list_scenes
-from geoseg.io.manifest import MANIFEST_NAME
+from geoseg.io.manifest import LOCK_NAME, MANIFEST_NAME
 from geoseg.pipeline import PredictOptions
 
 CPU = PredictOptions(device="cpu")
@@ -321,6 +322,12 @@ def test_bad_settings_are_one_line_errors(tmp_path, scenes, model):
         run_batch(scenes, tmp_path / "o", model=model, on_error="ignore")  # type: ignore[arg-type]
     with pytest.raises(BatchError, match="not both"):
         run_batch(scenes, tmp_path / "o", model=model, workers=2, scheduler="tcp://127.0.0.1:1")
+    held = tmp_path / "held"
+    held.mkdir()
+    with open(held / LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BatchError, match="another geoseg batch is writing"):
+            run_batch(scenes, held, model=model, workers=0)
     with pytest.raises(ModelError, match="unknown model"):
         run_batch(scenes, tmp_path / "o", model=tmp_path / "nope.pt", workers=0)
     start = time.perf_counter()

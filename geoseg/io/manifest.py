@@ -10,11 +10,12 @@ results), so there is never more than one writer.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +25,7 @@ from geoseg.errors import BatchError
 from geoseg.io.archive import Fingerprint
 
 MANIFEST_NAME = "geoseg-manifest.sqlite"
+LOCK_NAME = ".geoseg-batch.lock"
 SCHEMA_VERSION = "1"
 
 _SCHEMA = """
@@ -245,3 +247,35 @@ class Manifest:
         """How many runs the manifest holds with ``status`` (for tests and reports)."""
         row = self._db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()
         return int(row[0])
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: Path) -> Iterator[None]:
+    """Hold the output folder for one batch at a time.
+
+    Two batches writing to one folder would sweep each other's temporaries and race on outputs.
+    The lock is an OS file lock, so a killed batch never leaves it held. Where file locks are not
+    available (Windows), nothing is locked.
+
+    Raises
+    ------
+    BatchError
+        If another batch holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    with open(folder / LOCK_NAME, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise BatchError(
+                f"another geoseg batch is writing to {folder}: wait for it to end or give "
+                "another output folder"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
