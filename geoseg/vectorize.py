@@ -18,9 +18,9 @@ overlap, together they cover every valid pixel and nothing over nodata. How each
   with ``simplify_boundary=False``: edges between two classes are simplified once for both sides
   (no gaps or slivers), while the coverage's boundary (block edges and edges against nodata) is
   kept. Keeping block edges makes seams merge exactly; keeping nodata edges guarantees that no
-  polygon reaches over nodata and that the valid area is covered exactly. Edges are first split
-  at every pixel corner so that neighbouring polygons share vertices, which the coverage
-  algorithms require.
+  polygon reaches over nodata and that the valid area is covered exactly. Neighbouring polygons
+  are first given identical vertices along shared edges (:func:`node_pixel_coverage`), which the
+  coverage algorithms require.
 * **Area** is the true ground area on the CRS's ellipsoid (see :func:`ground_area_m2`), right for
   geographic CRSs and for projections that distort area.
 
@@ -441,7 +441,7 @@ def vectorize_blocks(
         valid_pixels += n_valid
         if allowed_ids is not None:
             _check_allowed(labels, allowed_ids)
-        geoms, ids = _polygonize_block(labels, core, tolerance_px, timings)
+        geoms, ids = _polygonize_block(labels, core, width, height, tolerance_px, timings)
         seam = _touches_internal_seam(geoms, core, width, height)
         if seam.any():
             seam_geoms.append(geoms[seam])
@@ -555,7 +555,12 @@ def _check_allowed(labels: np.ndarray, allowed: frozenset[int]) -> None:
 
 
 def _polygonize_block(
-    labels: np.ndarray, core: Window, tolerance_px: float, timings: dict[str, float]
+    labels: np.ndarray,
+    core: Window,
+    width: int,
+    height: int,
+    tolerance_px: float,
+    timings: dict[str, float],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Polygons of one block in global pixel coordinates, simplified as one coverage."""
     t0 = time.perf_counter()
@@ -566,13 +571,107 @@ def _polygonize_block(
     timings["polygonize"] += time.perf_counter() - t0
     if tolerance_px > 0 and len(geoms):
         t0 = time.perf_counter()
-        # GDAL emits a vertex only where an outline turns; coverage algorithms need neighbours to
-        # share vertices, so put one at every pixel corner (all edges are axis-aligned, integer).
-        geoms = shapely.segmentize(geoms, 1.0)
+        geoms = node_pixel_coverage(geoms, _internal_seams(core, width, height))
         geoms = shapely.coverage_simplify(geoms, tolerance_px, simplify_boundary=False)
         geoms, ids = make_valid_polygons(geoms, ids)
         timings["simplify"] += time.perf_counter() - t0
     return geoms, ids
+
+
+def _internal_seams(core: Window, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel columns and rows of the edges of ``core`` shared with another block."""
+    c0, r0 = int(core.col_off), int(core.row_off)
+    c1, r1 = c0 + int(core.width), r0 + int(core.height)
+    columns = [c for c in (c0, c1) if 0 < c < width]
+    rows = [r for r in (r0, r1) if 0 < r < height]
+    return np.array(columns, dtype=np.int64), np.array(rows, dtype=np.int64)
+
+
+#: Multiplier packing a pixel coordinate pair into one sortable int64 key (coordinates < 2**31).
+_KEY = np.int64(1) << np.int64(31)
+
+
+def node_pixel_coverage(
+    geoms: np.ndarray, seams: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+) -> np.ndarray:
+    """Give neighbouring pixel polygons identical vertices along their shared edges.
+
+    GDAL's polygonizer puts a vertex only where an outline turns, so where three regions meet
+    (a T-junction) the polygon whose side runs straight through lacks the junction vertex. The
+    coverage algorithms need shared edges vertex for vertex, so every vertex of the coverage that
+    lies inside another polygon's edge is inserted into that edge. Edges lying on an internal
+    block seam get a vertex at every pixel corner instead, because the neighbouring block's
+    vertices there are not known yet and must match after the seams are merged.
+
+    All edges of polygonized pixels are axis-aligned with integer vertices, so the vertices
+    inside an edge are a contiguous range of the vertices sorted by row (horizontal edges) or by
+    column (vertical edges): the insertion is a few vectorized searches, not a geometric noding.
+
+    Parameters
+    ----------
+    geoms : np.ndarray
+        Polygons in pixel coordinates from :func:`rasterio.features.shapes`.
+    seams : tuple of np.ndarray
+        Pixel columns and rows of internal block seams.
+
+    Returns
+    -------
+    np.ndarray
+        The same polygons (geometrically equal), with the inserted vertices.
+    """
+    if not len(geoms):
+        return geoms
+    rings, owner = shapely.get_rings(geoms, return_index=True)
+    coords, ring_of = shapely.get_coordinates(rings, return_index=True)
+    xy = np.rint(coords).astype(np.int64)
+    n = len(xy)
+    is_start = np.zeros(n, dtype=bool)  # a vertex that starts an edge (not a ring's closing one)
+    is_start[:-1] = ring_of[1:] == ring_of[:-1]
+    starts = np.flatnonzero(is_start)
+    p, q = xy[starts], xy[starts + 1]
+    horizontal = p[:, 1] == q[:, 1]
+    by_row = np.unique(xy[:, 1] * _KEY + xy[:, 0])
+    by_col = np.unique(xy[:, 0] * _KEY + xy[:, 1])
+    # each edge as a fixed line coordinate and an open interval (a, b) along it
+    fixed = np.where(horizontal, p[:, 1], p[:, 0])
+    a = np.where(horizontal, np.minimum(p[:, 0], q[:, 0]), np.minimum(p[:, 1], q[:, 1]))
+    b = np.where(horizontal, np.maximum(p[:, 0], q[:, 0]), np.maximum(p[:, 1], q[:, 1]))
+    lo = np.where(
+        horizontal,
+        np.searchsorted(by_row, fixed * _KEY + a, "right"),
+        np.searchsorted(by_col, fixed * _KEY + a, "right"),
+    )
+    hi = np.where(
+        horizontal,
+        np.searchsorted(by_row, fixed * _KEY + b, "left"),
+        np.searchsorted(by_col, fixed * _KEY + b, "left"),
+    )
+    seam_columns, seam_rows = seams
+    on_seam = np.where(horizontal, np.isin(p[:, 1], seam_rows), np.isin(p[:, 0], seam_columns))
+    count = np.where(on_seam, b - a - 1, hi - lo)
+    per_vertex = np.ones(n, dtype=np.int64)
+    per_vertex[starts] += count
+    offsets = np.cumsum(per_vertex) - per_vertex
+    out = np.empty((int(per_vertex.sum()), 2), dtype=np.int64)
+    out[offsets] = xy
+    total = int(count.sum())
+    if total:
+        edge = np.repeat(np.arange(len(starts)), count)
+        within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+        forward = np.where(horizontal, q[:, 0] > p[:, 0], q[:, 1] > p[:, 1])[edge]
+        rank = np.where(forward, within, count[edge] - 1 - within)
+        sorted_keys = np.where(
+            horizontal[edge],
+            by_row[np.minimum(lo[edge] + rank, len(by_row) - 1)],
+            by_col[np.minimum(lo[edge] + rank, len(by_col) - 1)],
+        )
+        along = np.where(on_seam[edge], a[edge] + 1 + rank, sorted_keys - fixed[edge] * _KEY)
+        position = offsets[starts][edge] + 1 + within
+        out[position, 0] = np.where(horizontal[edge], along, fixed[edge])
+        out[position, 1] = np.where(horizontal[edge], fixed[edge], along)
+    new_rings = shapely.linearrings(out.astype(np.float64), indices=np.repeat(ring_of, per_vertex))
+    noded: np.ndarray = shapely.polygons(new_rings, indices=owner)
+    return noded
 
 
 def _touches_internal_seam(geoms: np.ndarray, core: Window, width: int, height: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from rasterio.features import rasterize, shapes
 
 from geoseg.vectorize import (
     ground_area_m2,
+    node_pixel_coverage,
     pixel_area_m2,
     sieve_threshold,
     vectorize_array,
@@ -190,3 +191,18 @@ def test_geographic_areas_shrink_towards_the_pole() -> None:
     result = vectorize_array(labels, transform, "EPSG:4326", min_area_m2=0, simplify_m=0)
     # a quarter of a 4-degree lune of the northern hemisphere: 4/360 of half of the WGS84 surface
     assert result.area_m2.sum() == pytest.approx(510_065_621_724_088.5 / 2 * 4 / 360, rel=1e-9)
+
+
+def test_node_pixel_coverage_inserts_t_junctions_and_densifies_seams() -> None:
+    top = shapely.box(0, 0, 4, 2)  # its bottom edge runs straight past the junction at (2, 2)
+    left, right = shapely.box(0, 2, 2, 4), shapely.box(2, 2, 4, 4)
+    geoms = np.array([top, left, right], dtype=object)
+    assert not shapely.coverage_is_valid(geoms)
+    noded = node_pixel_coverage(geoms)
+    assert shapely.equals(noded, geoms).all()
+    assert shapely.coverage_is_valid(noded)
+    assert (2.0, 2.0) in set(map(tuple, shapely.get_coordinates(noded[0]).tolist()))
+    # an edge on an internal seam (column 4) gets a vertex at every pixel corner
+    seamed = node_pixel_coverage(geoms, (np.array([4]), np.array([], dtype=np.int64)))
+    on_seam = {tuple(c) for c in shapely.get_coordinates(seamed[2]).tolist() if c[0] == 4}
+    assert on_seam == {(4.0, 2.0), (4.0, 3.0), (4.0, 4.0)}
