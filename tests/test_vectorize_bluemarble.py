@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
+import shapely
 from class_raster_helpers import shared_data_path, write_class_raster
 from pyproj import Geod
 from rasterio.windows import Window
@@ -80,6 +82,10 @@ def test_area_m2_sums_to_the_true_area_in_a_geographic_crs(
     # the implementation is in fact exact: only the reference's geodesic (not parallel) cell
     # edges and float rounding separate the two
     assert result.total_area_m2 == pytest.approx(reference, rel=1e-6)
+    geoms = np.asarray(pyogrio.read_dataframe(result.path, layer="landcover").geometry.values)
+    assert shapely.is_valid(geoms).all()
+    if simplify_m > 0:  # a planar partition whose neighbours share their edges vertex for vertex
+        assert shapely.coverage_is_valid(geoms)
     if simplify_m == 0:  # without simplification every class's area is exact too
         for class_id in (0, 1, 2, 3):
             expected = float((cell * (labels == class_id).sum(axis=1)).sum())
