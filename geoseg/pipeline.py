@@ -333,6 +333,7 @@ def predict(
                 timings,
                 provenance=provenance,
                 classes=run.model.card.classes,
+                class_raster_label=str(raster_path) if raster_path else None,
                 overwrite=True,
             ).json_path
         for tmp, final in finished:
