@@ -811,12 +811,28 @@ def _probe_scheduler(address: str) -> None:
 
 
 def _run_on_dask(client: Any, tasks: Iterable[SceneTask], threads: int | None) -> Outcomes:
-    """Submit one task per scene as planning yields them; yield outcomes as they complete."""
+    """Submit one task per scene as planning yields them; yield outcomes as they complete.
+
+    Outcomes that are ready are yielded between submissions, so the driver records finished
+    scenes while it is still hashing the rest of a large input.
+    """
     dist: Any = importlib.import_module("distributed")
     from distributed.client import FutureCancelledError
 
     pending: dict[str, tuple[SceneTask, Any]] = {}
     completed = dist.as_completed(loop=client.loop)
+
+    def outcome(future: Any) -> SceneOutcome:
+        task, _ = pending.pop(future.key)
+        if future.status == "finished":
+            result: SceneOutcome = future.result()
+            return result
+        try:
+            exc = future.exception()
+        except FutureCancelledError:
+            exc = None
+        return SceneOutcome(task.key, task.scene, False, 0.0, _dask_reason(exc))
+
     try:
         for task in tasks:
             if threads is not None:
@@ -825,16 +841,10 @@ def _run_on_dask(client: Any, tasks: Iterable[SceneTask], threads: int | None) -
             future = client.submit(process_scene, task, key=f"geoseg-scene-{task.key}")
             pending[future.key] = (task, future)
             completed.add(future)
+            while completed.has_ready():
+                yield outcome(next(completed))
         for future in completed:
-            task, _ = pending.pop(future.key)
-            if future.status == "finished":
-                yield future.result()
-                continue
-            try:
-                exc = future.exception()
-            except FutureCancelledError:
-                exc = None
-            yield SceneOutcome(task.key, task.scene, False, 0.0, _dask_reason(exc))
+            yield outcome(future)
     finally:
         if pending:
             client.cancel([future for _, future in pending.values()])
