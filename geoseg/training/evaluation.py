@@ -1,14 +1,12 @@
 """Evaluating a model on a labelled scene, with the tiling and normalisation of prediction.
 
-:func:`classify_normalised` is a compact in-memory version of prediction's tiling (overlapping
-tiles, each pixel owned by the tile whose core holds it, edge tiles snapped to the scene edge,
-tiles padded to the architecture's size multiple). It exists so that validation during training
-needs no files; it should be unified with :mod:`geoseg.inference` once that is settled.
+:func:`classify_normalised` runs prediction's own tiling (``geoseg.tiling``, ``geoseg.stitching``)
+on an in-memory image, so validation during training needs no files and scores what ``predict``
+delivers.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from collections.abc import Mapping
@@ -20,37 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoseg.inference import chip_shape
 from geoseg.io.labels import IGNORE
 from geoseg.models.architectures import get_architecture
 from geoseg.models.card import ModelCard
+from geoseg.stitching import assemble
+from geoseg.tiling import plan_tiles
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
 
 log = logging.getLogger(__name__)
-
-
-def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts along one axis: stride ``tile - overlap``, the last snapped to the edge.
-
-    >>> axis_starts(1000, 512, 64)
-    [0, 448, 488]
-    >>> axis_starts(300, 512, 64)
-    [0]
-    """
-    if length <= tile:
-        return [0]
-    stride = max(tile - overlap, 1)
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return sorted(set(starts))
-
-
-def _owned(starts: list[int], tile: int, length: int) -> list[tuple[int, int]]:
-    """Half-open range of pixels each tile owns: boundaries at the middle of each overlap."""
-    bounds = [0]
-    for a, b in itertools.pairwise(starts):
-        bounds.append((b + a + tile) // 2)
-    bounds.append(length)
-    return list(itertools.pairwise(bounds))
 
 
 @torch.no_grad()
@@ -65,6 +41,9 @@ def classify_normalised(
 ) -> np.ndarray:
     """Class index of every pixel of a normalised ``(bands, H, W)`` image.
 
+    Tiles, their owned cores and chip padding are prediction's own (:func:`plan_tiles`,
+    :func:`chip_shape`, :func:`core_patch`), so scores describe what ``predict`` delivers.
+
     Parameters
     ----------
     network : nn.Module
@@ -74,7 +53,7 @@ def classify_normalised(
     tile, overlap : int
         Tile side and overlap in pixels.
     multiple : int
-        Tiles are zero-padded to a multiple of this (the architecture's requirement).
+        Chips are zero-padded to a multiple of this (the architecture's requirement).
     device : torch.device, optional
         Where to run (default CPU).
     batch_size : int
@@ -86,29 +65,25 @@ def classify_normalised(
         ``(H, W)`` uint8 channel indexes.
     """
     device = device or torch.device("cpu")
-    _, height, width = image.shape
-    rows = axis_starts(height, tile, overlap)
-    cols = axis_starts(width, tile, overlap)
-    row_own = _owned(rows, tile, height)
-    col_own = _owned(cols, tile, width)
-    th, tw = min(tile, height), min(tile, width)
-    ph, pw = -(-th // multiple) * multiple, -(-tw // multiple) * multiple
-    out = np.zeros((height, width), dtype=np.uint8)
-    jobs = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
+    bands, height, width = image.shape
+    plan = plan_tiles(height, width, tile, min(overlap, (tile - 1) // 2))
+    shape = chip_shape(height, width, plan.tile_size, multiple)
+    tiles = list(plan)
+    chips: dict[tuple[int, int], np.ndarray] = {}
     was_training = network.training
     network.eval()
-    for first in range(0, len(jobs), batch_size):
-        chunk = jobs[first : first + batch_size]
-        batch = np.zeros((len(chunk), image.shape[0], ph, pw), dtype=np.float32)
-        for k, (i, j) in enumerate(chunk):
-            batch[k, :, :th, :tw] = image[:, rows[i] : rows[i] + th, cols[j] : cols[j] + tw]
+    for first in range(0, len(tiles), batch_size):
+        chunk = tiles[first : first + batch_size]
+        batch = np.zeros((len(chunk), bands, *shape), dtype=np.float32)
+        for k, t in enumerate(chunk):
+            batch[k, :, : t.rows.size, : t.cols.size] = image[
+                :, t.rows.start : t.rows.stop, t.cols.start : t.cols.stop
+            ]
         logits = network(torch.from_numpy(batch).to(device))
         classes = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
-        for k, (i, j) in enumerate(chunk):
-            (r0, r1), (c0, c1) = row_own[i], col_own[j]
-            out[r0:r1, c0:c1] = classes[k, r0 - rows[i] : r1 - rows[i], c0 - cols[j] : c1 - cols[j]]
+        chips.update({(t.row, t.col): classes[k] for k, t in enumerate(chunk)})
     network.train(was_training)
-    return out
+    return assemble(plan, chips)
 
 
 def size_multiple(card: ModelCard) -> int:
