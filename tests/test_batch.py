@@ -219,6 +219,17 @@ def test_merged_geopackage_class_rasters_and_stale_temporaries(tmp_path, scenes,
     assert all(len(s.outputs) == 2 and (out / s.outputs[1]).is_file() for s in report.scenes)
 
 
+def test_merged_layer_of_scenes_in_different_crss_is_in_wgs84(tmp_path, model, caplog):
+    folder = tmp_path / "in"
+    make_scenes(folder, 1)
+    data = np.random.default_rng(5).integers(100, 3000, size=(6, 24, 28), dtype=np.uint16)
+    write_raster(folder / "utm19.tif", data, crs="EPSG:32619", descriptions=S2_BANDS)
+    report = run_batch(folder, tmp_path / "out", model=model, options=CPU, workers=0, merged=True)
+    assert report.merged is not None
+    assert pyogrio.read_info(report.merged, layer="landcover")["crs"] == "EPSG:4326"
+    assert "reprojected to EPSG:4326" in caplog.text
+
+
 def test_bad_scenes_are_listed_and_fail_mode_stops(tmp_path, scenes, model):
     (scenes / "s1.tif").write_bytes(b"not a raster at all")
     make_scenes(tmp_path / "more", 3)
