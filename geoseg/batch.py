@@ -398,15 +398,15 @@ def run_batch(
     planned: dict[str, _Planned] = {}
     sources = {s.name: s for s in found.scenes}
     stopped = False
+    finished = False
     executor = "in-process"
-    total = len(found.scenes)
+    counts = {"done": 0, "failed": 0}
 
     def settle(report: SceneReport) -> None:
         reports[report.scene] = report
+        counts["failed" if report.status == "failed" else "done"] += 1
         if progress is not None:
-            done = sum(r.status in ("done", "cached") for r in reports.values())
-            failed = sum(r.status == "failed" for r in reports.values())
-            progress(done, failed, total - done - failed)
+            progress(counts["done"], counts["failed"], len(found.scenes) - len(reports))
         if report.status == "failed" and on_error == "fail":
             raise _StopBatch
 
@@ -441,14 +441,16 @@ def run_batch(
                     finally:
                         # cancels what is still queued when we stop early or are interrupted
                         outcomes.close()
+            finished = True
         except _StopBatch:
-            stopped = True
+            stopped = finished = True
         finally:
             remove_stale_temporaries(out)
             for scene in found.scenes:
                 reports.setdefault(scene.name, SceneReport(scene.name, scene.path, "not_run"))
+            # an interrupted batch still leaves its report; merging can wait for the re-run
             batch_report = _write_reports(
-                input, out, found, reports, executor, stopped, started, merged
+                input, out, found, reports, executor, stopped, started, merged and finished
             )
     for failure in batch_report.failures:
         log.warning("scene %s failed: %s", failure.scene, failure.error)
