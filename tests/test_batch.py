@@ -354,7 +354,7 @@ def test_duplicate_names_from_a_list_get_distinct_outputs(tmp_path, model):
     make_scenes(tmp_path / "a", 1)
     make_scenes(tmp_path / "b", 1)
     listing = tmp_path / "list.txt"
-    listing.write_text("a/s0.tif\nb/s0.tif\n")
+    listing.write_text("a/s0.tif\nb/s0.tif\na/s0.tif\n")
     assert [s.name for s in list_scenes(listing).scenes] == ["a/s0.tif", "b/s0.tif"]
     listing.write_text(f"{tmp_path / 'a' / 's0.tif'}\nhttps://example.org/x/s0.tif\n")
     names = [s.name for s in list_scenes(listing).scenes]

@@ -256,6 +256,9 @@ def _read_list(listing: Path) -> tuple[list[SceneSource], list[str]]:
         else:
             # a missing file is kept: it becomes a per-scene failure that names it
             files.append((base / entry).resolve() if not Path(entry).is_absolute() else Path(entry))
+    # a scene listed twice is one scene
+    files = list(dict.fromkeys(files))
+    urls = list(dict.fromkeys(urls))
     parent = _common_parent(files)
     scenes = [SceneSource(p.relative_to(parent).as_posix(), str(p)) for p in files]
     for url in urls:
