@@ -245,9 +245,8 @@ class BatchReport:
 
     @property
     def scenes_per_minute(self) -> float:
-        """Scenes processed (done or failed) in this run per minute of wall-clock time."""
-        processed = self.count("done") + self.count("failed")
-        return 60.0 * processed / self.seconds if self.seconds > 0 else 0.0
+        """Scenes segmented in this run (status ``done``) per minute of wall-clock time."""
+        return 60.0 * self.count("done") / self.seconds if self.seconds > 0 else 0.0
 
     def totals(self) -> dict[str, Any]:
         """Counts by status, summed class pixels and areas over complete scenes, throughput."""
