@@ -441,3 +441,127 @@ def _span(text: str | None, option: str) -> tuple[int, int] | None:
             f"expected START:STOP pixel indexes, got {text!r}", param_hint=option
         )
     return int(start), int(stop)
+
+
+@main.command()
+@click.argument("input_", metavar="INPUT", type=str)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output folder (created if missing); re-running resumes.",
+)
+@click.option("--model", default=None, metavar="NAME|PATH", help="As for predict.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Local Dask worker processes; 0 runs in this process "
+    "[default: one per GPU, else half the cores].",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Submit to a running Dask scheduler instead of starting a local cluster.",
+)
+@click.option(
+    "--on-error",
+    type=click.Choice(["skip", "fail"]),
+    default="skip",
+    show_default=True,
+    help="Go on past failed scenes, or stop at the first.",
+)
+@click.option("--raster", is_flag=True, help="Also write each scene's class raster.")
+@click.option("--merged", is_flag=True, help="Also write one GeoPackage of all scenes.")
+@click.option("--bands", default=None, metavar="LIST", help="As for predict.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option("--tile-size", type=click.IntRange(min=8), default=None)
+@click.option("--overlap", type=click.IntRange(min=0), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--min-area", type=float, default=None, help="As for predict.")
+@click.option("--simplify", type=float, default=None, help="As for predict.")
+@click.option("--dst-crs", default=None, help="As for predict.")
+@click.option("--no-resample", is_flag=True, help="As for predict.")
+@click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
+@handle_errors
+def batch(
+    input_: str,
+    out: Path,
+    model: str | None,
+    workers: int | None,
+    scheduler: str | None,
+    on_error: str,
+    raster: bool,
+    merged: bool,
+    bands: str | None,
+    device: str,
+    tile_size: int | None,
+    overlap: int | None,
+    batch_size: int | None,
+    min_area: float | None,
+    simplify: float | None,
+    dst_crs: str | None,
+    no_resample: bool,
+    quiet: bool,
+) -> None:
+    """Segment every scene of INPUT (folder, glob, .zip, .tar[.gz], .txt list) into --out."""
+    _setup_logging(quiet)
+    # one line per scene is the batch's job: keep predict's per-stage chatter for `predict`
+    for name in ("geoseg.pipeline", "geoseg.vectorize", "geoseg.report"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from geoseg.batch import run_batch
+    from geoseg.pipeline import PredictOptions
+    from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M
+
+    options = PredictOptions(
+        bands=_band_list(bands),
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        resample=not no_resample,
+        dst_crs=dst_crs,
+        min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
+        simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
+    )
+    with _progress_bar(not quiet, "scene") as bar:
+        progress = None
+        if bar is not None:
+
+            def progress(done: int, failed: int, left: int) -> None:
+                bar(done + failed, done + failed + left)
+
+        report = run_batch(
+            input_,
+            out,
+            model=model,
+            options=options,
+            workers=workers,
+            scheduler=scheduler,
+            on_error="fail" if on_error == "fail" else "skip",
+            raster=raster,
+            merged=merged,
+            progress=progress,
+        )
+    totals = report.totals()
+    log.info(
+        "%d scenes: %d done, %d already complete, %d failed, %d not run; %.1f scenes/min on %s",
+        totals["scenes"],
+        totals["done"],
+        totals["cached"],
+        totals["failed"],
+        totals["not_run"],
+        report.scenes_per_minute,
+        report.executor,
+    )
+    log.info("report: %s", report.report_json)
+    if not report.ok:
+        stopped = f", {totals['not_run']} not run (stopped at the first)" if report.stopped else ""
+        _fail(
+            f"{totals['failed']} of {totals['scenes']} scenes failed{stopped}: see "
+            f"{report.report_json}; re-run the same command to retry only those"
+        )

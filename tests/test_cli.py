@@ -96,3 +96,29 @@ def test_help_is_instant_and_imports_no_torch() -> None:
 def test_usage_error_is_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["predict", str(tmp_path / "x.tif")])  # --out missing
     assert result.exit_code == 2
+
+
+def test_batch_command_exit_codes(tmp_path: Path, fake_model: Path) -> None:
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(2):
+        data = np.random.default_rng(i).integers(1, 3000, size=(6, 30, 40), dtype=np.uint16)
+        write_raster(scenes / f"s{i}.tif", data)
+    args = [
+        "batch",
+        str(scenes),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(fake_model),
+        "--workers",
+        "0",
+        "--quiet",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.gpkg")) == ["s0.gpkg", "s1.gpkg"]
+    (scenes / "broken.tif").write_text("not a raster")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("geoseg: error: 1 of 3 scenes failed")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -22,10 +21,10 @@ import rasterio
 import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from geoseg.io.gdal import open_raster
 from geoseg.io.scene import Scene, valid_from
 from geoseg.io.scene_reader import GDAL_READ_OPTIONS, Grid
 from geoseg.models.card import ClassInfo
@@ -181,29 +180,25 @@ def warp_to_scene(
     step = max(rows, scene.block_shape[0])
     with (
         rasterio.Env(**GDAL_READ_OPTIONS),
-        warnings.catch_warnings(),
+        open_raster(str(src)) as classes_src,
+        WarpedVRT(
+            classes_src,
+            crs=scene.crs,
+            transform=scene.transform,
+            width=scene.width,
+            height=scene.height,
+            resampling=Resampling.nearest,
+            nodata=NODATA,
+        ) as vrt,
+        open_raster(scene.path) as scene_src,
     ):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with (
-            rasterio.open(src) as classes_src,
-            WarpedVRT(
-                classes_src,
-                crs=scene.crs,
-                transform=scene.transform,
-                width=scene.width,
-                height=scene.height,
-                resampling=Resampling.nearest,
-                nodata=NODATA,
-            ) as vrt,
-            rasterio.open(scene.path) as scene_src,
-        ):
-            for span in _row_spans(scene.height, step):
-                window = Window(0, span.start, scene.width, span.size)
-                classes = vrt.read(1, window=window)
-                data = scene_src.read(list(bands), window=window)
-                masks = scene_src.read_masks(list(bands), window=window)
-                classes[~valid_from(data, masks)] = NODATA
-                writer.write(Patch(span, Span(0, scene.width), classes))
+        for span in _row_spans(scene.height, step):
+            window = Window(0, span.start, scene.width, span.size)
+            classes = vrt.read(1, window=window)
+            data = scene_src.read(list(bands), window=window)
+            masks = scene_src.read_masks(list(bands), window=window)
+            classes[~valid_from(data, masks)] = NODATA
+            writer.write(Patch(span, Span(0, scene.width), classes))
 
 
 def _row_spans(height: int, step: int) -> Iterator[Span]:

@@ -6,22 +6,19 @@ a missing or non-raster file, a truncated GeoTIFF, no CRS, no geotransform.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from geoseg.errors import InvalidSceneError
+from geoseg.io.gdal import open_raster
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
@@ -83,7 +80,7 @@ def open_scene(path: str | Path) -> Scene:
     if "://" not in name and not name.startswith("/vsi") and not Path(name).exists():
         raise InvalidSceneError(f"scene {name} does not exist")
     try:
-        with _quiet_open(name) as src:
+        with open_raster(name) as src:
             scene = _describe(src, name)
             _check_readable(src, name)
     except RasterioError as exc:
@@ -91,14 +88,6 @@ def open_scene(path: str | Path) -> Scene:
             f"scene {name} is not a readable raster: {_first_line(exc)}"
         ) from exc
     return scene
-
-
-@contextlib.contextmanager
-def _quiet_open(name: str) -> Iterator[Any]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(name) as src:
-            yield src
 
 
 def _describe(src: Any, name: str) -> Scene:
@@ -200,7 +189,7 @@ def read_sample(
         ``(h, w)`` boolean, true where every selected band is valid.
     """
     indexes = list(bands)
-    with _quiet_open(scene.path) as src:
+    with open_raster(scene.path) as src:
         if scene.width * scene.height <= max_pixels:
             data = src.read(indexes)
             return data, valid_from(data, src.read_masks(indexes))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,11 +20,12 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geoseg.errors import InvalidSceneError
+from geoseg.io.gdal import open_raster
 from geoseg.io.scene import Scene, valid_from
 from geoseg.tiling import Span, TilePlan
 
@@ -97,9 +97,7 @@ class SceneReader:
 
     def __enter__(self) -> SceneReader:
         self._stack.enter_context(rasterio.Env(**GDAL_READ_OPTIONS))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            src = self._stack.enter_context(rasterio.open(self.scene.path))
+        src = self._stack.enter_context(open_raster(self.scene.path))
         if self.grid == scene_grid(self.scene):
             self._dataset = src
             self._block_rows = self.scene.block_shape[0]
