@@ -29,6 +29,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def default_scenes() -> list[Path]:
+    """The Landsat scenes of the shared data."""
     return [
         *sorted((SHARED / "landsat-xlandsat").glob("*.tif")),
         SHARED / "landsat7-olinda" / "L7_ETMs.tif",
@@ -37,6 +38,7 @@ def default_scenes() -> list[Path]:
 
 
 def true_colour(path: Path, rgb: tuple[int, int, int]) -> np.ndarray:
+    """A 2-98 % stretched ``(H, W, 3)`` image of bands ``rgb`` (1-based)."""
     with rasterio.open(path) as src:
         data = src.read(list(rgb)).astype(np.float32)
     low, high = np.percentile(data, [2, 98], axis=(1, 2), keepdims=True)
@@ -44,6 +46,7 @@ def true_colour(path: Path, rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 def main(model_name: str, out_dir: Path, scenes: list[Path]) -> None:
+    """Predict each scene with the model and write its quicklook."""
     model = load_model(model_name)
     card = model.card
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,8 +80,9 @@ def main(model_name: str, out_dir: Path, scenes: list[Path]) -> None:
         axes[0].imshow(true_colour(scene, (3, 2, 1)))
         axes[0].set_title(scene.stem[:48], fontsize=8)
         shown = np.ma.masked_equal(classes, 255)
-        axes[1].imshow(shown, cmap=colours, vmin=-0.5, vmax=len(card.classes) - 0.5,
-                       interpolation="nearest")
+        axes[1].imshow(
+            shown, cmap=colours, vmin=-0.5, vmax=len(card.classes) - 0.5, interpolation="nearest"
+        )
         axes[1].set_title(
             ", ".join(f"{k} {v:.0%}" for k, v in shares[scene.name].items()), fontsize=8
         )

@@ -106,9 +106,13 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
     """The card and network to start from: a fresh one, or a model to fine-tune."""
     spec = config.model
     if spec.init_from:
-        from geoseg.models.loading import load_model
+        from geoseg.models.loading import embedded_model_paths, load_model
 
-        loaded = load_model(spec.init_from)
+        # an embedded model's name, else a model file relative to the config
+        source = spec.init_from
+        if source not in embedded_model_paths():
+            source = str(config.resolve(source))
+        loaded = load_model(source)
         bands = spec.bands or loaded.card.bands
         card = loaded.card.with_updates(
             name=spec.name,
