@@ -189,7 +189,7 @@ class SegmentationMetrics:
         def cell(value: float | None) -> str:
             return f"{value:9.3f}" if value is not None else f"{'-':>9}"
 
-        width = max(8, *(len(n) for n in self.class_names))
+        width = max(len("mean class accuracy"), *(len(n) for n in self.class_names))
         head = (
             f"{'class':<{width}} {'IoU':>9} {'precision':>9} {'recall':>9} {'F1':>9} {'pixels':>10}"
         )
