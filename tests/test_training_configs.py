@@ -11,7 +11,9 @@ from geoseg.io.model_file import load_model_file
 from geoseg.training import load_train_config, train
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name.startswith(("train", "finetune")))
+RECIPES = sorted(
+    p for p in (REPO / "configs").glob("*.yaml") if p.name.startswith(("train", "finetune"))
+)
 
 TINY = [
     "model.architecture=convnet",

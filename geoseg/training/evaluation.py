@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoseg.errors import LabelError
 from geoseg.inference import chip_shape
 from geoseg.io.labels import IGNORE
 from geoseg.models.architectures import get_architecture
@@ -172,6 +173,12 @@ def evaluate(
     device : str
         ``cpu``, ``cuda`` or ``auto``.
 
+    Notes
+    -----
+    The prediction is made by :func:`geoseg.pipeline.predict`, so the scores are those of what
+    users get (normalisation, resampling to the model's ground sample distance, tiling). Label
+    pixels are compared on the scene's own grid.
+
     Raises
     ------
     LabelError
@@ -180,51 +187,56 @@ def evaluate(
     BandMappingError
         If the scene lacks a band the model needs.
     """
+    import tempfile
+
+    from geoseg.bands import resolve_bands
+    from geoseg.io.labels import grid_of, read_raster
+    from geoseg.io.scene import open_scene
     from geoseg.models.loading import load_model
-    from geoseg.training.config import HoldoutConfig, SceneConfig
-    from geoseg.training.prepare import prepare_scene
+    from geoseg.pipeline import PredictOptions, predict
+    from geoseg.training.config import SceneConfig
+    from geoseg.training.prepare import holdout_slices, read_labels
 
     loaded = load_model(model)
     card = loaded.card
-    window = HoldoutConfig(rows=rows, cols=cols) if rows or cols else None
+    info = open_scene(scene)
+    band_indexes = resolve_bands(card.bands, info.descriptions, bands)
     spec = SceneConfig(
         name=Path(scene).stem,
         image=str(scene),
         labels=str(labels),
-        bands=tuple(bands or ()),
         label_column=label_column,
         label_map=dict(label_map or {}),
-        holdout=window,
     )
-    data = prepare_scene(spec, card.bands, card.normalization, card.classes, Path("."))
-    torch_device = _device(device)
-    network = loaded.network.to(torch_device)
-    image = np.clip(data.image, card.normalization.clip[0], card.normalization.clip[1])
-    predicted = classify_normalised(
-        network, image, card.tile_size, card.overlap, size_multiple(card), torch_device
-    )
-    reference = data.labels
-    if data.holdout is not None:
-        reference, predicted = reference[data.holdout], predicted[data.holdout]
+    reference, _ = read_labels(spec, grid_of(scene), card.classes)
+    window = None
+    if rows or cols:
+        from geoseg.training.config import HoldoutConfig
+
+        r, c = holdout_slices(HoldoutConfig(rows=rows, cols=cols), reference.shape)
+        reference = reference[r, c]
+        window = (int(r.start), int(r.stop), int(c.start), int(c.stop))
+    if not np.any(reference != IGNORE):
+        raise LabelError(f"labels {labels} have no labelled pixel in the evaluated window")
+    # the very prediction `geoseg predict` makes: same reading, resampling, tiling and stitching
+    with tempfile.TemporaryDirectory(prefix="geoseg-evaluate-") as tmp:
+        raster = Path(tmp) / "classes.tif"
+        predict(
+            scene,
+            None,
+            model=loaded,
+            raster=raster,
+            options=PredictOptions(bands=tuple(str(b) for b in band_indexes), device=device),
+        )
+        predicted_ids = read_raster(raster, (1,))[0][0]
+    # class raster holds class ids; metrics count channel indexes (nodata stays out of range)
+    to_channel = np.full(256, 255, dtype=np.int64)
+    for channel, class_id in enumerate(card.class_ids):
+        to_channel[class_id] = channel
+    predicted = to_channel[predicted_ids.astype(np.int64)]
+    if window is not None:
+        predicted = predicted[window[0] : window[1], window[2] : window[3]]
     matrix = ConfusionMatrix(card.num_classes)
     matrix.update(reference, predicted)
-    if not np.any(reference != IGNORE):
-        from geoseg.errors import LabelError
-
-        raise LabelError(f"labels {labels} have no labelled pixel in the evaluated window")
     metrics = SegmentationMetrics.from_confusion(matrix, [c.name for c in card.classes])
-    bounds = None
-    if data.holdout is not None:
-        r, c = data.holdout
-        bounds = (int(r.start), int(r.stop), int(c.start), int(c.stop))
-    return EvaluationResult(metrics, loaded.source, str(scene), str(labels), bounds)
-
-
-def _device(name: str) -> torch.device:
-    from geoseg.errors import DeviceError
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError("CUDA was asked for but is not available: use --device cpu")
-    return torch.device(name)
+    return EvaluationResult(metrics, loaded.source, str(scene), str(labels), window)

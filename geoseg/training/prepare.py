@@ -279,19 +279,7 @@ def prepare_scene(
     image = _normalise_unclipped(raw, stats)
     image[:, ~valid] = 0.0
 
-    labels_path = resolve(scene.labels)
-    if is_vector(labels_path):
-        if not scene.label_column:
-            raise ConfigError(f"scene {scene.name!r}: vector labels need label_column")
-        codes, values = rasterize_polygons(labels_path, scene.label_column, grid)
-        present = values
-    else:
-        codes = read_class_raster(labels_path, grid)
-        # a raster's codes are its values: the table covers them all, the lookup those present
-        values = tuple(str(v) for v in range(256))
-        present = tuple(str(v) for v in np.unique(codes).tolist() if v != IGNORE)
-    lookup = class_lookup(scene.label_map, classes, present)
-    labels = _map_codes(codes, values, lookup)
+    labels, lookup = read_labels(scene, grid, classes, resolve)
     labels[~valid] = IGNORE
     if not np.any(labels != IGNORE):
         raise LabelError(f"scene {scene.name!r}: no pixel is labelled with a model class")
@@ -322,6 +310,39 @@ def prepare_scene(
         image_path=str(image_path),
         grid=grid,
     )
+
+
+def read_labels(
+    scene: SceneConfig, grid: ImageGrid, classes: Sequence[ClassInfo], resolve: Any = Path
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Read a scene's labels onto ``grid`` as model channel indexes (:data:`IGNORE` elsewhere).
+
+    Returns
+    -------
+    labels : np.ndarray
+        ``(H, W)`` int64.
+    lookup : dict
+        Label value (text) to channel index, as resolved from ``scene.label_map``.
+
+    Raises
+    ------
+    LabelError
+        If the labels do not overlap the grid, the class column is missing or a label value maps
+        to no class.
+    """
+    labels_path = resolve(scene.labels)
+    if is_vector(labels_path):
+        if not scene.label_column:
+            raise ConfigError(f"scene {scene.name!r}: vector labels need label_column")
+        codes, values = rasterize_polygons(labels_path, scene.label_column, grid)
+        present = values
+    else:
+        codes = read_class_raster(labels_path, grid)
+        # a raster's codes are its values: the table covers them all, the lookup those present
+        values = tuple(str(v) for v in range(256))
+        present = tuple(str(v) for v in np.unique(codes).tolist() if v != IGNORE)
+    lookup = class_lookup(scene.label_map, classes, present)
+    return _map_codes(codes, values, lookup), lookup
 
 
 def _normalise_unclipped(raw: np.ndarray, stats: BandStats) -> np.ndarray:
