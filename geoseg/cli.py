@@ -143,7 +143,7 @@ def main() -> None:
     "--batch-size",
     type=click.IntRange(min=1),
     default=None,
-    help="Tiles per forward pass [default: 2 on CPU, what fits in GPU memory on CUDA].",
+    help="Tiles per forward pass [default: 1 on CPU, what fits in GPU memory on CUDA].",
 )
 @click.option(
     "--compile",

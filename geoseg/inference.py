@@ -116,10 +116,10 @@ class Predictor:
         """Largest batch that fits in free device memory, from one measured forward pass.
 
         On the CPU every core already works on each tile, so batching gains little and costs
-        activation memory: 2.
+        activation memory (U-Net-ResNet18 on 512 px tiles: 170 MB a tile): 1.
         """
         if not self.cuda:
-            return 2
+            return 1
         bands = len(self.model.card.bands)
         probe = Chips(np.zeros((1, bands, *shape), np.uint16), np.ones((1, *shape), bool))
         torch.cuda.synchronize(self.device)

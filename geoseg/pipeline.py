@@ -76,7 +76,7 @@ class PredictOptions:
     tile_size, overlap : int, optional
         Tile side and overlap in pixels of the model grid.
     batch_size : int, optional
-        Tiles per forward pass; default: 2 on the CPU, as many as fit in free memory on CUDA.
+        Tiles per forward pass; default: 1 on the CPU, as many as fit in free memory on CUDA.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     resample : bool

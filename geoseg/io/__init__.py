@@ -7,5 +7,5 @@ bounded here, before GDAL first uses it, unless the user set ``GDAL_CACHEMAX`` t
 
 import os
 
-GDAL_CACHE_MB = 128  # holds a full-width strip of blocks of a 10,000-pixel-wide scene
+GDAL_CACHE_MB = 64  # reads are block-aligned: a decoded block is never needed twice
 os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
