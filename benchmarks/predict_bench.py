@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("scenes", nargs="+")
     parser.add_argument("--model", default="default")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the library's")
     parser.add_argument("--no-vectorize", action="store_true")
     parser.add_argument("--ceiling-tiles", type=int, default=0, help="time the model alone too")
     parser.add_argument("--json", type=Path, default=None)
