@@ -425,9 +425,7 @@ def evaluate(
         cols=_span(cols, "--cols"),
         device=device,
     )
-    click.echo(
-        result.table() if hasattr(result, "table") else json.dumps(result.to_dict(), indent=2)
-    )
+    click.echo(result.table())
     if json_path:
         result.write_json(json_path)
 

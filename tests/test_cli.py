@@ -122,3 +122,21 @@ def test_batch_command_exit_codes(tmp_path: Path, fake_model: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("geoseg: error: 1 of 3 scenes failed")
+
+
+def test_evaluate_prints_a_table_and_writes_json(tmp_path: Path, fake_model: Path) -> None:
+    rng = np.random.default_rng(7)
+    scene = write_raster(
+        tmp_path / "s.tif", rng.integers(1, 3000, size=(6, 40, 40), dtype=np.uint16)
+    )
+    labels = write_raster(
+        tmp_path / "l.tif", rng.integers(0, 5, size=(1, 40, 40), dtype=np.uint8), nodata=255
+    )
+    out = tmp_path / "m.json"
+    result = CliRunner().invoke(
+        main, ["evaluate", str(scene), str(labels), "--model", str(fake_model), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "miou" in result.output.lower()
+    metrics = json.loads(out.read_text())
+    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0
