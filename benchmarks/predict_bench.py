@@ -74,7 +74,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
             for c in starts
         ]
         chips = [c for c in chips if c.data.shape[2:] == (h, w)]
-        size = args.batch_size
+        size = args.batch_size or predictor.auto_batch_size((h, w))
         batches = [
             Chips(
                 np.concatenate([c.data for c in chips[i : i + size]]),
