@@ -96,107 +96,101 @@ def main() -> None:
     """Land-cover segmentation of GeoTIFF scenes into styled GeoPackages."""
 
 
-@main.command()
-@click.argument("scene", type=click.Path(dir_okay=False, path_type=str))
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="GeoPackage to write (layer 'landcover').",
+def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply a group of click options (first listed, first in --help)."""
+
+    def decorate(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return decorate
+
+
+_vector_options = _options(
+    click.option(
+        "--min-area",
+        type=float,
+        default=None,
+        help="Regions smaller than this (m2) merge into their neighbours [default: 2500].",
+    ),
+    click.option(
+        "--simplify",
+        type=float,
+        default=None,
+        help="Coverage simplification tolerance in metres, 0 for off [default: 10].",
+    ),
+    click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose."),
 )
-@click.option(
-    "--model",
-    "model",
-    default=None,
-    metavar="NAME|PATH",
-    help="Embedded model name or model file (default: the embedded model that fits).",
+
+_model_options = _options(
+    click.option(
+        "--model",
+        "model",
+        default=None,
+        metavar="NAME|PATH",
+        help="Embedded model name or model file (default: the embedded model that fits).",
+    ),
+    click.option(
+        "--bands",
+        default=None,
+        metavar="LIST",
+        help="Scene band for each model band, comma-separated 1-based indexes or descriptions.",
+    ),
+    click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    ),
+    click.option(
+        "--tile-size",
+        type=click.IntRange(min=8),
+        default=None,
+        help="Tile side in pixels (default: the model's).",
+    ),
+    click.option(
+        "--overlap",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Overlap between tiles in pixels (default: the model's).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Tiles per forward pass [default: 1 on CPU, what fits in GPU memory on CUDA].",
+    ),
+    click.option(
+        "--compile",
+        "compile_model",
+        is_flag=True,
+        help="torch.compile the model first (worth it for large scenes on a GPU).",
+    ),
+    click.option(
+        "--no-resample",
+        is_flag=True,
+        help="Do not resample scenes whose pixel size differs from the model's.",
+    ),
+    _vector_options,
+    click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings."),
 )
-@click.option(
-    "--bands",
-    default=None,
-    metavar="LIST",
-    help="Scene band for each model band, comma-separated 1-based indexes or descriptions.",
-)
-@click.option(
-    "--raster",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the class raster (Cloud-Optimized GeoTIFF).",
-)
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
-@click.option(
-    "--tile-size",
-    type=click.IntRange(min=8),
-    default=None,
-    help="Tile side in pixels (default: the model's).",
-)
-@click.option(
-    "--overlap",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Overlap between tiles in pixels (default: the model's).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Tiles per forward pass [default: 1 on CPU, what fits in GPU memory on CUDA].",
-)
-@click.option(
-    "--compile",
-    "compile_model",
-    is_flag=True,
-    help="torch.compile the model first (worth it for large scenes on a GPU).",
-)
-@click.option(
-    "--min-area",
-    type=float,
-    default=None,
-    help="Regions smaller than this (m2) merge into their neighbours [default: 2500].",
-)
-@click.option(
-    "--simplify",
-    type=float,
-    default=None,
-    help="Coverage simplification tolerance in metres, 0 for off [default: 10].",
-)
-@click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose.")
-@click.option(
-    "--no-resample",
-    is_flag=True,
-    help="Do not resample scenes whose pixel size differs from the model's.",
-)
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-@click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
-@handle_errors
-def predict(
-    scene: str,
-    out: Path,
-    model: str | None,
+
+
+def _predict_options(
     bands: str | None,
-    raster: Path | None,
     device: str,
     tile_size: int | None,
     overlap: int | None,
     batch_size: int | None,
     compile_model: bool,
+    no_resample: bool,
     min_area: float | None,
     simplify: float | None,
     dst_crs: str | None,
-    no_resample: bool,
-    overwrite: bool,
-    quiet: bool,
-) -> None:
-    """Segment SCENE into land cover polygons (and optionally a class raster)."""
-    _setup_logging(quiet)
+) -> Any:
+    """The library's PredictOptions from the shared command-line options."""
     from geoseg.pipeline import PredictOptions
-    from geoseg.pipeline import predict as run_predict
     from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M
 
-    options = PredictOptions(
+    return PredictOptions(
         bands=_band_list(bands),
         tile_size=tile_size,
         overlap=overlap,
@@ -207,6 +201,60 @@ def predict(
         compile=compile_model,
         min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
         simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
+    )
+
+
+@main.command()
+@click.argument("scene", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="GeoPackage to write (layer 'landcover').",
+)
+@click.option(
+    "--raster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the class raster (Cloud-Optimized GeoTIFF).",
+)
+@_model_options
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@handle_errors
+def predict(
+    scene: str,
+    out: Path,
+    raster: Path | None,
+    model: str | None,
+    bands: str | None,
+    device: str,
+    tile_size: int | None,
+    overlap: int | None,
+    batch_size: int | None,
+    compile_model: bool,
+    no_resample: bool,
+    min_area: float | None,
+    simplify: float | None,
+    dst_crs: str | None,
+    quiet: bool,
+    overwrite: bool,
+) -> None:
+    """Segment SCENE into land cover polygons (and optionally a class raster)."""
+    _setup_logging(quiet)
+    from geoseg.pipeline import predict as run_predict
+
+    options = _predict_options(
+        bands,
+        device,
+        tile_size,
+        overlap,
+        batch_size,
+        compile_model,
+        no_resample,
+        min_area,
+        simplify,
+        dst_crs,
     )
     with _progress_bar(not quiet, "tile") as progress:
         result = run_predict(
@@ -303,19 +351,7 @@ def info(model: str, as_json: bool) -> None:
     default=None,
     help="YAML/JSON list of {id, name, color} (default: from the raster).",
 )
-@click.option(
-    "--min-area",
-    type=float,
-    default=None,
-    help="Regions smaller than this (m2) merge into their neighbours [default: 2500].",
-)
-@click.option(
-    "--simplify",
-    type=float,
-    default=None,
-    help="Coverage simplification tolerance in metres, 0 for off [default: 10].",
-)
-@click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose.")
+@_vector_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
 @handle_errors
@@ -450,7 +486,6 @@ def _span(text: str | None, option: str) -> tuple[int, int] | None:
     required=True,
     help="Output folder (created if missing); re-running resumes.",
 )
-@click.option("--model", default=None, metavar="NAME|PATH", help="As for predict.")
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
@@ -473,37 +508,27 @@ def _span(text: str | None, option: str) -> tuple[int, int] | None:
 )
 @click.option("--raster", is_flag=True, help="Also write each scene's class raster.")
 @click.option("--merged", is_flag=True, help="Also write one GeoPackage of all scenes.")
-@click.option("--bands", default=None, metavar="LIST", help="As for predict.")
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
-@click.option("--tile-size", type=click.IntRange(min=8), default=None)
-@click.option("--overlap", type=click.IntRange(min=0), default=None)
-@click.option("--batch-size", type=click.IntRange(min=1), default=None)
-@click.option("--min-area", type=float, default=None, help="As for predict.")
-@click.option("--simplify", type=float, default=None, help="As for predict.")
-@click.option("--dst-crs", default=None, help="As for predict.")
-@click.option("--no-resample", is_flag=True, help="As for predict.")
-@click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
+@_model_options
 @handle_errors
 def batch(
     input_: str,
     out: Path,
-    model: str | None,
     workers: int | None,
     scheduler: str | None,
     on_error: str,
     raster: bool,
     merged: bool,
+    model: str | None,
     bands: str | None,
     device: str,
     tile_size: int | None,
     overlap: int | None,
     batch_size: int | None,
+    compile_model: bool,
+    no_resample: bool,
     min_area: float | None,
     simplify: float | None,
     dst_crs: str | None,
-    no_resample: bool,
     quiet: bool,
 ) -> None:
     """Segment every scene of INPUT (folder, glob, .zip, .tar[.gz], .txt list) into --out."""
@@ -512,19 +537,18 @@ def batch(
     for name in ("geoseg.pipeline", "geoseg.vectorize", "geoseg.report"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from geoseg.batch import run_batch
-    from geoseg.pipeline import PredictOptions
-    from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M
 
-    options = PredictOptions(
-        bands=_band_list(bands),
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=device,
-        resample=not no_resample,
-        dst_crs=dst_crs,
-        min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
-        simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
+    options = _predict_options(
+        bands,
+        device,
+        tile_size,
+        overlap,
+        batch_size,
+        compile_model,
+        no_resample,
+        min_area,
+        simplify,
+        dst_crs,
     )
     with _progress_bar(not quiet, "scene") as bar:
         progress = None
