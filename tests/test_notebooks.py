@@ -11,8 +11,10 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb"])
-def test_notebook_executes(name: str) -> None:
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "train_your_own.ipynb"])
+def test_notebook_executes(name: str, request: pytest.FixtureRequest) -> None:
+    if name == "train_your_own.ipynb":
+        request.getfixturevalue("shared_data")  # skips, with the reason, without ../shared/data
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(
         notebook,
