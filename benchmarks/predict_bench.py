@@ -125,7 +125,7 @@ def report(records: list[dict[str, Any]]) -> None:
         )
         print(
             f"  end-to-end {r['megapixels_per_s']:.3f} Mpx/s in {r['wall_s']:.1f} s; peak RSS "
-            f"{r['peak_rss_mb']:.0f} MB ({r['rss_before_run_mb']:.0f} MB before the run)"
+            f"{r['peak_rss_mb']:.0f} MiB ({r['rss_before_run_mb']:.0f} MiB before the run)"
         )
         print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["timings"].items()))
         if "ceiling" in r:
