@@ -21,10 +21,9 @@ import rasterio
 import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geoseg.io.gdal import open_raster
+from geoseg.io.gdal import open_raster, warped_to_grid
 from geoseg.io.scene import Scene, valid_from
 from geoseg.io.scene_reader import GDAL_READ_OPTIONS, Grid
 from geoseg.models.card import ClassInfo
@@ -181,13 +180,13 @@ def warp_to_scene(
     with (
         rasterio.Env(**GDAL_READ_OPTIONS),
         open_raster(str(src)) as classes_src,
-        WarpedVRT(
+        warped_to_grid(
             classes_src,
-            crs=scene.crs,
-            transform=scene.transform,
-            width=scene.width,
-            height=scene.height,
-            resampling=Resampling.nearest,
+            scene.crs,
+            scene.transform,
+            scene.width,
+            scene.height,
+            Resampling.nearest,
             nodata=NODATA,
         ) as vrt,
         open_raster(scene.path) as scene_src,

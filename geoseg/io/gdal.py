@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.vrt import WarpedVRT
 
 
 @contextlib.contextmanager
@@ -21,3 +23,29 @@ def open_raster(name: str) -> Iterator[Any]:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(name) as src:
             yield src
+
+
+def warped_to_grid(
+    src: Any,
+    crs: Any,
+    transform: Any,
+    width: int,
+    height: int,
+    resampling: Resampling,
+    nodata: float | None = None,
+) -> WarpedVRT:
+    """A virtual view of ``src`` on another grid (CRS, transform, size), warped on the fly.
+
+    Labels, resampled scenes and class rasters all line up with a target grid this way, without a
+    temporary file. Use as a context manager.
+    """
+    options: dict[str, Any] = {"nodata": nodata} if nodata is not None else {}
+    return WarpedVRT(
+        src,
+        crs=crs,
+        transform=transform,
+        width=width,
+        height=height,
+        resampling=resampling,
+        **options,
+    )

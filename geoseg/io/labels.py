@@ -19,11 +19,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from geoseg.errors import InvalidSceneError, LabelError
 from geoseg.io.atomic import atomic_output
+from geoseg.io.gdal import warped_to_grid
 
 IGNORE = 255
 """Label value of pixels that carry no label (ignored by losses and metrics)."""
@@ -109,13 +109,13 @@ def read_class_raster(path: str | Path, grid: ImageGrid) -> np.ndarray:
     try:
         with rasterio.open(path) as src:
             _check_overlap(str(path), src.crs, tuple(src.bounds), grid)
-            with WarpedVRT(
+            with warped_to_grid(
                 src,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling.nearest,
+                grid.crs,
+                grid.transform,
+                grid.width,
+                grid.height,
+                Resampling.nearest,
                 nodata=src.nodata if src.nodata is not None else IGNORE,
             ) as vrt:
                 data = vrt.read(1)
@@ -138,13 +138,8 @@ def read_probabilities(path: str | Path, grid: ImageGrid, scale: float = 255.0) 
     try:
         with rasterio.open(path) as src:
             _check_overlap(str(path), src.crs, tuple(src.bounds), grid)
-            with WarpedVRT(
-                src,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling.bilinear,
+            with warped_to_grid(
+                src, grid.crs, grid.transform, grid.width, grid.height, Resampling.bilinear
             ) as vrt:
                 data: np.ndarray = vrt.read().astype(np.float32)
     except RasterioError as exc:
@@ -250,13 +245,8 @@ def stack_bands(
     for path, band in sources:
         with (
             rasterio.open(path) as src,
-            WarpedVRT(
-                src,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling[resampling],
+            warped_to_grid(
+                src, grid.crs, grid.transform, grid.width, grid.height, Resampling[resampling]
             ) as vrt,
         ):
             bands.append(vrt.read(band))

@@ -21,11 +21,10 @@ import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geoseg.errors import InvalidSceneError
-from geoseg.io.gdal import open_raster
+from geoseg.io.gdal import open_raster, warped_to_grid
 from geoseg.io.scene import Scene, valid_from
 from geoseg.tiling import Span, TilePlan
 
@@ -104,13 +103,13 @@ class SceneReader:
         else:
             downsampling = abs(self.grid.transform.a) > abs(self.scene.transform.a)
             self._dataset = self._stack.enter_context(
-                WarpedVRT(
+                warped_to_grid(
                     src,
-                    crs=src.crs,
-                    transform=self.grid.transform,
-                    width=self.grid.width,
-                    height=self.grid.height,
-                    resampling=Resampling.average if downsampling else Resampling.bilinear,
+                    src.crs,
+                    self.grid.transform,
+                    self.grid.width,
+                    self.grid.height,
+                    Resampling.average if downsampling else Resampling.bilinear,
                 )
             )
             self._block_rows = 256
