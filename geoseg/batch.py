@@ -85,7 +85,7 @@ CONNECT_TIMEOUT_S = 10.0
 #: ``allowed-failures``; local clusters only, a remote scheduler keeps its own setting).
 ALLOWED_FAILURES = 2
 # PredictOptions fields that change how fast a result comes, not what it is.
-_NOT_RESULT_FIELDS = frozenset({"device", "batch_size", "prefetch", "compile"})
+_NOT_RESULT_FIELDS = frozenset({"device", "batch_size", "prefetch", "compile", "vectorize_workers"})
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,12 @@ _vector_options = _options(
         help="Coverage simplification tolerance in metres, 0 for off [default: 10].",
     ),
     click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose."),
+    click.option(
+        "--jobs",
+        type=click.IntRange(min=0),
+        default=0,
+        help="Processes vectorizing in parallel; 0: every CPU on scenes of 16 Mpx or more.",
+    ),
 )
 
 _model_options = _options(
@@ -185,6 +191,7 @@ def _predict_options(
     min_area: float | None,
     simplify: float | None,
     dst_crs: str | None,
+    jobs: int,
 ) -> Any:
     """The library's PredictOptions from the shared command-line options."""
     from geoseg.pipeline import PredictOptions
@@ -199,6 +206,7 @@ def _predict_options(
         resample=not no_resample,
         dst_crs=dst_crs,
         compile=compile_model,
+        vectorize_workers=jobs,
         min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
         simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
     )
@@ -237,6 +245,7 @@ def predict(
     min_area: float | None,
     simplify: float | None,
     dst_crs: str | None,
+    jobs: int,
     quiet: bool,
     overwrite: bool,
 ) -> None:
@@ -255,6 +264,7 @@ def predict(
         min_area,
         simplify,
         dst_crs,
+        jobs,
     )
     with _progress_bar(not quiet, "tile") as progress:
         result = run_predict(
@@ -362,6 +372,7 @@ def vectorize(
     min_area: float | None,
     simplify: float | None,
     dst_crs: str | None,
+    jobs: int,
     overwrite: bool,
     quiet: bool,
 ) -> None:
@@ -377,6 +388,7 @@ def vectorize(
         overwrite=overwrite,
         min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
         simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
+        workers=jobs,
     )
     log.info(
         "wrote %s: %d polygons, %.1f km2",
@@ -529,6 +541,7 @@ def batch(
     min_area: float | None,
     simplify: float | None,
     dst_crs: str | None,
+    jobs: int,
     quiet: bool,
 ) -> None:
     """Segment every scene of INPUT (folder, glob, .zip, .tar[.gz], .txt list) into --out."""
@@ -549,6 +562,7 @@ def batch(
         min_area,
         simplify,
         dst_crs,
+        jobs,
     )
     with _progress_bar(not quiet, "scene") as bar:
         progress = None

@@ -32,9 +32,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing
+import os
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
@@ -75,6 +79,9 @@ DEFAULT_BLOCK_SIZE = 2048
 LAYER = "landcover"
 #: Largest halo (pixels) read around a block for sieving; see :func:`_halo`.
 MAX_HALO = 256
+#: Smallest raster (pixels) for which ``workers=0`` (auto) starts worker processes: below it
+#: their start-up (about a second each) costs more than they save.
+_MIN_PIXELS_FOR_WORKERS = 16_000_000
 #: Longest segment (metres) used when measuring areas of projected geometry on the ellipsoid.
 _AREA_SEGMENT_M = 1000.0
 
@@ -174,6 +181,7 @@ def vectorize_raster(
     provenance: Provenance | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: ProgressCallback | None = None,
+    workers: int = 0,
 ) -> VectorizeResult:
     """Vectorize a class raster into a styled GeoPackage layer ``landcover``.
 
@@ -203,6 +211,9 @@ def vectorize_raster(
         Side of the processing blocks, pixels; bounds memory, not the result's topology.
     progress : callable or None
         Called with the fraction of blocks done (0-1).
+    workers : int
+        Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on rasters of 16
+        megapixels or more, 1 stays in this process. The result does not depend on it.
 
     Returns
     -------
@@ -238,6 +249,7 @@ def vectorize_raster(
             block_size=block_size,
             allowed_ids=allowed,
             progress=progress,
+            workers=workers,
         )
     timings = dict(polygons.timings_s)
     present = {int(v) for v in np.unique(polygons.class_ids)}
@@ -318,6 +330,7 @@ def vectorize_array(
     min_area_m2: float = DEFAULT_MIN_AREA_M2,
     simplify_m: float = DEFAULT_SIMPLIFY_M,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    workers: int = 1,
 ) -> Polygons:
     """Vectorize an in-memory label array (same algorithm as :func:`vectorize_raster`).
 
@@ -331,8 +344,8 @@ def vectorize_array(
         CRS of ``transform``.
     nodata : int or None
         Value marking pixels without a class.
-    min_area_m2, simplify_m, block_size
-        As for :func:`vectorize_raster`.
+    min_area_m2, simplify_m, block_size, workers
+        As for :func:`vectorize_raster` (``workers`` defaults to 1 here).
 
     Returns
     -------
@@ -360,6 +373,7 @@ def vectorize_array(
         min_area_m2=min_area_m2,
         simplify_m=simplify_m,
         block_size=block_size,
+        workers=workers,
     )
 
 
@@ -375,8 +389,14 @@ def vectorize_blocks(
     block_size: int,
     allowed_ids: frozenset[int] | None = None,
     progress: ProgressCallback | None = None,
+    workers: int = 1,
 ) -> Polygons:
     """Sieve, polygonize, simplify and measure a raster read block by block.
+
+    Blocks are independent until their seam pieces are merged, so with ``workers`` > 1 they are
+    processed in that many worker processes (the GEOS and GDAL work holds the GIL, so threads
+    would not help). This process only reads blocks, hands them out in order and merges the seam
+    pieces; the result is identical to the serial one.
 
     Parameters
     ----------
@@ -395,6 +415,9 @@ def vectorize_blocks(
         holding it.
     progress : callable or None
         Called with the fraction of blocks done.
+    workers : int
+        Worker processes; 1 works in this process; 0 (auto) uses :func:`default_workers` on
+        rasters of 16 megapixels or more.
 
     Returns
     -------
@@ -406,6 +429,35 @@ def vectorize_blocks(
     tolerance_px = simplify_m / math.sqrt(centre_area) if simplify_m > 0 else 0.0
     geographic = _pyproj_crs(crs).is_geographic
     centre_sieve = sieve_threshold(min_area_m2, centre_area)
+    blocks = [
+        Window(col, row, min(block_size, width - col), min(block_size, height - row))
+        for row in range(0, height, block_size)
+        for col in range(0, width, block_size)
+    ]
+
+    def jobs() -> Iterator[_BlockJob]:
+        for index, core in enumerate(blocks):
+            # ground pixel area varies with latitude in geographic CRSs: measure it per block
+            threshold = (
+                sieve_threshold(
+                    min_area_m2,
+                    pixel_area_m2(
+                        crs,
+                        transform,
+                        core.col_off + core.width / 2,
+                        core.row_off + core.height / 2,
+                    ),
+                )
+                if geographic
+                else centre_sieve
+            )
+            t0 = time.perf_counter()
+            window = _haloed(core, width, height, _halo(threshold))
+            data = read(window)
+            timings["read"] += time.perf_counter() - t0
+            yield _BlockJob(
+                index, data, window, core, width, height, threshold, tolerance_px, transform, crs
+            )
 
     final_geoms: list[np.ndarray] = []
     final_ids: list[np.ndarray] = []
@@ -414,52 +466,37 @@ def vectorize_blocks(
     seam_ids: list[np.ndarray] = []
     seam_blocks: list[np.ndarray] = []
     valid_pixels = 0
-    blocks = [
-        Window(col, row, min(block_size, width - col), min(block_size, height - row))
-        for row in range(0, height, block_size)
-        for col in range(0, width, block_size)
-    ]
-    for index, core in enumerate(blocks):
-        # ground pixel area varies with latitude in geographic CRSs: measure it per block
-        threshold = (
-            sieve_threshold(
-                min_area_m2,
-                pixel_area_m2(
-                    crs, transform, core.col_off + core.width / 2, core.row_off + core.height / 2
-                ),
-            )
-            if geographic
-            else centre_sieve
-        )
-        labels, n_valid = _sieved_core(
-            read, core, width, height, threshold, _halo(threshold), timings
-        )
+    if workers == 0:  # auto: starting workers costs about a second, worth it on large rasters
+        workers = default_workers() if width * height >= _MIN_PIXELS_FOR_WORKERS else 1
+    workers = max(1, min(workers, len(blocks)))
+    for done, result in enumerate(_run_jobs(jobs(), workers), start=1):
         if progress is not None:
-            progress((index + 1) / len(blocks))
-        if n_valid == 0:
+            progress(done / len(blocks))
+        for step, seconds in result.timings.items():
+            timings[step] += seconds
+        if result.valid_pixels == 0:
             continue
-        valid_pixels += n_valid
+        valid_pixels += result.valid_pixels
         if allowed_ids is not None:
-            _check_allowed(labels, allowed_ids)
-        geoms, ids = _polygonize_block(labels, core, width, height, tolerance_px, timings)
-        seam = _touches_internal_seam(geoms, core, width, height)
-        if seam.any():
-            seam_geoms.append(geoms[seam])
-            seam_ids.append(ids[seam])
-            seam_blocks.append(np.full(int(seam.sum()), index))
-        keep = ~seam
-        if keep.any():
-            crs_geoms = to_crs_coordinates(geoms[keep], transform)
-            t0 = time.perf_counter()
-            final_areas.append(ground_area_m2(crs_geoms, crs))
-            timings["area"] += time.perf_counter() - t0
-            final_geoms.append(crs_geoms)
-            final_ids.append(ids[keep])
+            _check_allowed(result.present, allowed_ids)
+        if len(result.seam_geoms):
+            seam_geoms.append(result.seam_geoms)
+            seam_ids.append(result.seam_ids)
+            seam_blocks.append(np.full(len(result.seam_geoms), result.index))
+        if len(result.geoms):
+            final_geoms.append(result.geoms)
+            final_ids.append(result.ids)
+            final_areas.append(result.areas)
 
     if seam_geoms:
         t0 = time.perf_counter()
+        blocks_per_row = math.ceil(width / block_size)
         merged, merged_ids = merge_seam_pieces(
-            np.concatenate(seam_geoms), np.concatenate(seam_ids), np.concatenate(seam_blocks)
+            np.concatenate(seam_geoms),
+            np.concatenate(seam_ids),
+            np.concatenate(seam_blocks),
+            blocks_per_row,
+            noded=tolerance_px > 0,
         )
         timings["merge"] += time.perf_counter() - t0
         crs_geoms = to_crs_coordinates(merged, transform)
@@ -480,6 +517,130 @@ def vectorize_blocks(
         valid_pixels=valid_pixels,
         sieve_pixels=centre_sieve,
         timings_s=dict(timings),
+    )
+
+
+def default_workers() -> int:
+    """Worker processes for vectorizing: the CPUs this process may use.
+
+    Daemonic processes (e.g. Dask's workers, which already run one scene each) may not start
+    children, so they vectorize in-process.
+    """
+    if multiprocessing.current_process().daemon:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class _BlockJob:
+    """One block to vectorize: its haloed pixels and where they sit in the raster."""
+
+    index: int
+    data: np.ndarray
+    window: Window
+    core: Window
+    width: int
+    height: int
+    threshold: int
+    tolerance_px: float
+    transform: Affine
+    crs: CRS
+
+
+@dataclass(frozen=True)
+class _BlockResult:
+    """A vectorized block: final polygons (CRS coordinates, with areas) and seam pieces (pixels)."""
+
+    index: int
+    valid_pixels: int
+    present: np.ndarray
+    geoms: np.ndarray
+    ids: np.ndarray
+    areas: np.ndarray
+    seam_geoms: np.ndarray
+    seam_ids: np.ndarray
+    timings: dict[str, float]
+
+
+def _run_jobs(jobs: Iterator[_BlockJob], workers: int) -> Iterator[_BlockResult]:
+    """Results of ``jobs`` in order, computed here or in ``workers`` spawned processes.
+
+    At most two blocks per worker are in flight, so memory stays bounded whatever the raster's
+    size. Spawned (not forked) workers: the caller may run threads (torch, GDAL) that a fork
+    would copy in an undefined state.
+    """
+    if workers <= 1:
+        yield from map(_vectorize_block, jobs)
+        return
+    check_not_importing_main()
+    context = multiprocessing.get_context("spawn")
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: deque[Future[_BlockResult]] = deque()
+            for job in jobs:
+                pending.append(pool.submit(_vectorize_block, job))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise VectorizeError(
+            "a vectorize worker process died (out of memory, or a script without an "
+            "`if __name__ == '__main__':` guard); run again with --jobs 1 (workers=1)"
+        ) from None
+
+
+def check_not_importing_main() -> None:
+    """Refuse to run while a spawned worker process is importing the caller's main script.
+
+    Spawned workers import the main module; a script that calls geoseg at its top level (no
+    ``if __name__ == "__main__":`` guard) would otherwise redo the whole run in every worker.
+
+    Raises
+    ------
+    VectorizeError
+        In a worker process that is still starting up.
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise VectorizeError(
+            "geoseg was called while a worker process imported the main script: put the "
+            "script's top level under `if __name__ == '__main__':`"
+        )
+
+
+def _vectorize_block(job: _BlockJob) -> _BlockResult:
+    """Sieve, polygonize and simplify one block; measure the polygons that are already final."""
+    timings: dict[str, float] = defaultdict(float)
+    labels, n_valid = _sieved_core(job.data, job.window, job.core, job.threshold, timings)
+    present = np.flatnonzero(np.bincount(labels.ravel(), minlength=NODATA + 1)[:NODATA])
+    empty = np.empty(0, dtype=object)
+    no_ids = np.empty(0, dtype=np.int64)
+    if n_valid == 0:
+        return _BlockResult(
+            job.index, 0, present, empty, no_ids, np.empty(0), empty, no_ids, dict(timings)
+        )
+    geoms, ids = _polygonize_block(
+        labels, job.core, job.width, job.height, job.tolerance_px, timings
+    )
+    seam = _touches_internal_seam(geoms, job.core, job.width, job.height)
+    keep = ~seam
+    crs_geoms = to_crs_coordinates(geoms[keep], job.transform) if keep.any() else empty
+    t0 = time.perf_counter()
+    areas = ground_area_m2(crs_geoms, job.crs) if keep.any() else np.empty(0)
+    timings["area"] += time.perf_counter() - t0
+    return _BlockResult(
+        job.index,
+        n_valid,
+        present,
+        crs_geoms,
+        ids[keep],
+        areas,
+        geoms[seam],
+        ids[seam],
+        dict(timings),
     )
 
 
@@ -508,26 +669,25 @@ def _halo(threshold: int) -> int:
     return 0 if threshold <= 1 else min(threshold + 1, MAX_HALO)
 
 
-def _sieved_core(
-    read: BlockReader,
-    core: Window,
-    width: int,
-    height: int,
-    threshold: int,
-    halo: int,
-    timings: dict[str, float],
-) -> tuple[np.ndarray, int]:
-    """Read ``core`` (with a halo when sieving), sieve, and return the core and its valid count."""
-    t0 = time.perf_counter()
+def _haloed(core: Window, width: int, height: int, halo: int) -> Window:
+    """``core`` grown by ``halo`` pixels on every side, clipped to the raster."""
     col0 = max(0, int(core.col_off) - halo)
     row0 = max(0, int(core.row_off) - halo)
     col1 = min(width, int(core.col_off + core.width) + halo)
     row1 = min(height, int(core.row_off + core.height) + halo)
-    window = Window(col0, row0, col1 - col0, row1 - row0)
-    data = read(window)
-    timings["read"] += time.perf_counter() - t0
-    r = int(core.row_off) - row0
-    c = int(core.col_off) - col0
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _sieved_core(
+    data: np.ndarray,
+    window: Window,
+    core: Window,
+    threshold: int,
+    timings: dict[str, float],
+) -> tuple[np.ndarray, int]:
+    """Sieve the haloed ``data`` read at ``window``; return the core and its valid count."""
+    r = int(core.row_off) - int(window.row_off)
+    c = int(core.col_off) - int(window.col_off)
     core_slice = (slice(r, r + int(core.height)), slice(c, c + int(core.width)))
     if not (data[core_slice] != NODATA).any():
         return data[core_slice], 0
@@ -544,8 +704,7 @@ def _sieved_core(
     return labels, int((labels != NODATA).sum())
 
 
-def _check_allowed(labels: np.ndarray, allowed: frozenset[int]) -> None:
-    present = np.flatnonzero(np.bincount(labels.ravel(), minlength=NODATA + 1)[:NODATA])
+def _check_allowed(present: np.ndarray, allowed: frozenset[int]) -> None:
     unknown = sorted(set(present.tolist()) - allowed)
     if unknown:
         raise VectorizeError(
@@ -566,7 +725,7 @@ def _polygonize_block(
     t0 = time.perf_counter()
     offset = Affine.translation(int(core.col_off), int(core.row_off))
     pairs = list(shapes(labels, mask=labels != NODATA, connectivity=4, transform=offset))
-    geoms = np.array([shapely.geometry.shape(g) for g, _ in pairs], dtype=object)
+    geoms = polygons_from_geojson([g["coordinates"] for g, _ in pairs])
     ids = np.array([int(v) for _, v in pairs], dtype=np.int64)
     timings["polygonize"] += time.perf_counter() - t0
     if tolerance_px > 0 and len(geoms):
@@ -576,6 +735,30 @@ def _polygonize_block(
         geoms, ids = make_valid_polygons(geoms, ids)
         timings["simplify"] += time.perf_counter() - t0
     return geoms, ids
+
+
+def polygons_from_geojson(rings_per_polygon: Sequence[Sequence[Any]]) -> np.ndarray:
+    """Shapely polygons from GeoJSON polygon coordinates, built in one vectorized call.
+
+    ``shapely.geometry.shape`` builds every vertex through Python (about half of the
+    polygonize time on a dense map); here each ring becomes one numpy array and all polygons are
+    created at once from ragged offsets.
+    """
+    if not rings_per_polygon:
+        return np.empty(0, dtype=object)
+    rings = [
+        np.asarray(ring, dtype=np.float64) for polygon in rings_per_polygon for ring in polygon
+    ]
+    ring_offsets = np.zeros(len(rings) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in rings], out=ring_offsets[1:])
+    polygon_offsets = np.zeros(len(rings_per_polygon) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in rings_per_polygon], out=polygon_offsets[1:])
+    geoms: np.ndarray = shapely.from_ragged_array(
+        shapely.GeometryType.POLYGON,
+        np.concatenate(rings),
+        (ring_offsets, polygon_offsets),
+    )
+    return geoms
 
 
 def _internal_seams(core: Window, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -691,7 +874,11 @@ def _touches_internal_seam(geoms: np.ndarray, core: Window, width: int, height: 
 
 
 def merge_seam_pieces(
-    geoms: np.ndarray, class_ids: np.ndarray, block_ids: np.ndarray
+    geoms: np.ndarray,
+    class_ids: np.ndarray,
+    block_ids: np.ndarray,
+    blocks_per_row: int,
+    noded: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Union the pieces of polygons cut by block seams.
 
@@ -706,7 +893,12 @@ def merge_seam_pieces(
     class_ids : np.ndarray
         Class of each piece.
     block_ids : np.ndarray
-        Block each piece came from.
+        Block each piece came from (row-major index).
+    blocks_per_row : int
+        Blocks across the raster, to tell which blocks are side by side.
+    noded : bool
+        The pieces share every vertex along their common edges (as after
+        :func:`node_pixel_coverage`), so the faster coverage union applies.
 
     Returns
     -------
@@ -714,9 +906,13 @@ def merge_seam_pieces(
         Merged polygons and their class ids.
     """
     tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
+    # bounding boxes only: the exact test below runs on far fewer pairs
+    left, right = tree.query(geoms)
     candidate = (left < right) & (class_ids[left] == class_ids[right])
-    candidate &= block_ids[left] != block_ids[right]
+    # a piece lies inside its block, so only pieces of blocks sharing a side can share an edge
+    row_step = np.abs(block_ids[left] // blocks_per_row - block_ids[right] // blocks_per_row)
+    col_step = np.abs(block_ids[left] % blocks_per_row - block_ids[right] % blocks_per_row)
+    candidate &= row_step + col_step == 1
     left, right = left[candidate], right[candidate]
     shares_edge = shapely.relate_pattern(geoms[left], geoms[right], "F***1****")
     parent = np.arange(len(geoms))
@@ -742,12 +938,25 @@ def merge_seam_pieces(
         if len(group) == 1:
             parts = [geoms[group[0]]]
         else:
-            parts = list(shapely.get_parts(shapely.union_all(geoms[group])))
+            parts = list(shapely.get_parts(_union_pieces(geoms[group], noded)))
         out_geoms.extend(parts)
         out_ids.extend([int(class_ids[group[0]])] * len(parts))
     merged = np.empty(len(out_geoms), dtype=object)
     merged[:] = out_geoms
     return merged, np.array(out_ids, dtype=np.int64)
+
+
+def _union_pieces(pieces: np.ndarray, noded: bool) -> Any:
+    """Union of the pieces of one polygon; by edge matching when they are a noded coverage."""
+    if noded:
+        try:
+            union = shapely.coverage_union_all(pieces)
+        except shapely.errors.GEOSException:
+            union = None
+        # the overlay union is the reference: fall back to it should matching ever fail
+        if union is not None and shapely.is_valid(union) and not shapely.is_empty(union):
+            return union
+    return shapely.union_all(pieces)
 
 
 def make_valid_polygons(geoms: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

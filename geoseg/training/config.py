@@ -88,8 +88,9 @@ class ModelConfig:
     ----------
     name : str
         Model name, e.g. ``landcover-s2-unet``.
-    architecture : str
-        Key of :data:`geoseg.models.architectures.ARCHITECTURES`.
+    architecture : str, optional
+        Key of :data:`geoseg.models.architectures.ARCHITECTURES`; ``unet`` when neither this nor
+        ``init_from`` says otherwise.
     arch_params : dict
         Keyword arguments of the architecture builder.
     bands : tuple of str
@@ -102,10 +103,12 @@ class ModelConfig:
     description : str
         Card description.
     init_from : str, optional
-        Embedded model name or model file to start from (fine-tuning). Its architecture,
-        classes and normalisation are kept (``architecture`` here is ignored). If ``bands``
-        differ from its bands, the first convolution is adapted: shared bands keep their
-        weights, new bands start from the mean of the old ones.
+        Embedded model name or model file to start from (fine-tuning). Its classes and
+        normalisation are kept, and its architecture unless ``architecture``/``arch_params``
+        name another: then a new network is built and every weight whose name and shape match
+        (typically the shared encoder) is copied over. If ``bands`` differ from its bands, the
+        first convolution is adapted: shared bands keep their weights, new bands start from the
+        mean of the old ones.
     provenance : dict
         Copied into the card's ``training`` record: data, label source, licences, the command
         that reproduces the weights, and ``metrics_reference`` (what the held-out metrics were
@@ -113,7 +116,7 @@ class ModelConfig:
     """
 
     name: str
-    architecture: str = "unet"
+    architecture: str | None = None
     arch_params: dict[str, Any] = field(default_factory=dict)
     bands: tuple[str, ...] = ()
     gsd: float | None = 10.0

@@ -114,6 +114,12 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
             source = str(config.resolve(source))
         loaded = load_model(source)
         bands = spec.bands or loaded.card.bands
+        architecture = spec.architecture or loaded.card.architecture
+        arch_params = dict(spec.arch_params) if spec.arch_params else loaded.card.arch_params
+        same_network = (architecture, dict(arch_params)) == (
+            loaded.card.architecture,
+            dict(loaded.card.arch_params),
+        )
         card = loaded.card.with_updates(
             name=spec.name,
             bands=bands,
@@ -121,19 +127,39 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
             description=spec.description or loaded.card.description,
             training={},
             metrics={},
+            **(
+                {}
+                if same_network
+                else {
+                    "architecture": architecture,
+                    "arch_params": dict(arch_params),
+                    "tile_size": spec.tile_size,
+                    "overlap": spec.overlap,
+                }
+            ),
         )
-        network = loaded.network
+        state = loaded.network.state_dict()
         if bands != loaded.card.bands:
-            state = adapt_input_bands(network.state_dict(), loaded.card.bands, bands)
-            network = build_network(
-                card.architecture, len(bands), card.num_classes, card.arch_params
-            )
+            state = adapt_input_bands(state, loaded.card.bands, bands)
+        network = build_network(card.architecture, len(bands), card.num_classes, card.arch_params)
+        if same_network:
             network.load_state_dict(state)
+        else:
+            copied = transplant_weights(network, state)
+            log.info(
+                "%s: copied %d of %d tensors from %s (%s) into the new %s",
+                spec.name,
+                copied,
+                len(network.state_dict()),
+                spec.init_from,
+                loaded.card.architecture,
+                architecture,
+            )
         network.train()
         return card, network
     card = ModelCard(
         name=spec.name,
-        architecture=spec.architecture,
+        architecture=spec.architecture or "unet",
         arch_params=dict(spec.arch_params),
         bands=spec.bands or DEFAULT_BANDS,
         gsd=spec.gsd,
@@ -145,6 +171,30 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
     )
     network = build_network(card.architecture, len(card.bands), card.num_classes, card.arch_params)
     return card, network
+
+
+def transplant_weights(network: nn.Module, state: dict[str, torch.Tensor]) -> int:
+    """Copy into ``network`` every tensor of ``state`` whose name and shape it shares.
+
+    This is how a PSPNet starts from a trained U-Net: both wrap the same encoder, so its
+    weights carry over and only the decoder starts from scratch.
+
+    Returns
+    -------
+    int
+        Number of tensors copied.
+
+    Raises
+    ------
+    ConfigError
+        If nothing matches (the two networks share no layer).
+    """
+    target = network.state_dict()
+    shared = {k: v for k, v in state.items() if k in target and target[k].shape == v.shape}
+    if not shared:
+        raise ConfigError("model.init_from shares no layer with the new architecture")
+    network.load_state_dict(shared, strict=False)
+    return len(shared)
 
 
 def adapt_input_bands(
