@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.background_vectorize import BackgroundVectorizer
 from geoseg.bands import resolve_bands
 from geoseg.errors import ConfigError, EmptySceneError
 from geoseg.inference import (
@@ -48,14 +49,21 @@ from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
 from geoseg.tiling import Span, Tile, TilePlan, plan_tiles
 from geoseg.vectorize import (
+    DEFAULT_BLOCK_SIZE,
     DEFAULT_MIN_AREA_M2,
     DEFAULT_SIMPLIFY_M,
     VectorizeResult,
     check_not_importing_main,
+    effective_workers,
+    parse_crs,
     vectorize_raster,
+    write_polygons,
 )
 
 log = logging.getLogger(__name__)
+
+#: Block side (pixels) of the vectorisation of a prediction.
+VECTORIZE_BLOCK_SIZE = DEFAULT_BLOCK_SIZE
 
 ProgressCallback = Callable[[int, int], None]
 """Called with ``(tiles_done, tiles_total)`` after each batch."""
@@ -293,57 +301,90 @@ def predict(
     )
     anchor = raster_path or out_path
     assert anchor is not None  # guaranteed by the check above
+    dst_crs = parse_crs(options.dst_crs)  # a bad CRS fails now, not after inference
     temporaries: list[Path] = []
     try:
-        classes_tmp = temporary_sibling(anchor, "classes")
-        temporaries.append(classes_tmp)
-        counts = _classify(
-            run, device, classes_tmp, provenance.to_json(), options, progress, timings
-        )
-        if run.grid != scene_grid(run.scene):
-            model_grid_tmp, classes_tmp = classes_tmp, temporary_sibling(anchor, "scene")
+        with contextlib.ExitStack() as stack:
+            vectorizer = _background_vectorizer(run, out_path, options)
+            if vectorizer is not None:
+                stack.enter_context(vectorizer)
+            classes_tmp = temporary_sibling(anchor, "classes")
             temporaries.append(classes_tmp)
-            t0 = time.perf_counter()
-            with ClassRasterWriter(
+            counts = _classify(
+                run,
+                device,
                 classes_tmp,
-                run.scene.crs,
-                scene_grid(run.scene),
-                run.model.card.classes,
                 provenance.to_json(),
-            ) as writer:
-                warp_to_scene(model_grid_tmp, run.scene, run.bands, writer)
-            counts = writer.counts
-            timings["resample_back"] = time.perf_counter() - t0
-        class_pixels = {c.name: int(counts[c.id]) for c in run.model.card.classes}
-        if sum(class_pixels.values()) == 0:
-            raise EmptySceneError(f"scene {run.scene.path} holds no valid pixel (it is all nodata)")
-        finished: list[tuple[Path, Path]] = []
-        polygons = report = None
-        if raster_path is not None:
-            t0 = time.perf_counter()
-            cog_tmp = temporary_sibling(raster_path, "cog")
-            temporaries.append(cog_tmp)
-            write_cog(classes_tmp, cog_tmp, run.model.card.classes)
-            finished.append((cog_tmp, raster_path))
-            timings["write_raster"] = time.perf_counter() - t0
-        if out_path is not None:
-            t0 = time.perf_counter()
-            gpkg_tmp = temporary_sibling(out_path, "gpkg")
-            temporaries.append(gpkg_tmp)
-            vectors = _vectorize(classes_tmp, gpkg_tmp, run.model.card.classes, options, provenance)
-            polygons = vectors.polygon_count
-            finished.append((gpkg_tmp, out_path))
-            timings["vectorize"] = time.perf_counter() - t0
-            report = write_run_report(
-                out_path,
-                classes_tmp,
-                vectors,
+                options,
+                progress,
                 timings,
-                provenance=provenance,
-                classes=run.model.card.classes,
-                class_raster_label=str(raster_path) if raster_path else None,
-                overwrite=True,
-            ).json_path
+                vectorizer,
+            )
+            if run.grid != scene_grid(run.scene):
+                model_grid_tmp, classes_tmp = classes_tmp, temporary_sibling(anchor, "scene")
+                temporaries.append(classes_tmp)
+                t0 = time.perf_counter()
+                with ClassRasterWriter(
+                    classes_tmp,
+                    run.scene.crs,
+                    scene_grid(run.scene),
+                    run.model.card.classes,
+                    provenance.to_json(),
+                ) as writer:
+                    warp_to_scene(model_grid_tmp, run.scene, run.bands, writer)
+                counts = writer.counts
+                timings["resample_back"] = time.perf_counter() - t0
+            class_pixels = {c.name: int(counts[c.id]) for c in run.model.card.classes}
+            if sum(class_pixels.values()) == 0:
+                raise EmptySceneError(
+                    f"scene {run.scene.path} holds no valid pixel (it is all nodata)"
+                )
+            finished: list[tuple[Path, Path]] = []
+            polygons = report = None
+            if raster_path is not None:
+                t0 = time.perf_counter()
+                cog_tmp = temporary_sibling(raster_path, "cog")
+                temporaries.append(cog_tmp)
+                write_cog(classes_tmp, cog_tmp, run.model.card.classes)
+                finished.append((cog_tmp, raster_path))
+                timings["write_raster"] = time.perf_counter() - t0
+            if out_path is not None:
+                t0 = time.perf_counter()
+                gpkg_tmp = temporary_sibling(out_path, "gpkg")
+                temporaries.append(gpkg_tmp)
+                if vectorizer is not None:
+                    vectors = write_polygons(
+                        vectorizer.polygons(),
+                        gpkg_tmp,
+                        classes=run.model.card.classes,
+                        source=str(scene_path),
+                        colormap=None,
+                        provenance=provenance,
+                        dst_crs=dst_crs,
+                        min_area_m2=options.min_area_m2,
+                        simplify_m=options.simplify_m,
+                        block_size=VECTORIZE_BLOCK_SIZE,
+                        overwrite=True,
+                        started=vectorizer.started,
+                    )
+                    timings["vectorize_wait"] = vectorizer.buffer.wait_seconds
+                else:
+                    vectors = _vectorize(
+                        classes_tmp, gpkg_tmp, run.model.card.classes, options, provenance
+                    )
+                polygons = vectors.polygon_count
+                finished.append((gpkg_tmp, out_path))
+                timings["vectorize"] = time.perf_counter() - t0
+                report = write_run_report(
+                    out_path,
+                    classes_tmp,
+                    vectors,
+                    timings,
+                    provenance=provenance,
+                    classes=run.model.card.classes,
+                    class_raster_label=str(raster_path) if raster_path else None,
+                    overwrite=True,
+                ).json_path
         for tmp, final in finished:
             tmp.replace(final)
         if raster_path is not None:
@@ -366,6 +407,31 @@ def predict(
     )
 
 
+def _background_vectorizer(
+    run: PreparedRun, out_path: Path | None, options: PredictOptions
+) -> BackgroundVectorizer | None:
+    """A vectorizer fed while the model runs, where it applies.
+
+    It needs a GeoPackage to make, classes on the scene's own grid (a resampled run is
+    vectorized after it is warped back) and worker processes to run in.
+    """
+    width, height = run.scene.width, run.scene.height
+    workers = effective_workers(options.vectorize_workers, width, height, VECTORIZE_BLOCK_SIZE)
+    if out_path is None or run.grid != scene_grid(run.scene) or workers < 2:
+        return None
+    return BackgroundVectorizer(
+        width,
+        height,
+        run.grid.transform,
+        run.scene.crs,
+        min_area_m2=options.min_area_m2,
+        simplify_m=options.simplify_m,
+        block_size=VECTORIZE_BLOCK_SIZE,
+        workers=workers,
+        allowed_ids=frozenset(c.id for c in run.model.card.classes),
+    )
+
+
 def _classify(
     run: PreparedRun,
     device: Any,
@@ -374,12 +440,14 @@ def _classify(
     options: PredictOptions,
     progress: ProgressCallback | None,
     timings: dict[str, float],
+    vectorizer: BackgroundVectorizer | None = None,
 ) -> Any:
     """Stream the tiles of ``run`` through the model into a class raster at ``path``.
 
     Strips are decoded one ahead in a background thread and finished rows are written behind,
     so on a GPU the device never waits for the disk. Batches span tile rows, so every forward
-    pass is full; a row is written as soon as its last tile is classified.
+    pass is full; a row is written as soon as its last tile is classified (and handed to the
+    background ``vectorizer``, if any).
     """
     predictor = Predictor(run.model, run.stats, device, compile=options.compile)
     plan = run.plan
@@ -417,7 +485,10 @@ def _classify(
             while next_row <= i and all((t.row, t.col) in finished for t in tiles_by_row[next_row]):
                 row_tiles = tiles_by_row[next_row]
                 patches = [core_patch(t, finished.pop((t.row, t.col))) for t in row_tiles]
-                write_behind.submit(join_row(patches, plan.width))
+                row = join_row(patches, plan.width)
+                write_behind.submit(row)
+                if vectorizer is not None:
+                    vectorizer.add_rows(row.rows.start, row.data)
                 done += len(row_tiles)
                 next_row += 1
                 if progress is not None:
@@ -465,5 +536,6 @@ def _vectorize(
         dst_crs=options.dst_crs,
         overwrite=True,
         provenance=provenance,
+        block_size=VECTORIZE_BLOCK_SIZE,
         workers=options.vectorize_workers,
     )

@@ -232,7 +232,7 @@ def vectorize_raster(
     _check_parameters(min_area_m2, simplify_m, block_size)
     out = Path(out_path)
     check_output_path(out, overwrite)
-    target_crs = _parse_crs(dst_crs)
+    target_crs = parse_crs(dst_crs)
     raster = open_class_raster(raster_path)
     declared, strict = _declared_classes(classes, raster.classes)
     allowed = frozenset(c.id for c in declared) if strict else None
@@ -251,16 +251,75 @@ def vectorize_raster(
             progress=progress,
             workers=workers,
         )
+    return write_polygons(
+        polygons,
+        out,
+        classes=declared,
+        source=raster.path,
+        colormap=raster.colormap,
+        provenance=_provenance(provenance, raster.provenance, raster.path),
+        dst_crs=target_crs,
+        min_area_m2=min_area_m2,
+        simplify_m=simplify_m,
+        block_size=block_size,
+        overwrite=overwrite,
+        started=start,
+    )
+
+
+def write_polygons(
+    polygons: Polygons,
+    out: Path,
+    *,
+    classes: tuple[ClassInfo, ...],
+    source: str,
+    colormap: Mapping[int, tuple[int, int, int]] | None,
+    provenance: Provenance,
+    dst_crs: CRS | None,
+    min_area_m2: float,
+    simplify_m: float,
+    block_size: int,
+    overwrite: bool,
+    started: float,
+) -> VectorizeResult:
+    """Write vectorized polygons as the styled ``landcover`` layer of a GeoPackage.
+
+    Parameters
+    ----------
+    polygons : Polygons
+        From :func:`vectorize_blocks`.
+    out : Path
+        GeoPackage to write (atomically).
+    classes : tuple of ClassInfo
+        Declared classes; a value they do not name gets a generic class coloured by
+        ``colormap``.
+    source : str
+        The class raster's name, for messages and the layer description.
+    colormap : mapping or None
+        The raster's colour table.
+    provenance : Provenance
+        Provenance of the run; the vectorize settings are added to it.
+    dst_crs : CRS or None
+        Reproject to this CRS on purpose.
+    min_area_m2, simplify_m, block_size, overwrite
+        As for :func:`vectorize_raster`.
+    started : float
+        ``time.perf_counter()`` when the vectorisation started, for the ``total`` timing.
+
+    Returns
+    -------
+    VectorizeResult
+    """
     timings = dict(polygons.timings_s)
     present = {int(v) for v in np.unique(polygons.class_ids)}
-    resolved = _resolve_classes(declared, present, raster.colormap, raster.path)
+    resolved = _resolve_classes(classes, present, colormap, source)
 
     geometries = polygons.geometries
-    out_crs = raster.crs
-    if target_crs is not None:
+    out_crs = polygons.crs
+    if dst_crs is not None:
         t0 = time.perf_counter()
-        geometries = reproject(geometries, raster.crs, target_crs)
-        out_crs = target_crs
+        geometries = reproject(geometries, polygons.crs, dst_crs)
+        out_crs = dst_crs
         timings["reproject"] = time.perf_counter() - t0
 
     names_by_id = {c.id: c.name for c in resolved}
@@ -270,9 +329,9 @@ def vectorize_raster(
         "simplify_m": simplify_m,
         "block_size": block_size,
         "sieve_pixels": polygons.sieve_pixels,
-        "dst_crs": None if target_crs is None else crs_label(target_crs),
+        "dst_crs": None if dst_crs is None else crs_label(dst_crs),
     }
-    prov = _provenance(provenance, raster.provenance, raster.path, parameters)
+    prov = replace(provenance, parameters={**dict(provenance.parameters), "vectorize": parameters})
     t0 = time.perf_counter()
     write_landcover(
         out,
@@ -287,11 +346,11 @@ def vectorize_raster(
             "GEOSEG_PROVENANCE": prov.to_json(),
             "GEOSEG_CLASSES": json.dumps([c.__dict__ for c in resolved]),
         },
-        description=f"Land cover vectorized by geoseg from {Path(raster.path).name}",
+        description=f"Land cover vectorized by geoseg from {Path(source).name}",
         overwrite=overwrite,
     )
     timings["write"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - start
+    timings["total"] = time.perf_counter() - started
 
     counts = np.bincount(polygons.class_ids.astype(np.int64), minlength=NODATA)
     areas = np.bincount(
@@ -313,7 +372,7 @@ def vectorize_raster(
     )
     logger.info(
         "vectorized %s: %d polygons, %.0f m2, %.1f s",
-        raster.path,
+        source,
         result.polygon_count,
         result.total_area_m2,
         timings["total"],
@@ -369,7 +428,7 @@ def vectorize_array(
         labels.shape[1],
         labels.shape[0],
         transform,
-        _parse_crs(crs) or CRS.from_user_input(crs),
+        parse_crs(crs) or CRS.from_user_input(crs),
         min_area_m2=min_area_m2,
         simplify_m=simplify_m,
         block_size=block_size,
@@ -390,6 +449,7 @@ def vectorize_blocks(
     allowed_ids: frozenset[int] | None = None,
     progress: ProgressCallback | None = None,
     workers: int = 1,
+    background: bool = False,
 ) -> Polygons:
     """Sieve, polygonize, simplify and measure a raster read block by block.
 
@@ -418,6 +478,9 @@ def vectorize_blocks(
     workers : int
         Worker processes; 1 works in this process; 0 (auto) uses :func:`default_workers` on
         rasters of 16 megapixels or more.
+    background : bool
+        Run the worker processes at the lowest CPU priority, so that vectorizing beside the
+        model only takes the cycles the model leaves idle.
 
     Returns
     -------
@@ -466,10 +529,8 @@ def vectorize_blocks(
     seam_ids: list[np.ndarray] = []
     seam_blocks: list[np.ndarray] = []
     valid_pixels = 0
-    if workers == 0:  # auto: starting workers costs about a second, worth it on large rasters
-        workers = default_workers() if width * height >= _MIN_PIXELS_FOR_WORKERS else 1
-    workers = max(1, min(workers, len(blocks)))
-    for done, result in enumerate(_run_jobs(jobs(), workers), start=1):
+    workers = effective_workers(workers, width, height, block_size)
+    for done, result in enumerate(_run_jobs(jobs(), workers, background), start=1):
         if progress is not None:
             progress(done / len(blocks))
         for step, seconds in result.timings.items():
@@ -520,6 +581,14 @@ def vectorize_blocks(
     )
 
 
+def effective_workers(workers: int, width: int, height: int, block_size: int) -> int:
+    """Worker processes :func:`vectorize_blocks` will use for ``workers`` on such a raster."""
+    if workers == 0:  # auto: starting workers costs about a second, worth it on large rasters
+        workers = default_workers() if width * height >= _MIN_PIXELS_FOR_WORKERS else 1
+    blocks = math.ceil(width / block_size) * math.ceil(height / block_size)
+    return max(1, min(workers, blocks))
+
+
 def default_workers() -> int:
     """Worker processes for vectorizing: the CPUs this process may use.
 
@@ -565,7 +634,9 @@ class _BlockResult:
     timings: dict[str, float]
 
 
-def _run_jobs(jobs: Iterator[_BlockJob], workers: int) -> Iterator[_BlockResult]:
+def _run_jobs(
+    jobs: Iterator[_BlockJob], workers: int, background: bool = False
+) -> Iterator[_BlockResult]:
     """Results of ``jobs`` in order, computed here or in ``workers`` spawned processes.
 
     At most two blocks per worker are in flight, so memory stays bounded whatever the raster's
@@ -578,7 +649,11 @@ def _run_jobs(jobs: Iterator[_BlockJob], workers: int) -> Iterator[_BlockResult]
     check_not_importing_main()
     context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_lowest_priority if background else None,
+        ) as pool:
             pending: deque[Future[_BlockResult]] = deque()
             for job in jobs:
                 pending.append(pool.submit(_vectorize_block, job))
@@ -591,6 +666,11 @@ def _run_jobs(jobs: Iterator[_BlockJob], workers: int) -> Iterator[_BlockResult]
             "a vectorize worker process died (out of memory, or a script without an "
             "`if __name__ == '__main__':` guard); run again with --jobs 1 (workers=1)"
         ) from None
+
+
+def _lowest_priority() -> None:
+    """Worker initializer: yield the CPU to everything else (the model above all)."""
+    os.nice(19)
 
 
 def check_not_importing_main() -> None:
@@ -1104,7 +1184,8 @@ def _pyproj_crs(crs: CRS | str) -> Any:
     return ProjCRS.from_user_input(crs.to_wkt() if isinstance(crs, CRS) else crs)
 
 
-def _parse_crs(value: str | CRS | None) -> CRS | None:
+def parse_crs(value: str | CRS | None) -> CRS | None:
+    """A CRS from user input (``None`` stays ``None``), or a one-line :class:`VectorizeError`."""
     if value is None or isinstance(value, CRS):
         return value
     try:
@@ -1157,10 +1238,8 @@ def _resolve_classes(
     return tuple(sorted(declared + generic, key=lambda c: c.id))
 
 
-def _provenance(
-    given: Provenance | None, raster_tag: str | None, input_path: str, parameters: dict[str, Any]
-) -> Provenance:
-    """The run's provenance with the vectorize settings added under ``vectorize``."""
+def _provenance(given: Provenance | None, raster_tag: str | None, input_path: str) -> Provenance:
+    """The run's provenance: the one given, else the raster's tag, else a bare one."""
     prov = given
     if prov is None and raster_tag:
         try:
@@ -1175,4 +1254,4 @@ def _provenance(
             logger.warning("ignoring malformed provenance tag of %s", input_path)
     if prov is None:
         prov = Provenance(model_name="", model_sha256="", input_path=input_path)
-    return replace(prov, parameters={**dict(prov.parameters), "vectorize": parameters})
+    return prov

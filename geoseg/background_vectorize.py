@@ -1,0 +1,122 @@
+"""Vectorizing while the model runs.
+
+Finished class rows go to a :class:`~geoseg.streaming.RowBuffer` as well as to the class raster;
+a thread runs :func:`~geoseg.vectorize.vectorize_blocks` on that buffer, and its worker processes
+run at the lowest CPU priority. On a GPU machine the CPU cores are otherwise idle during
+inference; on a CPU-only machine the workers take only the cycles the model leaves, and when they
+fall behind by more than the buffer holds, the model waits for them (memory stays flat). The
+polygons are the same as vectorizing the finished class raster.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from geoseg.streaming import RowBuffer
+from geoseg.vectorize import MAX_HALO, Polygons, vectorize_blocks
+
+
+class BackgroundVectorizer:
+    """Vectorize a class raster from its rows as they are produced, in a background thread.
+
+    Use as a context manager around the producer; leaving it because of an error abandons the
+    work. Feed rows in order with :meth:`add_rows`, then take the result with :meth:`polygons`.
+
+    Parameters
+    ----------
+    width, height : int
+        Raster size, pixels.
+    transform : affine.Affine
+        Pixel-to-CRS transform.
+    crs : CRS
+        The raster's CRS.
+    min_area_m2, simplify_m : float
+        Sieve and simplification settings (see :func:`geoseg.vectorize.vectorize_raster`).
+    block_size : int
+        Processing block side, pixels.
+    workers : int
+        Worker processes (at least 2 to be worth a background thread).
+    allowed_ids : frozenset of int, optional
+        Class values the rows may hold.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        transform: Affine,
+        crs: CRS,
+        *,
+        min_area_m2: float,
+        simplify_m: float,
+        block_size: int,
+        workers: int,
+        allowed_ids: frozenset[int] | None = None,
+    ) -> None:
+        # room for two block rows and their halos: the model may run a block row ahead
+        self.buffer = RowBuffer(height, max_rows=2 * (block_size + 2 * MAX_HALO))
+        self.width, self.height, self.transform, self.crs = width, height, transform, crs
+        self.min_area_m2, self.simplify_m = min_area_m2, simplify_m
+        self.block_size, self.workers, self.allowed_ids = block_size, workers, allowed_ids
+        self._result: Polygons | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="geoseg-vectorize", daemon=True)
+        self.started = 0.0
+
+    def _read(self, window: Window) -> np.ndarray:
+        return self.buffer.read(
+            int(window.row_off), int(window.height), int(window.col_off), int(window.width)
+        )
+
+    def _run(self) -> None:
+        try:
+            self._result = vectorize_blocks(
+                self._read,
+                self.width,
+                self.height,
+                self.transform,
+                self.crs,
+                min_area_m2=self.min_area_m2,
+                simplify_m=self.simplify_m,
+                block_size=self.block_size,
+                allowed_ids=self.allowed_ids,
+                workers=self.workers,
+                background=True,
+            )
+        except BaseException as exc:  # re-raised by polygons()
+            self._error = exc
+            self.buffer.abort()  # a producer waiting for room must not wait forever
+
+    def __enter__(self) -> BackgroundVectorizer:
+        self.started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def add_rows(self, first_row: int, rows: np.ndarray) -> None:
+        """Hand over finished full-width rows (waits while the buffer is full)."""
+        self.buffer.append(first_row, rows)
+
+    def polygons(self) -> Polygons:
+        """Wait for the vectorizer to finish and return its polygons (or raise its error)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None  # set by _run when no error
+        return self._result
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self.buffer.abort()
+        self._thread.join()
