@@ -15,13 +15,64 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+
+class TreeRss:
+    """Peak summed RSS of this process and its children (the vectorize workers), sampled.
+
+    ``RUSAGE_CHILDREN`` cannot tell it: a spawned worker is forked before it execs, so its
+    peak counts the parent's pages for an instant. Shared pages are counted once per process,
+    so the sum errs high.
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _tree(pid: int) -> list[int]:
+        pids = [pid]
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            for child in task.read_text().split():
+                pids += TreeRss._tree(int(child))
+        return pids
+
+    @staticmethod
+    def _rss_mb(pid: int) -> float:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:  # the process ended between listing and reading
+            pass
+        return 0.0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                total = sum(self._rss_mb(p) for p in self._tree(os.getpid()))
+            except OSError:
+                continue
+            self.peak_mb = max(self.peak_mb, total)
+
+    def __enter__(self) -> TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -38,14 +89,15 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = Path(out_dir)
     t0 = time.perf_counter()
-    result = predict(
-        scene,
-        None if args.no_vectorize else out / "lc.gpkg",
-        model=model,
-        raster=out / "lc.tif",
-        options=options,
-        overwrite=True,
-    )
+    with TreeRss() as tree:
+        result = predict(
+            scene,
+            None if args.no_vectorize else out / "lc.gpkg",
+            model=model,
+            raster=out / "lc.tif",
+            options=options,
+            overwrite=True,
+        )
     wall = time.perf_counter() - t0
     record: dict[str, Any] = {
         "scene": scene,
@@ -55,6 +107,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
         "wall_s": wall,
         "timings": result.timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_tree_mb": tree.peak_mb,
         "rss_before_run_mb": before / 1024,
         "polygons": result.polygons,
         "torch_threads": torch.get_num_threads(),
@@ -125,7 +178,8 @@ def report(records: list[dict[str, Any]]) -> None:
         )
         print(
             f"  end-to-end {r['megapixels_per_s']:.3f} Mpx/s in {r['wall_s']:.1f} s; peak RSS "
-            f"{r['peak_rss_mb']:.0f} MiB ({r['rss_before_run_mb']:.0f} MiB before the run)"
+            f"{r['peak_rss_mb']:.0f} MiB ({r['rss_before_run_mb']:.0f} MiB before the run), "
+            f"with the vectorize workers (summed, sampled) {r.get('peak_rss_tree_mb', 0):.0f} MiB"
         )
         print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["timings"].items()))
         if "ceiling" in r:

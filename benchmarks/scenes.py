@@ -1,12 +1,14 @@
 """Build benchmark and demo scenes from the shared s2-virginia data (needs ../shared/data).
 
 ``demo``: the committed demo scene, a 640 x 640 crop of the scene's southern third (the default
-model's held-out area). ``large``: a scene of any size tiled from the whole 6-band stack (mirrored
-copies, so neighbouring copies join without a jump), written block by block in bounded memory.
+model's held-out area). ``stack``: the whole scene's 6-band stack. ``large``: a scene of any size
+tiled from the whole stack (mirrored copies, so neighbouring copies join without a jump), written
+block by block in bounded memory.
 
 Usage::
 
     .venv/bin/python benchmarks/scenes.py demo
+    .venv/bin/python benchmarks/scenes.py stack --out /tmp/virginia_stack.tif
     .venv/bin/python benchmarks/scenes.py large --height 10000 --width 10000 --out /tmp/large.tif
 """
 
@@ -96,6 +98,14 @@ def write_demo(out: Path) -> None:
         _describe(dst)
 
 
+def write_stack(out: Path) -> None:
+    """The whole s2-virginia scene as one 6-band stack (1947 x 1933)."""
+    stack, transform, crs = virginia_stack()
+    with rasterio.open(out, "w", **_profile(stack.shape[2], stack.shape[1], transform, crs)) as dst:
+        dst.write(stack)
+        _describe(dst)
+
+
 def write_large(out: Path, height: int, width: int) -> None:
     """A ``height`` x ``width`` scene of mirrored copies of the whole stack, in 1024-row strips."""
     stack, transform, crs = virginia_stack()
@@ -116,7 +126,7 @@ def write_large(out: Path, height: int, width: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["demo", "large"])
+    parser.add_argument("kind", choices=["demo", "stack", "large"])
     parser.add_argument("--height", type=int, default=10_000)
     parser.add_argument("--width", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=None)
@@ -124,6 +134,9 @@ def main() -> None:
     if args.kind == "demo":
         out = args.out or REPO / "data" / "demo" / "virginia_s2_crop.tif"
         write_demo(out)
+    elif args.kind == "stack":
+        out = args.out or Path("/tmp/virginia_stack.tif")
+        write_stack(out)
     else:
         out = args.out or Path(f"/tmp/virginia_{args.height}x{args.width}.tif")
         write_large(out, args.height, args.width)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geoseg.errors import DeviceError
+from geoseg.errors import ConfigError, DeviceError
 from geoseg.models.architectures import get_architecture
 from geoseg.models.loading import LoadedModel
 from geoseg.normalization import BandStats
@@ -66,6 +66,10 @@ class Chips:
     valid: np.ndarray
 
 
+#: Forward-pass arithmetic :class:`Predictor` accepts.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 class Predictor:
     """Apply one model with one scene's normalisation to batches of chips.
 
@@ -76,16 +80,30 @@ class Predictor:
     stats : BandStats
         The scene's fitted normalisation.
     device : torch.device
-        Where to run. On CUDA the forward runs in bfloat16 autocast with channels_last.
+        Where to run. On CUDA the network runs with channels_last.
+    compile : bool
+        ``torch.compile`` the network.
+    precision : {"auto", "fp32", "bf16"}
+        Arithmetic of the forward pass: ``auto`` is bfloat16 autocast on CUDA and float32 on the
+        CPU (whose bfloat16 kernels are slower unless the CPU has native bfloat16); ``bf16`` and
+        ``fp32`` force one (``bf16`` on the CPU is there to measure its agreement with fp32).
     """
 
     def __init__(
-        self, model: LoadedModel, stats: BandStats, device: torch.device, compile: bool = False
+        self,
+        model: LoadedModel,
+        stats: BandStats,
+        device: torch.device,
+        compile: bool = False,
+        precision: str = "auto",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.model = model
         self.stats = stats
         self.device = device
         self.cuda = device.type == "cuda"
+        self.bf16 = precision == "bf16" or (precision == "auto" and self.cuda)
         self.network: torch.nn.Module = model.network.to(device)
         if self.cuda:
             self.network = self.network.to(memory_format=torch.channels_last)
@@ -95,8 +113,8 @@ class Predictor:
         self.lookup = torch.tensor(model.card.class_ids, dtype=torch.uint8, device=device)
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     @torch.inference_mode()

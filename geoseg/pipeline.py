@@ -23,6 +23,7 @@ from geoseg.background_vectorize import BackgroundVectorizer
 from geoseg.bands import resolve_bands
 from geoseg.errors import ConfigError, EmptySceneError
 from geoseg.inference import (
+    PRECISIONS,
     Chips,
     Predictor,
     chip_shape,
@@ -102,6 +103,8 @@ class PredictOptions:
     vectorize_workers : int
         Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on scenes of 16
         megapixels or more. Results do not depend on it.
+    precision : {"auto", "fp32", "bf16"}
+        Forward-pass arithmetic: ``auto`` is bfloat16 on CUDA and float32 on the CPU.
     """
 
     bands: tuple[str, ...] | None = None
@@ -116,6 +119,7 @@ class PredictOptions:
     prefetch: bool = True
     compile: bool = False
     vectorize_workers: int = 0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -128,6 +132,8 @@ class PredictOptions:
             raise ConfigError(f"min area {self.min_area_m2} must be >= 0")
         if self.simplify_m < 0:
             raise ConfigError(f"simplify tolerance {self.simplify_m} must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.vectorize_workers < 0:
             raise ConfigError(f"vectorize workers {self.vectorize_workers} must be >= 0")
 
@@ -449,7 +455,9 @@ def _classify(
     pass is full; a row is written as soon as its last tile is classified (and handed to the
     background ``vectorizer``, if any).
     """
-    predictor = Predictor(run.model, run.stats, device, compile=options.compile)
+    predictor = Predictor(
+        run.model, run.stats, device, compile=options.compile, precision=options.precision
+    )
     plan = run.plan
     shape = chip_shape(plan.height, plan.width, plan.tile_size, tile_multiple(run.model))
     batch_size = options.batch_size or predictor.auto_batch_size(shape)

@@ -195,3 +195,14 @@ def test_fine_tune_onto_fewer_bands_keeps_their_filters(tmp_path: Path, scene: A
     assert after.shape[1] == 3
     # red, green, blue were channels 3, 2, 1 of the six-band model (scaled by 6 / 3)
     assert torch.allclose(after, before[:, [2, 1, 0]] * 2, atol=1e-2)
+
+
+def test_training_through_torchgeo_datasets(tmp_path: Path, scene: Any) -> None:
+    data = recipe(tmp_path, scene, steps=3)
+    data["optim"]["sampler"] = "torchgeo"
+    result = train(train_config_from_dict(data))
+    assert result.steps == 3 and result.metrics["syn"]["miou"] is not None
+    assert result.card.training["recipe"]["optim"]["sampler"] == "torchgeo"
+    # the datasets torchgeo read: normalised bands + teacher probabilities, and labels
+    written = sorted(p.name for p in (tmp_path / "run" / "prepared" / "torchgeo").iterdir())
+    assert written == ["syn-labels.tif", "syn-normalised.tif"]

@@ -220,6 +220,12 @@ class OptimConfig:
         Steps between validations; 0 validates only at the end.
     log_every : int
         Steps between progress reports.
+    sampler : {"memory", "torchgeo"}
+        Where patches come from. ``memory``: drawn from the prepared scenes held in memory
+        (area-weighted, with ``augment.focus_classes``). ``torchgeo``: the prepared scenes are
+        written as GeoTIFFs, read as torchgeo ``RasterDataset`` s (image and labels joined by
+        intersection) and sampled with a ``RandomGeoSampler`` inside each scene's training area
+        (the largest band beside its holdout); focus sampling does not apply.
     """
 
     steps: int = 1000
@@ -236,6 +242,7 @@ class OptimConfig:
     checkpoint_every: int = 100
     validate_every: int = 0
     log_every: int = 10
+    sampler: Literal["memory", "torchgeo"] = "memory"
 
 
 @dataclass(frozen=True)

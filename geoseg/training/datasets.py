@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geoseg.io.labels import IGNORE
+from geoseg.io.labels import IGNORE, write_raster
 from geoseg.training.config import AugmentConfig
 from geoseg.training.prepare import SceneData
 
@@ -164,7 +165,13 @@ class PatchSampler:
         x = torch.from_numpy(np.ascontiguousarray(image))
         y = torch.from_numpy(np.ascontiguousarray(labels))
         s = torch.from_numpy(np.ascontiguousarray(soft)) if soft is not None else None
-        if size != self.patch_size:
+        return self._finish(x, y, s, rng)
+
+    def _finish(
+        self, x: torch.Tensor, y: torch.Tensor, s: torch.Tensor | None, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Resize a drawn patch to ``patch_size`` and augment it."""
+        if x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
             out = (self.patch_size, self.patch_size)
             x = F.interpolate(x[None], size=out, mode="bilinear", align_corners=False)[0]
             y = F.interpolate(y[None, None].float(), size=out, mode="nearest")[0, 0].long()
@@ -193,6 +200,90 @@ class PatchSampler:
             scale = 1.0 + scale * aug.stats_jitter
             x = (x - offset.view(-1, 1, 1)) / scale.view(-1, 1, 1)
         return x.clamp(self.clip[0], self.clip[1])
+
+
+class GeoPatchSampler(PatchSampler):
+    """Draw augmented patches through torchgeo, outside each scene's held-out window.
+
+    Each training scene is written once to ``work_dir`` as two GeoTIFFs on its own grid: the
+    normalised (unclipped) bands followed by any teacher probabilities, and the label channel
+    indexes. They are read as torchgeo ``RasterDataset`` s joined by intersection, and every
+    patch is a ``RandomGeoSampler`` draw inside the scene's training area (the largest band of
+    the scene beside its holdout). As with :class:`PatchSampler`, scenes are chosen in
+    proportion to their trainable area and the batch of step ``k`` depends only on
+    ``(seed, k)``; zoom, radiometric and geometric augmentation are the same. Focus sampling
+    does not apply (a geo sampler draws uniformly).
+
+    Parameters
+    ----------
+    scenes : sequence of SceneData
+        Prepared scenes; those with ``train`` false are skipped.
+    work_dir : Path
+        Folder for the GeoTIFFs the datasets read.
+    patch_size, augment, clip, seed
+        As for :class:`PatchSampler`.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[SceneData],
+        work_dir: Path,
+        patch_size: int,
+        augment: AugmentConfig,
+        clip: tuple[float, float],
+        seed: int = 0,
+    ) -> None:
+        super().__init__(scenes, patch_size, augment, clip, (), seed)
+        self._datasets: list[dict[str, Any]] = []
+        for scene in self.scenes:
+            image_path, label_path = _write_geo_scene(scene, work_dir, self.with_soft)
+            holdout = _holdout_bounds(scene) if scene.holdout is not None else None
+            parts = geo_datasets(str(image_path), str(label_path), holdout, patch_size, 1, seed)
+            parts["bands"] = int(scene.image.shape[0])
+            self._datasets.append(parts)
+
+    def _sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from torchgeo.samplers import RandomGeoSampler
+
+        index = int(rng.choice(len(self.scenes), p=self.probabilities))
+        size = self._source_size(rng)
+        parts = self._datasets[index]
+        generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        sampler = RandomGeoSampler(
+            parts["dataset"], size, length=1, roi=parts["train_roi"], generator=generator
+        )
+        queries = list(sampler)
+        if not queries:
+            raise ValueError(f"scene {self.scenes[index].name!r}: no {size} px patch fits")
+        sample = parts["dataset"][queries[0]]
+        stacked = sample["image"].float()
+        bands = parts["bands"]
+        x = stacked[:bands]
+        s = stacked[bands:] if self.with_soft else None
+        y = sample["mask"].long().reshape(stacked.shape[-2:])
+        return self._finish(x, y, s, rng)
+
+
+def _write_geo_scene(scene: SceneData, work_dir: Path, with_soft: bool) -> tuple[Path, Path]:
+    """Write a prepared scene as an image GeoTIFF (bands, then soft labels) and a label one."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    image_path = work_dir / f"{scene.name}-normalised.tif"
+    label_path = work_dir / f"{scene.name}-labels.tif"
+    layers = [scene.image] + ([scene.soft] if with_soft and scene.soft is not None else [])
+    write_raster(image_path, np.concatenate(layers).astype(np.float32), scene.grid)
+    write_raster(label_path, scene.labels.astype(np.uint8)[None], scene.grid)
+    return image_path, label_path
+
+
+def _holdout_bounds(scene: SceneData) -> tuple[float, float, float, float]:
+    """``(left, bottom, right, top)`` of a scene's held-out window in its CRS."""
+    assert scene.holdout is not None
+    rows, cols = scene.holdout
+    height, width = scene.shape
+    transform = scene.grid.transform
+    left, top = transform * (cols.start or 0, rows.start or 0)
+    right, bottom = transform * (cols.stop or width, rows.stop or height)
+    return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
 
 
 def _crop(array: np.ndarray, row: int, col: int, size: int, fill: float) -> np.ndarray:
@@ -261,8 +352,8 @@ def geo_datasets(
     Returns
     -------
     dict
-        ``dataset`` (the intersection), ``train_sampler`` and ``val_sampler`` (``None`` without a
-        holdout).
+        ``dataset`` (the intersection), ``train_sampler``, ``val_sampler`` (``None`` without a
+        holdout) and ``train_roi`` (the training area, a shapely box).
     """
     from torchgeo.datasets import RasterDataset
     from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
@@ -290,12 +381,15 @@ def geo_datasets(
     train_sampler = RandomGeoSampler(
         dataset, patch_size, length=length, roi=train_roi, generator=generator
     )
-    return {"dataset": dataset, "train_sampler": train_sampler, "val_sampler": val_sampler}
+    return {
+        "dataset": dataset,
+        "train_sampler": train_sampler,
+        "val_sampler": val_sampler,
+        "train_roi": train_roi,
+    }
 
 
 def _single_file_dataset(base: Any, path: str, is_image: bool) -> Any:
-    from pathlib import Path
-
     file = Path(path)
     cls = type(
         "ImageDataset" if is_image else "LabelDataset",

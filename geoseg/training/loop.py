@@ -29,7 +29,7 @@ from geoseg.io.model_file import save_model_file
 from geoseg.models.architectures import build_network
 from geoseg.models.card import LANDCOVER_CLASSES, ModelCard, Normalization
 from geoseg.training.config import TrainConfig
-from geoseg.training.datasets import PatchSampler
+from geoseg.training.datasets import GeoPatchSampler, PatchSampler
 from geoseg.training.evaluation import classify_normalised, size_multiple
 from geoseg.training.losses import TrainingObjective, build_loss
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
@@ -321,14 +321,27 @@ def train(
     unknown = [n for n in config.augment.focus_classes if n not in names]
     if unknown:
         raise ConfigError(f"augment.focus_classes {unknown} are not model classes ({names})")
-    sampler = PatchSampler(
-        scenes,
-        optim.patch_size,
-        config.augment,
-        card.normalization.clip,
-        [names.index(n) for n in config.augment.focus_classes],
-        seed=optim.seed,
-    )
+    sampler: PatchSampler
+    if optim.sampler == "torchgeo":
+        if config.augment.focus_probability > 0:
+            log.warning("optim.sampler torchgeo draws uniformly: augment.focus_* is not used")
+        sampler = GeoPatchSampler(
+            scenes,
+            out_dir / "prepared" / "torchgeo",
+            optim.patch_size,
+            config.augment,
+            card.normalization.clip,
+            seed=optim.seed,
+        )
+    else:
+        sampler = PatchSampler(
+            scenes,
+            optim.patch_size,
+            config.augment,
+            card.normalization.clip,
+            [names.index(n) for n in config.augment.focus_classes],
+            seed=optim.seed,
+        )
     hard = build_loss(config.loss.name, config.loss.class_weights, config.loss.params)
     if config.loss.class_weights and len(config.loss.class_weights) != card.num_classes:
         raise ConfigError(
