@@ -175,7 +175,7 @@ _model_options = _options(
         type=click.Choice(["auto", "fp32", "bf16"]),
         default="auto",
         show_default=True,
-        help="Forward-pass arithmetic; auto: bfloat16 on CUDA, float32 on the CPU.",
+        help="Forward-pass arithmetic; auto: bfloat16 where native (CUDA, AVX512-BF16/AMX CPUs).",
     ),
     click.option(
         "--no-resample",

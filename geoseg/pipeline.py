@@ -104,7 +104,8 @@ class PredictOptions:
         Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on scenes of 16
         megapixels or more. Results do not depend on it.
     precision : {"auto", "fp32", "bf16"}
-        Forward-pass arithmetic: ``auto`` is bfloat16 on CUDA and float32 on the CPU.
+        Forward-pass arithmetic: ``auto`` is bfloat16 where the device has it natively (CUDA,
+        CPUs with AVX512-BF16 or AMX), else float32.
     """
 
     bands: tuple[str, ...] | None = None
