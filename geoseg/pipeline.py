@@ -40,7 +40,7 @@ from geoseg.io.class_raster_writer import (
 )
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
-from geoseg.memory import bound_heap_growth
+from geoseg.memory import bound_heap_growth, release_free_heap
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import BandStats, fit_band_stats
@@ -491,6 +491,7 @@ def _classify(
                 finished.update(
                     {(t.row, t.col): c for (t, _), c in zip(group, classes, strict=True)}
                 )
+            release_free_heap()  # a strip's worth of freed arrays goes back, so RSS stays flat
             while next_row <= i and all((t.row, t.col) in finished for t in tiles_by_row[next_row]):
                 row_tiles = tiles_by_row[next_row]
                 patches = [core_patch(t, finished.pop((t.row, t.col))) for t in row_tiles]

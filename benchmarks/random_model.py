@@ -1,0 +1,50 @@
+"""A model file with random weights, for speed and memory benchmarks only (never for maps).
+
+It carries the default model's card (bands, normalisation, classes) with another architecture, so
+the pipeline treats it exactly like an embedded model.
+
+Usage::
+
+    .venv/bin/python benchmarks/random_model.py --encoder resnet34 --out /tmp/bench/unet-r34.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from geoseg.io.model_file import save_model_file
+from geoseg.models.architectures import build_network
+from geoseg.models.loading import load_model
+
+
+def main() -> None:
+    """Write the model file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--architecture", default="unet")
+    parser.add_argument("--encoder", default="resnet34")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = {"encoder_name": args.encoder, "encoder_depth": 5}
+    if args.architecture == "unet":
+        params["decoder_channels"] = [256, 128, 64, 32, 16]  # smp's default U-Net decoder
+    base = load_model("landcover-s2-unet").card
+    card = base.with_updates(
+        name=f"bench-{args.architecture}-{args.encoder}",
+        architecture=args.architecture,
+        arch_params=params,
+        description="benchmark only: random weights",
+        training={},
+        metrics={},
+    )
+    torch.manual_seed(0)
+    network = build_network(card.architecture, len(card.bands), card.num_classes, params)
+    save_model_file(args.out, card, network.state_dict())
+    millions = sum(p.numel() for p in network.parameters()) / 1e6
+    print(f"wrote {args.out}: {millions:.1f} M parameters")
+
+
+if __name__ == "__main__":
+    main()
