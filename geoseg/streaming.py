@@ -152,7 +152,8 @@ class RowBuffer:
             self.wait_seconds += time.perf_counter() - t0
             if self._aborted:
                 return
-            self._chunks.append((first_row, rows))
+            if first_row + rows.shape[0] > self._first:  # else no window will ever read them
+                self._chunks.append((first_row, rows))
             self._end = first_row + rows.shape[0]
             self._changed.notify_all()
 
