@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import numpy as np
-from affine import Affine
-from rasterio.crs import CRS
 from rasterio.windows import Window
 
+from geoseg.io.class_raster import BlockReader
 from geoseg.streaming import RowBuffer
-from geoseg.vectorize import MAX_HALO, Polygons, vectorize_blocks
+from geoseg.vectorize import MAX_HALO, Polygons
 
 
 class BackgroundVectorizer:
@@ -31,40 +31,21 @@ class BackgroundVectorizer:
 
     Parameters
     ----------
-    width, height : int
-        Raster size, pixels.
-    transform : affine.Affine
-        Pixel-to-CRS transform.
-    crs : CRS
-        The raster's CRS.
-    min_area_m2, simplify_m : float
-        Sieve and simplification settings (see :func:`geoseg.vectorize.vectorize_raster`).
+    height : int
+        Rows of the raster.
     block_size : int
-        Processing block side, pixels.
-    workers : int
-        Worker processes (at least 2 to be worth a background thread).
-    allowed_ids : frozenset of int, optional
-        Class values the rows may hold.
+        Side of the vectorize blocks, pixels (sizes the row buffer).
+    vectorize : callable
+        Vectorizes a raster from a block reader: :func:`geoseg.vectorize.vectorize_blocks` with
+        everything but ``read`` bound, ``background=True`` and at least two workers.
     """
 
     def __init__(
-        self,
-        width: int,
-        height: int,
-        transform: Affine,
-        crs: CRS,
-        *,
-        min_area_m2: float,
-        simplify_m: float,
-        block_size: int,
-        workers: int,
-        allowed_ids: frozenset[int] | None = None,
+        self, height: int, block_size: int, vectorize: Callable[[BlockReader], Polygons]
     ) -> None:
         # room for two block rows and their halos: the model may run a block row ahead
         self.buffer = RowBuffer(height, max_rows=2 * (block_size + 2 * MAX_HALO))
-        self.width, self.height, self.transform, self.crs = width, height, transform, crs
-        self.min_area_m2, self.simplify_m = min_area_m2, simplify_m
-        self.block_size, self.workers, self.allowed_ids = block_size, workers, allowed_ids
+        self._vectorize = vectorize
         self._result: Polygons | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="geoseg-vectorize", daemon=True)
@@ -77,19 +58,7 @@ class BackgroundVectorizer:
 
     def _run(self) -> None:
         try:
-            self._result = vectorize_blocks(
-                self._read,
-                self.width,
-                self.height,
-                self.transform,
-                self.crs,
-                min_area_m2=self.min_area_m2,
-                simplify_m=self.simplify_m,
-                block_size=self.block_size,
-                allowed_ids=self.allowed_ids,
-                workers=self.workers,
-                background=True,
-            )
+            self._result = self._vectorize(self._read)
         except BaseException as exc:  # re-raised by polygons()
             self._error = exc
             self.buffer.abort()  # a producer waiting for room must not wait forever

@@ -9,6 +9,7 @@ are complete: a failed or interrupted run leaves nothing at the output paths.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -57,6 +58,7 @@ from geoseg.vectorize import (
     check_not_importing_main,
     effective_workers,
     parse_crs,
+    vectorize_blocks,
     vectorize_raster,
     write_polygons,
 )
@@ -368,9 +370,6 @@ def predict(
                         colormap=None,
                         provenance=provenance,
                         dst_crs=dst_crs,
-                        min_area_m2=options.min_area_m2,
-                        simplify_m=options.simplify_m,
-                        block_size=VECTORIZE_BLOCK_SIZE,
                         overwrite=True,
                         started=vectorizer.started,
                     )
@@ -426,17 +425,20 @@ def _background_vectorizer(
     workers = effective_workers(options.vectorize_workers, width, height, VECTORIZE_BLOCK_SIZE)
     if out_path is None or run.grid != scene_grid(run.scene) or workers < 2:
         return None
-    return BackgroundVectorizer(
-        width,
-        height,
-        run.grid.transform,
-        run.scene.crs,
+    vectorize = functools.partial(
+        vectorize_blocks,
+        width=width,
+        height=height,
+        transform=run.grid.transform,
+        crs=run.scene.crs,
         min_area_m2=options.min_area_m2,
         simplify_m=options.simplify_m,
         block_size=VECTORIZE_BLOCK_SIZE,
-        workers=workers,
         allowed_ids=frozenset(c.id for c in run.model.card.classes),
+        workers=workers,
+        background=True,
     )
+    return BackgroundVectorizer(height, VECTORIZE_BLOCK_SIZE, vectorize)
 
 
 def _classify(

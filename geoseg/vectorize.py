@@ -106,6 +106,10 @@ class Polygons:
         Valid (non-nodata) pixels after sieving.
     sieve_pixels : int
         Sieve threshold used at the raster's centre, in pixels (regions smaller are merged).
+    min_area_m2, simplify_m : float
+        The sieve and simplification settings that made them.
+    block_size : int
+        Processing block side, pixels.
     timings_s : Mapping[str, float]
         Seconds spent per step.
     """
@@ -116,6 +120,9 @@ class Polygons:
     crs: CRS
     valid_pixels: int
     sieve_pixels: int
+    min_area_m2: float
+    simplify_m: float
+    block_size: int
     timings_s: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -259,9 +266,6 @@ def vectorize_raster(
         colormap=raster.colormap,
         provenance=_provenance(provenance, raster.provenance, raster.path),
         dst_crs=target_crs,
-        min_area_m2=min_area_m2,
-        simplify_m=simplify_m,
-        block_size=block_size,
         overwrite=overwrite,
         started=start,
     )
@@ -276,9 +280,6 @@ def write_polygons(
     colormap: Mapping[int, tuple[int, int, int]] | None,
     provenance: Provenance,
     dst_crs: CRS | None,
-    min_area_m2: float,
-    simplify_m: float,
-    block_size: int,
     overwrite: bool,
     started: float,
 ) -> VectorizeResult:
@@ -301,8 +302,8 @@ def write_polygons(
         Provenance of the run; the vectorize settings are added to it.
     dst_crs : CRS or None
         Reproject to this CRS on purpose.
-    min_area_m2, simplify_m, block_size, overwrite
-        As for :func:`vectorize_raster`.
+    overwrite : bool
+        Replace an existing ``out``.
     started : float
         ``time.perf_counter()`` when the vectorisation started, for the ``total`` timing.
 
@@ -325,9 +326,9 @@ def write_polygons(
     names_by_id = {c.id: c.name for c in resolved}
     class_names = np.array([names_by_id[int(i)] for i in polygons.class_ids], dtype=object)
     parameters = {
-        "min_area_m2": min_area_m2,
-        "simplify_m": simplify_m,
-        "block_size": block_size,
+        "min_area_m2": polygons.min_area_m2,
+        "simplify_m": polygons.simplify_m,
+        "block_size": polygons.block_size,
         "sieve_pixels": polygons.sieve_pixels,
         "dst_crs": None if dst_crs is None else crs_label(dst_crs),
     }
@@ -364,10 +365,10 @@ def write_polygons(
         polygon_count=len(geometries),
         polygons_per_class={c.id: int(counts[c.id]) for c in resolved},
         area_m2_per_class={c.id: float(areas[c.id]) for c in resolved},
-        min_area_m2=float(min_area_m2),
-        simplify_m=float(simplify_m),
+        min_area_m2=polygons.min_area_m2,
+        simplify_m=polygons.simplify_m,
         sieve_pixels=polygons.sieve_pixels,
-        block_size=block_size,
+        block_size=polygons.block_size,
         timings_s=timings,
     )
     logger.info(
@@ -577,6 +578,9 @@ def vectorize_blocks(
         crs=crs,
         valid_pixels=valid_pixels,
         sieve_pixels=centre_sieve,
+        min_area_m2=float(min_area_m2),
+        simplify_m=float(simplify_m),
+        block_size=block_size,
         timings_s=dict(timings),
     )
 
