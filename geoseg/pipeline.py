@@ -9,16 +9,16 @@ are complete: a failed or interrupted run leaves nothing at the output paths.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.crs import CRS
 
 from geoseg.background_vectorize import BackgroundVectorizer
 from geoseg.bands import resolve_bands
@@ -33,6 +33,7 @@ from geoseg.inference import (
     tile_multiple,
 )
 from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
+from geoseg.io.class_raster import BlockReader
 from geoseg.io.class_raster_writer import (
     ClassRasterWriter,
     warp_to_scene,
@@ -40,7 +41,7 @@ from geoseg.io.class_raster_writer import (
     write_cog,
 )
 from geoseg.io.scene import Scene, open_scene, read_sample
-from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
+from geoseg.io.scene_reader import Grid, SceneReader, resampled_grid, scene_grid
 from geoseg.memory import bound_heap_growth, release_free_heap
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
@@ -58,7 +59,7 @@ from geoseg.vectorize import (
     check_not_importing_main,
     effective_workers,
     parse_crs,
-    vectorize_blocks,
+    polygon_batches,
     vectorize_raster,
     write_polygons,
 )
@@ -314,7 +315,13 @@ def predict(
     temporaries: list[Path] = []
     try:
         with contextlib.ExitStack() as stack:
-            vectorizer = _background_vectorizer(run, out_path, options)
+            gpkg_tmp = None
+            if out_path is not None:
+                gpkg_tmp = temporary_sibling(out_path, "gpkg")
+                temporaries.append(gpkg_tmp)
+            vectorizer = _background_vectorizer(
+                run, gpkg_tmp, options, provenance, dst_crs, str(scene_path)
+            )
             if vectorizer is not None:
                 stack.enter_context(vectorizer)
             classes_tmp = temporary_sibling(anchor, "classes")
@@ -358,21 +365,10 @@ def predict(
                 finished.append((cog_tmp, raster_path))
                 timings["write_raster"] = time.perf_counter() - t0
             if out_path is not None:
+                assert gpkg_tmp is not None  # made with out_path, above
                 t0 = time.perf_counter()
-                gpkg_tmp = temporary_sibling(out_path, "gpkg")
-                temporaries.append(gpkg_tmp)
                 if vectorizer is not None:
-                    vectors = write_polygons(
-                        vectorizer.polygons(),
-                        gpkg_tmp,
-                        classes=run.model.card.classes,
-                        source=str(scene_path),
-                        colormap=None,
-                        provenance=provenance,
-                        dst_crs=dst_crs,
-                        overwrite=True,
-                        started=vectorizer.started,
-                    )
+                    vectors = vectorizer.result()
                     timings["vectorize_wait"] = vectorizer.buffer.wait_seconds
                 else:
                     vectors = _vectorize(
@@ -414,30 +410,51 @@ def predict(
 
 
 def _background_vectorizer(
-    run: PreparedRun, out_path: Path | None, options: PredictOptions
-) -> BackgroundVectorizer | None:
-    """A vectorizer fed while the model runs, where it applies.
+    run: PreparedRun,
+    gpkg: Path | None,
+    options: PredictOptions,
+    provenance: Provenance,
+    dst_crs: CRS | None,
+    source: str,
+) -> BackgroundVectorizer[VectorizeResult] | None:
+    """A vectorizer writing ``gpkg`` from the class rows while the model runs, where it applies.
 
     It needs a GeoPackage to make, classes on the scene's own grid (a resampled run is
     vectorized after it is warped back) and worker processes to run in.
     """
     width, height = run.scene.width, run.scene.height
     workers = effective_workers(options.vectorize_workers, width, height, VECTORIZE_BLOCK_SIZE)
-    if out_path is None or run.grid != scene_grid(run.scene) or workers < 2:
+    if gpkg is None or run.grid != scene_grid(run.scene) or workers < 2:
         return None
-    vectorize = functools.partial(
-        vectorize_blocks,
-        width=width,
-        height=height,
-        transform=run.grid.transform,
-        crs=run.scene.crs,
-        min_area_m2=options.min_area_m2,
-        simplify_m=options.simplify_m,
-        block_size=VECTORIZE_BLOCK_SIZE,
-        allowed_ids=frozenset(c.id for c in run.model.card.classes),
-        workers=workers,
-        background=True,
-    )
+    classes = run.model.card.classes
+
+    def vectorize(read: BlockReader) -> VectorizeResult:
+        batches = polygon_batches(
+            read,
+            width,
+            height,
+            run.grid.transform,
+            run.scene.crs,
+            min_area_m2=options.min_area_m2,
+            simplify_m=options.simplify_m,
+            block_size=VECTORIZE_BLOCK_SIZE,
+            allowed_ids=frozenset(c.id for c in classes),
+            workers=workers,
+            background=True,
+        )
+        return write_polygons(
+            batches,
+            gpkg,
+            crs=run.scene.crs,
+            classes=classes,
+            source=source,
+            colormap=None,
+            provenance=provenance,
+            dst_crs=dst_crs,
+            overwrite=True,
+            started=time.perf_counter(),
+        )
+
     return BackgroundVectorizer(height, VECTORIZE_BLOCK_SIZE, vectorize)
 
 
@@ -449,7 +466,7 @@ def _classify(
     options: PredictOptions,
     progress: ProgressCallback | None,
     timings: dict[str, float],
-    vectorizer: BackgroundVectorizer | None = None,
+    vectorizer: BackgroundVectorizer[VectorizeResult] | None = None,
 ) -> Any:
     """Stream the tiles of ``run`` through the model into a class raster at ``path``.
 
@@ -476,15 +493,13 @@ def _classify(
             path, run.scene.crs, run.grid, run.model.card.classes, provenance
         ) as writer,
         WriteBehind(writer.write, depth=2) as write_behind,
-        contextlib.closing(_strips(reader, plan, options.prefetch)) as strips,
+        contextlib.closing(_row_chips(reader, plan, tiles_by_row, shape, options.prefetch)) as rows,
     ):
         last_row = len(tiles_by_row) - 1
         for i in range(len(tiles_by_row)):
             t0 = time.perf_counter()
-            strip = next(strips)
+            pending.extend(next(rows))
             wait_s += time.perf_counter() - t0
-            for t in tiles_by_row[i]:
-                pending.append((t, Chips(*_chip(strip.data, strip.valid, t.cols, shape))))
             while len(pending) >= batch_size or (i == last_row and pending):
                 group, pending = pending[:batch_size], pending[batch_size:]
                 t0 = time.perf_counter()
@@ -516,9 +531,23 @@ def _classify(
     return writer.counts
 
 
-def _strips(reader: SceneReader, plan: TilePlan, prefetch: bool) -> Generator[Strip, None, None]:
-    # a generator, so closing it (before the reader closes) stops the read-ahead thread first
-    yield from read_ahead(reader.strips(plan), depth=1) if prefetch else reader.strips(plan)
+def _row_chips(
+    reader: SceneReader,
+    plan: TilePlan,
+    tiles_by_row: list[list[Tile]],
+    shape: tuple[int, int],
+    prefetch: bool,
+) -> Generator[list[tuple[Tile, Chips]], None, None]:
+    """The chips of each row of tiles, decoded and cut one row ahead in a thread if ``prefetch``.
+
+    A generator, so closing it (before the reader closes) stops the read-ahead thread first.
+    """
+
+    def cut() -> Iterator[list[tuple[Tile, Chips]]]:
+        for strip, tiles in zip(reader.strips(plan), tiles_by_row, strict=True):
+            yield [(t, Chips(*_chip(strip.data, strip.valid, t.cols, shape))) for t in tiles]
+
+    yield from read_ahead(cut(), depth=1) if prefetch else cut()
 
 
 def _stack(chips: list[Chips]) -> Chips:

@@ -36,7 +36,7 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -62,7 +62,7 @@ from geoseg.io.class_raster import (
     open_class_raster,
     read_classes_file,
 )
-from geoseg.io.geopackage import write_landcover
+from geoseg.io.geopackage import LandcoverWriter
 from geoseg.models.card import ClassInfo
 from geoseg.provenance import Provenance
 from geoseg.styles import landcover_style
@@ -245,7 +245,7 @@ def vectorize_raster(
     allowed = frozenset(c.id for c in declared) if strict else None
 
     with block_reader(raster) as read:
-        polygons = vectorize_blocks(
+        batches = polygon_batches(
             read,
             raster.width,
             raster.height,
@@ -258,23 +258,25 @@ def vectorize_raster(
             progress=progress,
             workers=workers,
         )
-    return write_polygons(
-        polygons,
-        out,
-        classes=declared,
-        source=raster.path,
-        colormap=raster.colormap,
-        provenance=_provenance(provenance, raster.provenance, raster.path),
-        dst_crs=target_crs,
-        overwrite=overwrite,
-        started=start,
-    )
+        return write_polygons(
+            batches,
+            out,
+            crs=raster.crs,
+            classes=declared,
+            source=raster.path,
+            colormap=raster.colormap,
+            provenance=_provenance(provenance, raster.provenance, raster.path),
+            dst_crs=target_crs,
+            overwrite=overwrite,
+            started=start,
+        )
 
 
 def write_polygons(
-    polygons: Polygons,
+    batches: Iterable[Polygons],
     out: Path,
     *,
+    crs: CRS,
     classes: tuple[ClassInfo, ...],
     source: str,
     colormap: Mapping[int, tuple[int, int, int]] | None,
@@ -283,14 +285,19 @@ def write_polygons(
     overwrite: bool,
     started: float,
 ) -> VectorizeResult:
-    """Write vectorized polygons as the styled ``landcover`` layer of a GeoPackage.
+    """Write vectorized polygons, batch by batch, as the styled ``landcover`` layer of a GeoPackage.
+
+    Each batch is stored as it arrives (from :func:`polygon_batches`, they arrive while later
+    blocks are still being vectorized), so the polygons of a scene are never all in memory.
 
     Parameters
     ----------
-    polygons : Polygons
-        From :func:`vectorize_blocks`.
+    batches : iterable of Polygons
+        From :func:`polygon_batches` (or one :class:`Polygons`, in a list).
     out : Path
         GeoPackage to write (atomically).
+    crs : CRS
+        CRS of the polygons.
     classes : tuple of ClassInfo
         Declared classes; a value they do not name gets a generic class coloured by
         ``colormap``.
@@ -311,65 +318,73 @@ def write_polygons(
     -------
     VectorizeResult
     """
-    timings = dict(polygons.timings_s)
-    present = {int(v) for v in np.unique(polygons.class_ids)}
-    resolved = _resolve_classes(classes, present, colormap, source)
-
-    geometries = polygons.geometries
-    out_crs = polygons.crs
-    if dst_crs is not None:
-        t0 = time.perf_counter()
-        geometries = reproject(geometries, polygons.crs, dst_crs)
-        out_crs = dst_crs
-        timings["reproject"] = time.perf_counter() - t0
-
-    names_by_id = {c.id: c.name for c in resolved}
-    class_names = np.array([names_by_id[int(i)] for i in polygons.class_ids], dtype=object)
-    parameters = {
-        "min_area_m2": polygons.min_area_m2,
-        "simplify_m": polygons.simplify_m,
-        "block_size": polygons.block_size,
-        "sieve_pixels": polygons.sieve_pixels,
-        "dst_crs": None if dst_crs is None else crs_label(dst_crs),
-    }
-    prov = replace(provenance, parameters={**dict(provenance.parameters), "vectorize": parameters})
-    t0 = time.perf_counter()
-    write_landcover(
+    timings: dict[str, float] = defaultdict(float)
+    names_by_id = {c.id: c.name for c in classes}
+    counts = np.zeros(NODATA, dtype=np.int64)
+    areas = np.zeros(NODATA, dtype=np.float64)
+    first: Polygons | None = None
+    out_crs = crs_label(dst_crs or crs)
+    with LandcoverWriter(
         out,
-        geometries,
-        polygons.class_ids,
-        class_names,
-        polygons.area_m2,
-        crs_label(out_crs),
+        out_crs,
         layer=LAYER,
-        style=landcover_style(resolved, LAYER),
-        metadata={
-            "GEOSEG_PROVENANCE": prov.to_json(),
-            "GEOSEG_CLASSES": json.dumps([c.__dict__ for c in resolved]),
-        },
         description=f"Land cover vectorized by geoseg from {Path(source).name}",
         overwrite=overwrite,
-    )
-    timings["write"] = time.perf_counter() - t0
+    ) as writer:
+        for polygons in batches:
+            first = first or polygons
+            for step, seconds in polygons.timings_s.items():
+                timings[step] += seconds
+            geometries = polygons.geometries
+            if dst_crs is not None and len(geometries):
+                t0 = time.perf_counter()
+                geometries = reproject(geometries, crs, dst_crs)
+                timings["reproject"] += time.perf_counter() - t0
+            ids = polygons.class_ids.astype(np.int64)
+            # a value the classes do not name gets the generic name _resolve_classes gives it
+            names = np.array([names_by_id.get(int(i), f"class {i}") for i in ids], dtype=object)
+            t0 = time.perf_counter()
+            writer.append(geometries, ids, names, polygons.area_m2)
+            timings["write"] += time.perf_counter() - t0
+            counts += np.bincount(ids, minlength=NODATA)[:NODATA]
+            areas += np.bincount(ids, weights=polygons.area_m2, minlength=NODATA)[:NODATA]
+        if first is None:
+            raise VectorizeError(f"nothing was vectorized from {source}")
+        present = {int(v) for v in np.flatnonzero(counts)}
+        resolved = _resolve_classes(classes, present, colormap, source)
+        parameters = {
+            "min_area_m2": first.min_area_m2,
+            "simplify_m": first.simplify_m,
+            "block_size": first.block_size,
+            "sieve_pixels": first.sieve_pixels,
+            "dst_crs": None if dst_crs is None else crs_label(dst_crs),
+        }
+        prov = replace(
+            provenance, parameters={**dict(provenance.parameters), "vectorize": parameters}
+        )
+        t0 = time.perf_counter()
+        writer.finish(
+            landcover_style(resolved, LAYER),
+            {
+                "GEOSEG_PROVENANCE": prov.to_json(),
+                "GEOSEG_CLASSES": json.dumps([c.__dict__ for c in resolved]),
+            },
+        )
+        timings["write"] += time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
-
-    counts = np.bincount(polygons.class_ids.astype(np.int64), minlength=NODATA)
-    areas = np.bincount(
-        polygons.class_ids.astype(np.int64), weights=polygons.area_m2, minlength=NODATA
-    )
     result = VectorizeResult(
         path=out,
         layer=LAYER,
-        crs=crs_label(out_crs),
+        crs=out_crs,
         classes=resolved,
-        polygon_count=len(geometries),
+        polygon_count=writer.features,
         polygons_per_class={c.id: int(counts[c.id]) for c in resolved},
         area_m2_per_class={c.id: float(areas[c.id]) for c in resolved},
-        min_area_m2=polygons.min_area_m2,
-        simplify_m=polygons.simplify_m,
-        sieve_pixels=polygons.sieve_pixels,
-        block_size=polygons.block_size,
-        timings_s=timings,
+        min_area_m2=first.min_area_m2,
+        simplify_m=first.simplify_m,
+        sieve_pixels=first.sieve_pixels,
+        block_size=first.block_size,
+        timings_s=dict(timings),
     )
     logger.info(
         "vectorized %s: %d polygons, %.0f m2, %.1f s",
@@ -452,7 +467,47 @@ def vectorize_blocks(
     workers: int = 1,
     background: bool = False,
 ) -> Polygons:
-    """Sieve, polygonize, simplify and measure a raster read block by block.
+    """All polygons of a raster read block by block (:func:`polygon_batches`, joined)."""
+    return join_batches(
+        polygon_batches(
+            read,
+            width,
+            height,
+            transform,
+            crs,
+            min_area_m2=min_area_m2,
+            simplify_m=simplify_m,
+            block_size=block_size,
+            allowed_ids=allowed_ids,
+            progress=progress,
+            workers=workers,
+            background=background,
+        )
+    )
+
+
+def polygon_batches(
+    read: BlockReader,
+    width: int,
+    height: int,
+    transform: Affine,
+    crs: CRS,
+    *,
+    min_area_m2: float,
+    simplify_m: float,
+    block_size: int,
+    allowed_ids: frozenset[int] | None = None,
+    progress: ProgressCallback | None = None,
+    workers: int = 1,
+    background: bool = False,
+) -> Iterator[Polygons]:
+    """Sieve, polygonize, simplify and measure a raster read block by block, a row at a time.
+
+    Yields, for each row of blocks, the polygons that became final with it: those of its blocks
+    that touch no seam, and the pieces cut by seams once no later block can add to them (they
+    are merged with their pieces from the rows above as soon as the row is done). Memory
+    therefore holds one row of blocks and the polygons open across its lower seam, whatever the
+    raster's size, and a writer can store each batch as it comes.
 
     Blocks are independent until their seam pieces are merged, so with ``workers`` > 1 they are
     processed in that many worker processes (the GEOS and GDAL work holds the GIL, so threads
@@ -483,16 +538,18 @@ def vectorize_blocks(
         Run the worker processes at the lowest CPU priority, so that vectorizing beside the
         model only takes the cycles the model leaves idle.
 
-    Returns
-    -------
+    Yields
+    ------
     Polygons
-        Polygons in ``crs``.
+        One batch per row of blocks, in ``crs``; ``valid_pixels`` and ``timings_s`` count that
+        row's share.
     """
     timings: dict[str, float] = defaultdict(float)
     centre_area = pixel_area_m2(crs, transform, width / 2, height / 2)
     tolerance_px = simplify_m / math.sqrt(centre_area) if simplify_m > 0 else 0.0
     geographic = _pyproj_crs(crs).is_geographic
     centre_sieve = sieve_threshold(min_area_m2, centre_area)
+    blocks_per_row = math.ceil(width / block_size)
     blocks = [
         Window(col, row, min(block_size, width - col), min(block_size, height - row))
         for row in range(0, height, block_size)
@@ -523,12 +580,26 @@ def vectorize_blocks(
                 index, data, window, core, width, height, threshold, tolerance_px, transform, crs
             )
 
+    def batch(
+        geoms: list[np.ndarray], ids: list[np.ndarray], areas: list[np.ndarray], valid: int
+    ) -> Polygons:
+        return Polygons(
+            geometries=np.concatenate(geoms) if geoms else np.empty(0, dtype=object),
+            class_ids=np.concatenate(ids).astype(np.int64) if ids else np.empty(0, np.int64),
+            area_m2=np.concatenate(areas) if areas else np.empty(0, dtype=np.float64),
+            crs=crs,
+            valid_pixels=valid,
+            sieve_pixels=centre_sieve,
+            min_area_m2=float(min_area_m2),
+            simplify_m=float(simplify_m),
+            block_size=block_size,
+            timings_s=dict(timings),
+        )
+
+    seams = _OpenSeams(blocks_per_row, noded=tolerance_px > 0)
     final_geoms: list[np.ndarray] = []
     final_ids: list[np.ndarray] = []
     final_areas: list[np.ndarray] = []
-    seam_geoms: list[np.ndarray] = []
-    seam_ids: list[np.ndarray] = []
-    seam_blocks: list[np.ndarray] = []
     valid_pixels = 0
     workers = effective_workers(workers, width, height, block_size)
     for done, result in enumerate(_run_jobs(jobs(), workers, background), start=1):
@@ -536,53 +607,98 @@ def vectorize_blocks(
             progress(done / len(blocks))
         for step, seconds in result.timings.items():
             timings[step] += seconds
-        if result.valid_pixels == 0:
-            continue
-        valid_pixels += result.valid_pixels
-        if allowed_ids is not None:
-            _check_allowed(result.present, allowed_ids)
-        if len(result.seam_geoms):
-            seam_geoms.append(result.seam_geoms)
-            seam_ids.append(result.seam_ids)
-            seam_blocks.append(np.full(len(result.seam_geoms), result.index))
-        if len(result.geoms):
+        if result.valid_pixels:
+            valid_pixels += result.valid_pixels
+            if allowed_ids is not None:
+                _check_allowed(result.present, allowed_ids)
+            seams.add(result.seam_geoms, result.seam_ids, result.index)
             final_geoms.append(result.geoms)
             final_ids.append(result.ids)
             final_areas.append(result.areas)
-
-    if seam_geoms:
+        if (result.index + 1) % blocks_per_row and done < len(blocks):
+            continue  # the row of blocks is not complete yet
+        # the row is done: seam pieces that reach no later row are final
+        row_end = min(height, (result.index // blocks_per_row + 1) * block_size)
         t0 = time.perf_counter()
-        blocks_per_row = math.ceil(width / block_size)
-        merged, merged_ids = merge_seam_pieces(
-            np.concatenate(seam_geoms),
-            np.concatenate(seam_ids),
-            np.concatenate(seam_blocks),
-            blocks_per_row,
-            noded=tolerance_px > 0,
-        )
+        closed, closed_ids = seams.close_row(row_end if row_end < height else None)
         timings["merge"] += time.perf_counter() - t0
-        crs_geoms = to_crs_coordinates(merged, transform)
-        t0 = time.perf_counter()
-        final_areas.append(ground_area_m2(crs_geoms, crs))
-        timings["area"] += time.perf_counter() - t0
-        final_geoms.append(crs_geoms)
-        final_ids.append(merged_ids)
+        if len(closed):
+            crs_geoms = to_crs_coordinates(closed, transform)
+            t0 = time.perf_counter()
+            final_areas.append(ground_area_m2(crs_geoms, crs))
+            timings["area"] += time.perf_counter() - t0
+            final_geoms.append(crs_geoms)
+            final_ids.append(closed_ids)
+        yield batch(final_geoms, final_ids, final_areas, valid_pixels)
+        final_geoms, final_ids, final_areas = [], [], []
+        valid_pixels = 0
+        timings.clear()
 
-    geometries = np.concatenate(final_geoms) if final_geoms else np.empty(0, dtype=object)
-    class_ids = np.concatenate(final_ids) if final_ids else np.empty(0, dtype=np.int64)
-    areas = np.concatenate(final_areas) if final_areas else np.empty(0, dtype=np.float64)
-    return Polygons(
-        geometries=geometries,
-        class_ids=class_ids.astype(np.int64),
-        area_m2=areas,
-        crs=crs,
-        valid_pixels=valid_pixels,
-        sieve_pixels=centre_sieve,
-        min_area_m2=float(min_area_m2),
-        simplify_m=float(simplify_m),
-        block_size=block_size,
+
+def join_batches(batches: Iterable[Polygons]) -> Polygons:
+    """One :class:`Polygons` from batches of one raster (valid pixels and timings summed)."""
+    parts = list(batches)
+    if not parts:
+        raise ValueError("no batches to join")
+    timings: dict[str, float] = defaultdict(float)
+    for part in parts:
+        for step, seconds in part.timings_s.items():
+            timings[step] += seconds
+    return replace(
+        parts[0],
+        geometries=np.concatenate([p.geometries for p in parts]),
+        class_ids=np.concatenate([p.class_ids for p in parts]),
+        area_m2=np.concatenate([p.area_m2 for p in parts]),
+        valid_pixels=sum(p.valid_pixels for p in parts),
         timings_s=dict(timings),
     )
+
+
+class _OpenSeams:
+    """Pieces of polygons cut by block seams, merged a row of blocks at a time.
+
+    Pieces are kept in pixel coordinates (exact integer seam vertices). When a row of blocks is
+    done, its pieces are merged with the open pieces from the rows above; merged polygons that
+    reach the row's lower seam stay open for the next row, the others are final.
+    """
+
+    def __init__(self, blocks_per_row: int, noded: bool) -> None:
+        self.blocks_per_row = blocks_per_row
+        self.noded = noded
+        self._geoms: list[np.ndarray] = []
+        self._ids: list[np.ndarray] = []
+        self._cols: list[np.ndarray] = []
+        self._open = (np.empty(0, dtype=object), np.empty(0, dtype=np.int64))
+
+    def add(self, geoms: np.ndarray, ids: np.ndarray, block_index: int) -> None:
+        """Keep the seam pieces of a block of the current row."""
+        if len(geoms):
+            self._geoms.append(geoms)
+            self._ids.append(ids)
+            self._cols.append(np.full(len(geoms), block_index % self.blocks_per_row))
+
+    def close_row(self, lower_seam: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Merge the row's pieces with the open ones; return the polygons now final.
+
+        ``lower_seam`` is the pixel row of the seam below the finished row (``None`` for the
+        raster's last row, after which everything is final).
+        """
+        open_geoms, open_ids = self._open
+        geoms = np.concatenate([open_geoms, *self._geoms])
+        ids = np.concatenate([open_ids, *self._ids]).astype(np.int64)
+        # pieces from the rows above span columns of blocks: -1 lets them meet any column
+        cols = np.concatenate([np.full(len(open_geoms), -1), *self._cols]).astype(np.int64)
+        rows = np.concatenate([np.zeros(len(open_geoms)), np.ones(len(cols) - len(open_geoms))])
+        self._geoms, self._ids, self._cols = [], [], []
+        if not len(geoms):
+            return geoms, ids
+        merged, merged_ids = merge_seam_pieces(geoms, ids, rows.astype(np.int64), cols, self.noded)
+        if lower_seam is None:
+            self._open = (np.empty(0, dtype=object), np.empty(0, dtype=np.int64))
+            return merged, merged_ids
+        reaches_below = shapely.bounds(merged)[:, 3] == lower_seam
+        self._open = (merged[reaches_below], merged_ids[reaches_below])
+        return merged[~reaches_below], merged_ids[~reaches_below]
 
 
 def effective_workers(workers: int, width: int, height: int, block_size: int) -> int:
@@ -897,8 +1013,8 @@ def node_pixel_coverage(
     starts = np.flatnonzero(is_start)
     p, q = xy[starts], xy[starts + 1]
     horizontal = p[:, 1] == q[:, 1]
-    by_row = np.unique(xy[:, 1] * _KEY + xy[:, 0])
-    by_col = np.unique(xy[:, 0] * _KEY + xy[:, 1])
+    by_row = _sorted_unique(xy[:, 1] * _KEY + xy[:, 0])
+    by_col = _sorted_unique(xy[:, 0] * _KEY + xy[:, 1])
     # each edge as a fixed line coordinate and an open interval (a, b) along it
     fixed = np.where(horizontal, p[:, 1], p[:, 0])
     a = np.where(horizontal, np.minimum(p[:, 0], q[:, 0]), np.minimum(p[:, 1], q[:, 1]))
@@ -941,6 +1057,15 @@ def node_pixel_coverage(
     return noded
 
 
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """``np.unique`` of int64 keys by a plain sort (faster here: ``np.unique`` hashes first)."""
+    ordered = np.sort(keys)
+    keep = np.ones(len(ordered), dtype=bool)
+    keep[1:] = ordered[1:] != ordered[:-1]
+    result: np.ndarray = ordered[keep]
+    return result
+
+
 def _touches_internal_seam(geoms: np.ndarray, core: Window, width: int, height: int) -> np.ndarray:
     """Which polygons reach an edge of ``core`` that is not the raster's own edge."""
     if not len(geoms):
@@ -960,8 +1085,8 @@ def _touches_internal_seam(geoms: np.ndarray, core: Window, width: int, height: 
 def merge_seam_pieces(
     geoms: np.ndarray,
     class_ids: np.ndarray,
-    block_ids: np.ndarray,
-    blocks_per_row: int,
+    block_rows: np.ndarray,
+    block_cols: np.ndarray,
     noded: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Union the pieces of polygons cut by block seams.
@@ -976,10 +1101,9 @@ def merge_seam_pieces(
         Pieces in pixel coordinates (exact integer seam vertices).
     class_ids : np.ndarray
         Class of each piece.
-    block_ids : np.ndarray
-        Block each piece came from (row-major index).
-    blocks_per_row : int
-        Blocks across the raster, to tell which blocks are side by side.
+    block_rows, block_cols : np.ndarray
+        Row and column of the block each piece came from, to tell which blocks are side by
+        side; a column of -1 marks a piece spanning several columns (merged earlier).
     noded : bool
         The pieces share every vertex along their common edges (as after
         :func:`node_pixel_coverage`), so the faster coverage union applies.
@@ -994,8 +1118,9 @@ def merge_seam_pieces(
     left, right = tree.query(geoms)
     candidate = (left < right) & (class_ids[left] == class_ids[right])
     # a piece lies inside its block, so only pieces of blocks sharing a side can share an edge
-    row_step = np.abs(block_ids[left] // blocks_per_row - block_ids[right] // blocks_per_row)
-    col_step = np.abs(block_ids[left] % blocks_per_row - block_ids[right] % blocks_per_row)
+    row_step = np.abs(block_rows[left] - block_rows[right])
+    spanning = (block_cols[left] < 0) | (block_cols[right] < 0)
+    col_step = np.where(spanning, 0, np.abs(block_cols[left] - block_cols[right]))
     candidate &= row_step + col_step == 1
     left, right = left[candidate], right[candidate]
     shares_edge = shapely.relate_pattern(geoms[left], geoms[right], "F***1****")
@@ -1126,7 +1251,7 @@ def ground_area_m2(geoms: np.ndarray, crs: CRS) -> np.ndarray:
         from pyproj import Transformer
 
         unit = pcrs.axis_info[0].unit_conversion_factor or 1.0
-        geoms = shapely.segmentize(geoms, _AREA_SEGMENT_M / unit)
+        geoms = _split_long_edges(geoms, _AREA_SEGMENT_M / unit)
         to_lonlat = Transformer.from_crs(pcrs, pcrs.geodetic_crs, always_xy=True)
 
         def apply(xy: np.ndarray) -> np.ndarray:
@@ -1154,6 +1279,25 @@ def ground_area_m2(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     signed = np.where(exterior, ring_area, -ring_area)
     area: np.ndarray = np.bincount(owner, weights=signed, minlength=len(geoms))
     return area
+
+
+def _split_long_edges(geoms: np.ndarray, max_length: float) -> np.ndarray:
+    """``shapely.segmentize``, run only on the polygons that have an edge longer than the limit.
+
+    Simplified pixel outlines rarely have one, and segmentizing every polygon is a third of the
+    time spent measuring areas.
+    """
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    edge = np.hypot(*np.diff(coords, axis=0).T)
+    # consecutive vertices of two polygons are no edge (those of two rings of one polygon are
+    # counted, which can only segmentize a polygon needlessly)
+    long_edge = (edge > max_length) & (owner[1:] == owner[:-1])
+    if not long_edge.any():
+        return geoms
+    out = geoms.copy()
+    needs = np.unique(owner[1:][long_edge])
+    out[needs] = shapely.segmentize(geoms[needs], max_length)
+    return out
 
 
 def _authalic_q(sin_lat: np.ndarray, e: float) -> np.ndarray:

@@ -112,3 +112,29 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
             style=landcover_style(LANDCOVER_CLASSES),
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_batches_are_appended_and_an_unfinished_file_is_not_left(tmp_path: Path) -> None:
+    out = tmp_path / "out.gpkg"
+    boxes = np.array([shapely.box(i, 0, i + 1, 1) for i in range(5)], dtype=object)
+    names = np.array(["water"] * 5, dtype=object)
+    with geopackage.LandcoverWriter(out, "EPSG:32633") as writer:
+        writer.append(boxes[:2], np.ones(2), names[:2], np.ones(2))
+        writer.append(boxes[:0], np.ones(0), names[:0], np.ones(0))  # an empty batch is fine
+        writer.append(boxes[2:], np.ones(3), names[2:], np.ones(3))
+        assert not out.exists()  # only complete files appear
+        writer.finish(landcover_style(LANDCOVER_CLASSES), {"GEOSEG_PROVENANCE": "{}"})
+    info = pyogrio.read_info(out, layer="landcover")
+    assert info["features"] == 5 and info["total_bounds"] == (0.0, 0.0, 5.0, 1.0)
+    assert info["layer_metadata"]["GEOSEG_PROVENANCE"] == "{}"
+    assert read_default_style(out) is not None
+    with sqlite3.connect(out) as db:  # the spatial index holds every batch
+        assert db.execute("SELECT COUNT(*) FROM rtree_landcover_geom").fetchone() == (5,)
+
+    again = tmp_path / "again.gpkg"
+    with (
+        pytest.raises(OutputError, match="unfinished"),
+        geopackage.LandcoverWriter(again, "EPSG:32633") as writer,
+    ):
+        writer.append(boxes, np.ones(5), names, np.ones(5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.gpkg"]

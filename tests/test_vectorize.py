@@ -10,12 +10,17 @@ from class_raster_helpers import UTM, UTM_TRANSFORM, blocky_labels
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod, Transformer
+from rasterio.crs import CRS
 from rasterio.features import rasterize, shapes
+from rasterio.windows import Window
 
 from geoseg.vectorize import (
+    Polygons,
     ground_area_m2,
+    join_batches,
     node_pixel_coverage,
     pixel_area_m2,
+    polygon_batches,
     sieve_threshold,
     vectorize_array,
 )
@@ -206,3 +211,51 @@ def test_node_pixel_coverage_inserts_t_junctions_and_densifies_seams() -> None:
     seamed = node_pixel_coverage(geoms, (np.array([4]), np.array([], dtype=np.int64)))
     on_seam = {tuple(c) for c in shapely.get_coordinates(seamed[2]).tolist() if c[0] == 4}
     assert on_seam == {(4.0, 2.0), (4.0, 3.0), (4.0, 4.0)}
+
+
+def _batches(labels: np.ndarray, block: int, simplify_m: float) -> list[Polygons]:
+    rows, cols = labels.shape
+
+    def read(window: Window) -> np.ndarray:
+        r, c = window.toslices()
+        block_data: np.ndarray = labels[r, c]
+        return block_data
+
+    return list(
+        polygon_batches(
+            read,
+            cols,
+            rows,
+            UTM_TRANSFORM,
+            CRS.from_user_input(UTM),
+            min_area_m2=0,
+            simplify_m=simplify_m,
+            block_size=block,
+        )
+    )
+
+
+@pytest.mark.parametrize("simplify_m", [0.0, 10.0])
+def test_polygons_are_delivered_with_the_row_of_blocks_that_completes_them(
+    simplify_m: float,
+) -> None:
+    labels = np.zeros((64, 40), dtype=np.uint8)
+    labels[2:6, 2:6] = 1  # inside block row 0
+    labels[10:40, 20:30] = 2  # cut by the seams below block rows 0 and 1: complete in row 2
+    labels[50:60, 2:8] = 3  # inside block row 3
+    batches = _batches(labels, 16, simplify_m)
+    assert len(batches) == 4  # one per row of blocks
+    per_batch = [sorted(b.class_ids.tolist()) for b in batches]
+    assert per_batch[0] == [1]
+    assert per_batch[1] == []
+    assert per_batch[2] == [2]
+    assert per_batch[3] == [0, 3]  # class 0 spans every row, the background of all
+    assert sum(b.valid_pixels for b in batches) == labels.size
+    # the polygon cut by two seams is one feature, whole
+    middle = batches[2].geometries[0]
+    assert middle.area == pytest.approx(30 * 10 * PIXEL_M2)
+    joined = join_batches(batches)
+    whole = vectorize_array(labels, UTM_TRANSFORM, UTM, min_area_m2=0, simplify_m=simplify_m)
+    assert _canonical(joined.geometries, joined.class_ids) == _canonical(
+        whole.geometries, whole.class_ids
+    )

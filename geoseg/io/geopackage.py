@@ -2,17 +2,20 @@
 
 Everything is written to a temporary sibling and renamed at the end (:func:`atomic_output`), so a
 failed run leaves nothing behind and readers never see a half-written file. The features go in
-with one pyogrio call (one transaction); the style row is added with :mod:`sqlite3` to the
-temporary file before the rename, into the ``layer_styles`` table exactly as QGIS itself creates
-it, registered in ``gpkg_contents`` as an attributes table so that GDAL and QGIS list it.
+batch by batch as they are produced (one pyogrio call and transaction each); the style row is
+added with :mod:`sqlite3` to the temporary file before the rename, into the ``layer_styles``
+table exactly as QGIS itself creates it, registered in ``gpkg_contents`` as an attributes table
+so that GDAL and QGIS list it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -45,6 +48,143 @@ CREATE TABLE IF NOT EXISTS "{STYLE_TABLE}" (
 """
 
 
+class LandcoverWriter:
+    """Write polygons to a new GeoPackage layer in batches, as they are produced.
+
+    Polygons need not be held until the end: each :meth:`append` adds a batch in its own
+    transaction. :meth:`finish` adds the layer metadata and the default style. Everything goes to
+    a temporary sibling that is renamed into place only when the context exits after
+    :meth:`finish`; on error, or without :meth:`finish`, nothing is left behind.
+
+    Parameters
+    ----------
+    path : Path
+        The GeoPackage.
+    crs : str
+        CRS of the geometry (``EPSG:n`` or WKT).
+    layer : str
+        Layer name.
+    description : str
+        Layer description in ``gpkg_contents``.
+    overwrite : bool
+        Replace an existing file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        crs: str,
+        *,
+        layer: str = "landcover",
+        description: str = "",
+        overwrite: bool = False,
+    ) -> None:
+        self.path = path
+        self.crs = crs
+        self.layer = layer
+        self.description = description
+        self.overwrite = overwrite
+        self.features = 0
+        self._tmp: Path | None = None
+        self._finished = False
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> LandcoverWriter:
+        self._tmp = self._stack.enter_context(atomic_output(self.path, self.overwrite))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None and not self._finished:
+            unfinished = OutputError(f"GeoPackage {self.path} was left unfinished")
+            self._stack.__exit__(OutputError, unfinished, None)  # deletes the temporary
+            raise unfinished
+        # on success atomic_output renames the temporary into place; on error it deletes it
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def append(
+        self,
+        geometries: np.ndarray,
+        class_ids: np.ndarray,
+        class_names: np.ndarray,
+        area_m2: np.ndarray,
+    ) -> None:
+        """Add a batch of polygons with their ``class_id``, ``class_name`` and ``area_m2``."""
+        if len(geometries):
+            self._write(self._frame(geometries, class_ids, class_names, area_m2), None)
+
+    def finish(self, style: LayerStyle | None, metadata: Mapping[str, str] | None) -> None:
+        """Store the layer ``metadata`` (e.g. provenance JSON) and the default ``style``."""
+        empty = np.empty(0, dtype=object)
+        self._write(self._frame(empty, empty, empty, empty), dict(metadata or {}))
+        if style is not None:
+            try:
+                add_default_style(self._temporary, self.layer, style)
+            except (OSError, sqlite3.Error) as exc:
+                message = f"cannot write GeoPackage {self.path}: {_first_line(exc)}"
+                raise OutputError(message) from exc
+        self._finished = True
+
+    @property
+    def _temporary(self) -> Path:
+        if self._tmp is None:
+            raise RuntimeError("LandcoverWriter is used outside its with block")
+        return self._tmp
+
+    def _frame(
+        self,
+        geometries: np.ndarray,
+        class_ids: np.ndarray,
+        class_names: np.ndarray,
+        area_m2: np.ndarray,
+    ) -> Any:
+        import geopandas as gpd
+
+        return gpd.GeoDataFrame(
+            {
+                "class_id": np.asarray(class_ids, dtype=np.int32),
+                "class_name": np.asarray(class_names, dtype=object),
+                "area_m2": np.asarray(area_m2, dtype=np.float64),
+            },
+            geometry=gpd.GeoSeries(np.asarray(geometries, dtype=object), crs=self.crs),
+        )
+
+    def _write(self, frame: Any, metadata: dict[str, str] | None) -> None:
+        import pyogrio
+        from pyogrio.errors import DataLayerError, DataSourceError
+
+        created = self._temporary.exists()
+        options: dict[str, Any] = {}
+        if not created:
+            # 1.2 rather than GDAL's default 1.4: GDAL < 3.7 (QGIS 3.22 in Debian 12 and other
+            # long-term releases) warns that 1.4 "may only be partially supported"
+            options["dataset_options"] = {"VERSION": "1.2"}
+            options["layer_options"] = {
+                "GEOMETRY_NAME": GEOMETRY_COLUMN,
+                "SPATIAL_INDEX": "YES",
+                "IDENTIFIER": self.layer,
+                "DESCRIPTION": self.description,
+            }
+        try:
+            pyogrio.write_dataframe(
+                frame,
+                self._temporary,
+                layer=self.layer,
+                driver="GPKG",
+                geometry_type="Polygon",
+                append=created,
+                layer_metadata=metadata,
+                **options,
+            )
+        except (DataSourceError, DataLayerError, OSError) as exc:
+            raise OutputError(f"cannot write GeoPackage {self.path}: {_first_line(exc)}") from exc
+        self.features += len(frame)
+
+
 def write_landcover(
     path: Path,
     geometries: np.ndarray,
@@ -59,7 +199,7 @@ def write_landcover(
     description: str = "",
     overwrite: bool = False,
 ) -> None:
-    """Write polygons with ``class_id``, ``class_name``, ``area_m2`` to a new GeoPackage.
+    """Write polygons with ``class_id``, ``class_name``, ``area_m2`` to a new GeoPackage at once.
 
     Parameters
     ----------
@@ -87,41 +227,11 @@ def write_landcover(
     OutputError
         If the file cannot be written, or exists and ``overwrite`` is false.
     """
-    import geopandas as gpd
-    import pyogrio
-    from pyogrio.errors import DataLayerError, DataSourceError
-
-    frame = gpd.GeoDataFrame(
-        {
-            "class_id": np.asarray(class_ids, dtype=np.int32),
-            "class_name": np.asarray(class_names, dtype=object),
-            "area_m2": np.asarray(area_m2, dtype=np.float64),
-        },
-        geometry=gpd.GeoSeries(np.asarray(geometries, dtype=object), crs=crs),
-    )
-    with atomic_output(path, overwrite) as tmp:
-        try:
-            pyogrio.write_dataframe(
-                frame,
-                tmp,
-                layer=layer,
-                driver="GPKG",
-                geometry_type="Polygon",
-                layer_metadata=dict(metadata or {}),
-                # 1.2 rather than GDAL's default 1.4: GDAL < 3.7 (QGIS 3.22 in Debian 12 and
-                # other long-term releases) warns that 1.4 "may only be partially supported"
-                dataset_options={"VERSION": "1.2"},
-                layer_options={
-                    "GEOMETRY_NAME": GEOMETRY_COLUMN,
-                    "SPATIAL_INDEX": "YES",
-                    "IDENTIFIER": layer,
-                    "DESCRIPTION": description,
-                },
-            )
-            if style is not None:
-                add_default_style(tmp, layer, style)
-        except (DataSourceError, DataLayerError, OSError, sqlite3.Error) as exc:
-            raise OutputError(f"cannot write GeoPackage {path}: {_first_line(exc)}") from exc
+    with LandcoverWriter(
+        path, crs, layer=layer, description=description, overwrite=overwrite
+    ) as writer:
+        writer.append(geometries, class_ids, class_names, area_m2)
+        writer.finish(style, metadata)
 
 
 def add_default_style(gpkg: Path, layer: str, style: LayerStyle) -> None:
