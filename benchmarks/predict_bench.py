@@ -9,6 +9,8 @@ Usage::
     .venv/bin/python benchmarks/predict_bench.py /tmp/large.tif --ceiling-tiles 8
     # memory flat in scene height: two scenes of one width, the second twice as high
     .venv/bin/python benchmarks/predict_bench.py /tmp/a.tif /tmp/a_double_height.tif
+    # a shared machine is noisy: measure each scene 3 times and print the medians
+    .venv/bin/python benchmarks/predict_bench.py /tmp/large.tif --ceiling-tiles 24 --repeat 3
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -203,12 +206,43 @@ def report(records: list[dict[str, Any]]) -> None:
                 f"{r['ceiling']['tiles']} in-memory tiles before the run: {before:.3f}, after: "
                 f"{after:.3f}); pipeline efficiency {r['pipeline_efficiency']:.3f}"
             )
-    if len(records) == 2:
-        a, b = records
+    by_scene: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        by_scene.setdefault(r["scene"], []).append(r)
+    medians = {scene: _medians(runs) for scene, runs in by_scene.items()}
+    for scene, m in medians.items():
+        if len(by_scene[scene]) > 1:
+            print(
+                f"{scene}: median of {len(by_scene[scene])} runs: end-to-end "
+                f"{m['megapixels_per_s']:.3f} Mpx/s, "
+                f"efficiency {m.get('pipeline_efficiency', 0):.3f}, "
+                f"peak RSS {m['peak_rss_mb']:.0f} MiB"
+            )
+    if len(medians) == 2:
+        a, b = medians.values()
         print(
             f"peak RSS ratio {b['peak_rss_mb'] / a['peak_rss_mb']:.3f} for "
             f"{b['megapixels'] / a['megapixels']:.2f}x the pixels"
         )
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, float]:
+    keys = ("megapixels", "megapixels_per_s", "pipeline_efficiency", "peak_rss_mb")
+    return {k: statistics.median(r[k] for r in runs) for k in keys if all(k in r for r in runs)}
+
+
+def _without_repeat(argv: list[str]) -> list[str]:
+    """The arguments a child gets: all but ``--repeat N``."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--repeat":
+            skip = True
+        elif not a.startswith("--repeat="):
+            out.append(a)
+    return out
 
 
 def main() -> None:
@@ -221,13 +255,14 @@ def main() -> None:
     parser.add_argument("--no-vectorize", action="store_true")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--ceiling-tiles", type=int, default=0, help="time the model alone too")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scene (medians printed)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.child:
         print("RESULT " + json.dumps(measure(args.scenes[0], args.child, args)))
         return
-    args.passthrough = [a for a in sys.argv[1:] if a not in args.scenes]
-    records = [run_child(Path(s), args) for s in args.scenes]
+    args.passthrough = _without_repeat([a for a in sys.argv[1:] if a not in args.scenes])
+    records = [run_child(Path(s), args) for s in args.scenes for _ in range(args.repeat)]
     report(records)
     if args.json:
         args.json.write_text(json.dumps(records, indent=2))

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from geoseg.io.class_raster_writer import (
     write_cog,
 )
 from geoseg.io.scene import Scene, open_scene, read_sample
-from geoseg.io.scene_reader import Grid, SceneReader, resampled_grid, scene_grid
+from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
 from geoseg.memory import bound_heap_growth, release_free_heap
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
@@ -357,12 +357,14 @@ def predict(
                 )
             finished: list[tuple[Path, Path]] = []
             polygons = report = None
+            report_source = classes_tmp
             if raster_path is not None:
                 t0 = time.perf_counter()
                 cog_tmp = temporary_sibling(raster_path, "cog")
                 temporaries.append(cog_tmp)
                 write_cog(classes_tmp, cog_tmp, run.model.card.classes)
                 finished.append((cog_tmp, raster_path))
+                report_source = cog_tmp  # its overviews make the quicklook's read cheap
                 timings["write_raster"] = time.perf_counter() - t0
             if out_path is not None:
                 assert gpkg_tmp is not None  # made with out_path, above
@@ -379,7 +381,7 @@ def predict(
                 timings["vectorize"] = time.perf_counter() - t0
                 report = write_run_report(
                     out_path,
-                    classes_tmp,
+                    report_source,
                     vectors,
                     timings,
                     provenance=provenance,
@@ -493,13 +495,16 @@ def _classify(
             path, run.scene.crs, run.grid, run.model.card.classes, provenance
         ) as writer,
         WriteBehind(writer.write, depth=2) as write_behind,
-        contextlib.closing(_row_chips(reader, plan, tiles_by_row, shape, options.prefetch)) as rows,
+        contextlib.closing(_strips(reader, plan, options.prefetch)) as strips,
     ):
         last_row = len(tiles_by_row) - 1
         for i in range(len(tiles_by_row)):
             t0 = time.perf_counter()
-            pending.extend(next(rows))
+            strip = next(strips)
             wait_s += time.perf_counter() - t0
+            for t in tiles_by_row[i]:
+                pending.append((t, Chips(*_chip(strip.data, strip.valid, t.cols, shape))))
+            del strip  # only the chips are needed now: not kept while the next one is decoded
             while len(pending) >= batch_size or (i == last_row and pending):
                 group, pending = pending[:batch_size], pending[batch_size:]
                 t0 = time.perf_counter()
@@ -531,23 +536,9 @@ def _classify(
     return writer.counts
 
 
-def _row_chips(
-    reader: SceneReader,
-    plan: TilePlan,
-    tiles_by_row: list[list[Tile]],
-    shape: tuple[int, int],
-    prefetch: bool,
-) -> Generator[list[tuple[Tile, Chips]], None, None]:
-    """The chips of each row of tiles, decoded and cut one row ahead in a thread if ``prefetch``.
-
-    A generator, so closing it (before the reader closes) stops the read-ahead thread first.
-    """
-
-    def cut() -> Iterator[list[tuple[Tile, Chips]]]:
-        for strip, tiles in zip(reader.strips(plan), tiles_by_row, strict=True):
-            yield [(t, Chips(*_chip(strip.data, strip.valid, t.cols, shape))) for t in tiles]
-
-    yield from read_ahead(cut(), depth=1) if prefetch else cut()
+def _strips(reader: SceneReader, plan: TilePlan, prefetch: bool) -> Generator[Strip, None, None]:
+    # a generator, so closing it (before the reader closes) stops the read-ahead thread first
+    yield from read_ahead(reader.strips(plan), depth=1) if prefetch else reader.strips(plan)
 
 
 def _stack(chips: list[Chips]) -> Chips:

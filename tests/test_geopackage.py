@@ -114,7 +114,10 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(tmp_path.iterdir()) == []
 
 
-def test_batches_are_appended_and_an_unfinished_file_is_not_left(tmp_path: Path) -> None:
+def test_batches_are_appended_and_an_unfinished_file_is_not_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(geopackage, "CHUNK_VERTICES", 7)  # a batch of boxes goes in chunks
     out = tmp_path / "out.gpkg"
     boxes = np.array([shapely.box(i, 0, i + 1, 1) for i in range(5)], dtype=object)
     names = np.array(["water"] * 5, dtype=object)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,8 @@ from geoseg.styles import LayerStyle
 #: Name of the geometry column (GDAL's GeoPackage default, named explicitly for the style row).
 GEOMETRY_COLUMN = "geom"
 STYLE_TABLE = "layer_styles"
+#: Vertices per write of a batch (about 16 bytes each in the encoded copy pyogrio makes).
+CHUNK_VERTICES = 1_000_000
 
 # The table as QGIS (QgsOgrProviderUtils::saveStyle) creates it in a GeoPackage.
 _CREATE_STYLE_TABLE = f"""
@@ -113,9 +116,22 @@ class LandcoverWriter:
         class_names: np.ndarray,
         area_m2: np.ndarray,
     ) -> None:
-        """Add a batch of polygons with their ``class_id``, ``class_name`` and ``area_m2``."""
-        if len(geometries):
-            self._write(self._frame(geometries, class_ids, class_names, area_m2), None)
+        """Add a batch of polygons with their ``class_id``, ``class_name`` and ``area_m2``.
+
+        Large batches go in chunks of about :data:`CHUNK_VERTICES` vertices, which bounds the
+        memory of their encoded copy.
+        """
+        if not len(geometries):
+            return
+        import shapely
+
+        vertices = np.cumsum(shapely.get_num_coordinates(np.asarray(geometries, dtype=object)))
+        ends = np.searchsorted(vertices, np.arange(CHUNK_VERTICES, vertices[-1], CHUNK_VERTICES))
+        bounds = [0, *sorted({int(e) + 1 for e in ends} - {0, len(geometries)}), len(geometries)]
+        for a, b in itertools.pairwise(bounds):
+            self._write(
+                self._frame(geometries[a:b], class_ids[a:b], class_names[a:b], area_m2[a:b]), None
+            )
 
     def finish(self, style: LayerStyle | None, metadata: Mapping[str, str] | None) -> None:
         """Store the layer ``metadata`` (e.g. provenance JSON) and the default ``style``."""
