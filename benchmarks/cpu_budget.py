@@ -1,11 +1,12 @@
-"""CPU budget of a prediction: the CPU-seconds of each stage, measured alone, and what they allow.
+"""CPU budget of a prediction: the CPU-seconds of each stage, measured alone, side by side.
 
-On a CPU-only machine the model keeps every core busy, so every CPU-second spent elsewhere
-(decoding, writing the class raster and its COG, vectorizing) lengthens the run, wherever it is
-scheduled. This measures each stage on its own, one after the other in one process (so they do
-not slow each other down), and prints the best pipeline efficiency the machine allows:
-``model / (model + other stages)`` in CPU-seconds, the efficiency of a pipeline that packs all the
-work on the cores without a single idle moment.
+On a CPU-only machine the model keeps every core busy (its threads compute, or spin-wait between
+parallel regions), so the CPU-seconds spent elsewhere (decoding, writing the class raster and its
+COG, vectorizing) can only be hidden in those spin-waits or added to the run. This measures each
+stage on its own, one after the other in one process (so they do not slow each other down), and
+prints ``model / (model + other stages)`` in CPU-seconds: the efficiency of a pipeline that packs
+all the work on the cores and hides none of it in the model's waits. A measured efficiency above it
+means that some of the other stages ran in those waits.
 
 Usage::
 
@@ -124,7 +125,7 @@ def main() -> None:
     bound = model_stage["cpu_s"] / (model_stage["cpu_s"] + other)
     print(
         f"  other stages: {other:.1f} CPU-s = {100 * other / model_stage['cpu_s']:.1f}% of the "
-        f"model's; best pipeline efficiency on this machine: {bound:.3f}"
+        f"model's; efficiency with none of it hidden in the model's waits: {bound:.3f}"
     )
     if args.json:
         args.json.write_text(

@@ -618,9 +618,10 @@ def polygon_batches(
         if (result.index + 1) % blocks_per_row and done < len(blocks):
             continue  # the row of blocks is not complete yet
         # the row is done: seam pieces that reach no later row are final
-        row_end = min(height, (result.index // blocks_per_row + 1) * block_size)
+        row_start = result.index // blocks_per_row * block_size
+        row_end = min(height, row_start + block_size)
         t0 = time.perf_counter()
-        closed, closed_ids = seams.close_row(row_end if row_end < height else None)
+        closed, closed_ids = seams.close_row(row_start, row_end if row_end < height else None)
         timings["merge"] += time.perf_counter() - t0
         if len(closed):
             crs_geoms = to_crs_coordinates(closed, transform)
@@ -655,11 +656,12 @@ def join_batches(batches: Iterable[Polygons]) -> Polygons:
 
 
 class _OpenSeams:
-    """Pieces of polygons cut by block seams, merged a row of blocks at a time.
+    """Pieces of polygons cut by block seams, joined a row of blocks at a time.
 
-    Pieces are kept in pixel coordinates (exact integer seam vertices). When a row of blocks is
-    done, its pieces are merged with the open pieces from the rows above; merged polygons that
-    reach the row's lower seam stay open for the next row, the others are final.
+    Pieces are kept in pixel coordinates (exact integer seam vertices), each in a group of pieces
+    known to form one polygon. When a row of blocks is done, its pieces join the groups they share
+    an edge with; a group that reaches the row's lower seam stays open for the next row, the
+    others are final and unioned, once each.
     """
 
     def __init__(self, blocks_per_row: int, noded: bool) -> None:
@@ -668,7 +670,9 @@ class _OpenSeams:
         self._geoms: list[np.ndarray] = []
         self._ids: list[np.ndarray] = []
         self._cols: list[np.ndarray] = []
-        self._open = (np.empty(0, dtype=object), np.empty(0, dtype=np.int64))
+        empty = np.empty(0, dtype=np.int64)
+        self._held = (np.empty(0, dtype=object), empty, empty)  # pieces, classes, groups
+        self._groups = 0
 
     def add(self, geoms: np.ndarray, ids: np.ndarray, block_index: int) -> None:
         """Keep the seam pieces of a block of the current row."""
@@ -677,28 +681,63 @@ class _OpenSeams:
             self._ids.append(ids)
             self._cols.append(np.full(len(geoms), block_index % self.blocks_per_row))
 
-    def close_row(self, lower_seam: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """Merge the row's pieces with the open ones; return the polygons now final.
+    def close_row(self, upper_seam: int, lower_seam: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Join the row's pieces to the open groups; return the polygons now final.
 
-        ``lower_seam`` is the pixel row of the seam below the finished row (``None`` for the
-        raster's last row, after which everything is final).
+        ``upper_seam`` and ``lower_seam`` are the pixel rows of the seams above and below the
+        finished row (``lower_seam`` is ``None`` for the raster's last row, after which
+        everything is final).
         """
-        open_geoms, open_ids = self._open
-        geoms = np.concatenate([open_geoms, *self._geoms])
-        ids = np.concatenate([open_ids, *self._ids]).astype(np.int64)
-        # pieces from the rows above span columns of blocks: -1 lets them meet any column
-        cols = np.concatenate([np.full(len(open_geoms), -1), *self._cols]).astype(np.int64)
-        rows = np.concatenate([np.zeros(len(open_geoms)), np.ones(len(cols) - len(open_geoms))])
+        held, held_ids, held_groups = self._held
+        new = np.concatenate([np.empty(0, dtype=object), *self._geoms])
+        new_ids = np.concatenate([np.empty(0, dtype=np.int64), *self._ids]).astype(np.int64)
+        new_cols = np.concatenate([np.empty(0, dtype=np.int64), *self._cols]).astype(np.int64)
         self._geoms, self._ids, self._cols = [], [], []
+        geoms = np.concatenate([held, new])
+        ids = np.concatenate([held_ids, new_ids])
+        groups = np.concatenate([held_groups, self._groups + np.arange(len(new))])
+        self._groups += len(new)
         if not len(geoms):
             return geoms, ids
-        merged, merged_ids = merge_seam_pieces(geoms, ids, rows.astype(np.int64), cols, self.noded)
+        # only held pieces on the upper seam can meet this row's pieces; -1: they span columns
+        ymax = shapely.bounds(geoms)[:, 3]
+        candidates = np.concatenate(
+            [np.flatnonzero(ymax[: len(held)] == upper_seam), len(held) + np.arange(len(new))]
+        )
+        rows = (candidates >= len(held)).astype(np.int64)
+        cols = np.full(len(candidates), -1, dtype=np.int64)
+        cols[rows == 1] = new_cols[candidates[rows == 1] - len(held)]
+        left, right = shared_edge_pairs(geoms[candidates], ids[candidates], rows, cols)
+        roots = _connected_groups(groups, candidates[left], candidates[right])
         if lower_seam is None:
-            self._open = (np.empty(0, dtype=object), np.empty(0, dtype=np.int64))
-            return merged, merged_ids
-        reaches_below = shapely.bounds(merged)[:, 3] == lower_seam
-        self._open = (merged[reaches_below], merged_ids[reaches_below])
-        return merged[~reaches_below], merged_ids[~reaches_below]
+            is_open = np.zeros(len(geoms), dtype=bool)
+        else:
+            is_open = np.isin(roots, roots[ymax == lower_seam])
+        self._held = (geoms[is_open], ids[is_open], roots[is_open])
+        done = ~is_open
+        return union_groups(geoms[done], ids[done], roots[done], self.noded)
+
+
+def _connected_groups(groups: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Group label of each piece once the groups of each ``left[i]``, ``right[i]`` pair are one."""
+    labels, compact = np.unique(groups, return_inverse=True)
+    parent = np.arange(len(labels))
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = int(parent[root])
+        while parent[i] != root:  # path compression keeps later finds short
+            parent[i], i = root, int(parent[i])
+        return root
+
+    for a, b in zip(compact[left].tolist(), compact[right].tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(i) for i in range(len(labels))], dtype=np.int64)
+    result: np.ndarray = labels[roots[compact]]
+    return result
 
 
 def effective_workers(workers: int, width: int, height: int, block_size: int) -> int:
@@ -1082,18 +1121,13 @@ def _touches_internal_seam(geoms: np.ndarray, core: Window, width: int, height: 
     return seam
 
 
-def merge_seam_pieces(
-    geoms: np.ndarray,
-    class_ids: np.ndarray,
-    block_rows: np.ndarray,
-    block_cols: np.ndarray,
-    noded: bool = False,
+def shared_edge_pairs(
+    geoms: np.ndarray, class_ids: np.ndarray, block_rows: np.ndarray, block_cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Union the pieces of polygons cut by block seams.
+    """Pairs of seam pieces of one class that share a stretch of boundary.
 
     Pieces of one class from different blocks that share a stretch of boundary (not just a
-    corner, which 4-connectivity does not join) belong to one polygon; connected groups are
-    found with a union-find over those pairs and each group is unioned once.
+    corner, which 4-connectivity does not join) belong to one polygon.
 
     Parameters
     ----------
@@ -1103,16 +1137,16 @@ def merge_seam_pieces(
         Class of each piece.
     block_rows, block_cols : np.ndarray
         Row and column of the block each piece came from, to tell which blocks are side by
-        side; a column of -1 marks a piece spanning several columns (merged earlier).
-    noded : bool
-        The pieces share every vertex along their common edges (as after
-        :func:`node_pixel_coverage`), so the faster coverage union applies.
+        side; a column of -1 marks a piece spanning several columns (joined earlier).
 
     Returns
     -------
     tuple of np.ndarray
-        Merged polygons and their class ids.
+        Indices ``left``, ``right`` of the pairs (``left < right``).
     """
+    if not len(geoms):
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
     tree = shapely.STRtree(geoms)
     # bounding boxes only: the exact test below runs on far fewer pairs
     left, right = tree.query(geoms)
@@ -1124,26 +1158,36 @@ def merge_seam_pieces(
     candidate &= row_step + col_step == 1
     left, right = left[candidate], right[candidate]
     shares_edge = shapely.relate_pattern(geoms[left], geoms[right], "F***1****")
-    parent = np.arange(len(geoms))
+    return left[shares_edge], right[shares_edge]
 
-    def find(i: int) -> int:
-        root = i
-        while parent[root] != root:
-            root = int(parent[root])
-        while parent[i] != root:  # path compression keeps later finds short
-            parent[i], i = root, int(parent[i])
-        return root
 
-    for a, b in zip(left[shares_edge].tolist(), right[shares_edge].tolist(), strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(len(geoms))], dtype=np.int64)
-    order = np.argsort(roots, kind="stable")
-    boundaries = np.flatnonzero(np.diff(roots[order])) + 1
+def union_groups(
+    geoms: np.ndarray, class_ids: np.ndarray, groups: np.ndarray, noded: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union the pieces of each group into its polygon.
+
+    Parameters
+    ----------
+    geoms : np.ndarray
+        Pieces in pixel coordinates.
+    class_ids : np.ndarray
+        Class of each piece (one per group).
+    groups : np.ndarray
+        Group label of each piece.
+    noded : bool
+        The pieces share every vertex along their common edges (as after
+        :func:`node_pixel_coverage`), so the faster coverage union applies.
+
+    Returns
+    -------
+    tuple of np.ndarray
+        Polygons and their class ids.
+    """
+    order = np.argsort(groups, kind="stable")
+    boundaries = np.flatnonzero(np.diff(groups[order])) + 1
     out_geoms: list[Any] = []
     out_ids: list[int] = []
-    for group in np.split(order, boundaries):
+    for group in np.split(order, boundaries) if len(order) else []:
         if len(group) == 1:
             parts = [geoms[group[0]]]
         else:
