@@ -439,49 +439,17 @@ def vectorize_array(
         block: np.ndarray = normalised[rows, cols]
         return block
 
-    return vectorize_blocks(
-        read,
-        labels.shape[1],
-        labels.shape[0],
-        transform,
-        parse_crs(crs) or CRS.from_user_input(crs),
-        min_area_m2=min_area_m2,
-        simplify_m=simplify_m,
-        block_size=block_size,
-        workers=workers,
-    )
-
-
-def vectorize_blocks(
-    read: BlockReader,
-    width: int,
-    height: int,
-    transform: Affine,
-    crs: CRS,
-    *,
-    min_area_m2: float,
-    simplify_m: float,
-    block_size: int,
-    allowed_ids: frozenset[int] | None = None,
-    progress: ProgressCallback | None = None,
-    workers: int = 1,
-    background: bool = False,
-) -> Polygons:
-    """All polygons of a raster read block by block (:func:`polygon_batches`, joined)."""
     return join_batches(
         polygon_batches(
             read,
-            width,
-            height,
+            labels.shape[1],
+            labels.shape[0],
             transform,
-            crs,
+            parse_crs(crs) or CRS.from_user_input(crs),
             min_area_m2=min_area_m2,
             simplify_m=simplify_m,
             block_size=block_size,
-            allowed_ids=allowed_ids,
-            progress=progress,
             workers=workers,
-            background=background,
         )
     )
 
@@ -741,7 +709,7 @@ def _connected_groups(groups: np.ndarray, left: np.ndarray, right: np.ndarray) -
 
 
 def effective_workers(workers: int, width: int, height: int, block_size: int) -> int:
-    """Worker processes :func:`vectorize_blocks` will use for ``workers`` on such a raster."""
+    """Worker processes :func:`polygon_batches` will use for ``workers`` on such a raster."""
     if workers == 0:  # auto: starting workers costs about a second, worth it on large rasters
         workers = default_workers() if width * height >= _MIN_PIXELS_FOR_WORKERS else 1
     blocks = math.ceil(width / block_size) * math.ceil(height / block_size)
