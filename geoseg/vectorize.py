@@ -13,7 +13,10 @@ overlap, together they cover every valid pixel and nothing over nodata. How each
 * **Polygonize** (:func:`rasterio.features.shapes`, 4-connected) runs block by block in *pixel
   coordinates*: every vertex is an integer, so pieces of one polygon cut by a block edge share
   exactly equal seam coordinates and their union is exact. Only pieces touching an internal seam
-  are kept for merging; all others are final as soon as their block is done, which bounds memory.
+  are kept for merging; all others are final as soon as their block is done. Blocks are done a
+  row at a time: then the row's seam pieces join the pieces they share an edge with, and every
+  polygon no later row can reach is final (see :func:`polygon_batches`), so a writer stores the
+  polygons row by row and memory does not grow with the raster.
 * **Simplify** (:func:`shapely.coverage_simplify`) runs on each block's polygons as one coverage,
   with ``simplify_boundary=False``: edges between two classes are simplified once for both sides
   (no gaps or slivers), while the coverage's boundary (block edges and edges against nodata) is
