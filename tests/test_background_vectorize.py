@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,15 +98,27 @@ def test_vectorizing_beside_the_model_gives_the_polygons_of_vectorizing_after(
     assert all(shapely.equals_exact(after.geometry.values, beside.geometry.values, tolerance=0))
 
 
+@pytest.mark.parametrize("left", [-3, 2])  # early, or once rows of polygons were written
 def test_a_crash_with_the_background_vectorizer_running_leaves_nothing(
-    tmp_path: Path, fake_model: Path, scene_factory: Callable[..., Path], small_blocks: None
+    tmp_path: Path,
+    fake_model: Path,
+    scene_factory: Callable[..., Path],
+    small_blocks: None,
+    left: int,
 ) -> None:
     scene = scene_factory(height=200, width=100)
     out = tmp_path / "out"
     out.mkdir()
 
     def explode(done: int, total: int) -> None:
-        if done >= 3:
+        if left < 0 and done >= 3:
+            raise RuntimeError("disk on fire")
+        if left > 0 and done >= total - left:
+            # crash only once the GeoPackage holds rows of polygons (its temporary exists)
+            deadline = time.monotonic() + 30
+            while not any(".tmp-" in p.name for p in out.iterdir()):
+                assert time.monotonic() < deadline, "no GeoPackage rows were written"
+                time.sleep(0.05)
             raise RuntimeError("disk on fire")
 
     options = PredictOptions(tile_size=32, overlap=4, vectorize_workers=2)
