@@ -430,21 +430,12 @@ def vectorize_array(
     Polygons
         Polygons in ``crs`` with class ids and ground areas.
     """
-    from geoseg.io.class_raster import normalise_block
-
     _check_parameters(min_area_m2, simplify_m, block_size)
     if labels.ndim != 2:
         raise VectorizeError(f"labels must be 2-D, got shape {labels.shape}")
-    normalised = normalise_block(labels, nodata)
-
-    def read(window: Window) -> np.ndarray:
-        rows, cols = window.toslices()
-        block: np.ndarray = normalised[rows, cols]
-        return block
-
     return join_batches(
         polygon_batches(
-            read,
+            array_reader(labels, nodata),
             labels.shape[1],
             labels.shape[0],
             transform,
@@ -455,6 +446,20 @@ def vectorize_array(
             workers=workers,
         )
     )
+
+
+def array_reader(labels: np.ndarray, nodata: int | None = NODATA) -> BlockReader:
+    """A block reader over an in-memory 2-D label array (normalised: uint8, 255 = nodata)."""
+    from geoseg.io.class_raster import normalise_block
+
+    normalised = normalise_block(labels, nodata)
+
+    def read(window: Window) -> np.ndarray:
+        rows, cols = window.toslices()
+        block: np.ndarray = normalised[rows, cols]
+        return block
+
+    return read
 
 
 def polygon_batches(

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from pyproj import Geod, Transformer
 from rasterio.crs import CRS
 from rasterio.features import rasterize, shapes
-from rasterio.windows import Window
 
 from geoseg.vectorize import (
     Polygons,
+    array_reader,
     ground_area_m2,
     join_batches,
     node_pixel_coverage,
@@ -215,15 +215,9 @@ def test_node_pixel_coverage_inserts_t_junctions_and_densifies_seams() -> None:
 
 def _batches(labels: np.ndarray, block: int, simplify_m: float) -> list[Polygons]:
     rows, cols = labels.shape
-
-    def read(window: Window) -> np.ndarray:
-        r, c = window.toslices()
-        block_data: np.ndarray = labels[r, c]
-        return block_data
-
     return list(
         polygon_batches(
-            read,
+            array_reader(labels),
             cols,
             rows,
             UTM_TRANSFORM,
