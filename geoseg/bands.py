@@ -1,24 +1,31 @@
 """Matching a scene's bands to the bands a model needs.
 
-Models name their bands with STAC ``eo:common_name`` values. Scenes name theirs (if at all) in band
-descriptions, which may be common names or sensor band ids such as Sentinel-2's ``B04``.
+Models name their bands with STAC ``eo:common_name`` values (the three Sentinel-2 red-edge bands
+B05-B07 are ``rededge1``-``rededge3``, so they cannot be confused). Scenes name theirs in band
+descriptions (common names, sensor band ids such as Sentinel-2's ``B04``, or both, as in
+``red_B4``) or, for photographs, in GDAL's colour interpretation (red, green, blue). A bare band id
+is read in the sensor's own numbering: ``B5`` is nir on Landsat 8/9, rededge1 on Sentinel-2.
+
+A scene whose bands are not named is refused, not guessed: the same three bands in another order
+turn water into land without any error (a Landsat B2, B3, B4 stack is blue, green, red, not red,
+green, blue).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from geoseg.errors import BandMappingError
 
-# Sentinel-2 band ids that map to a single common name (B8A is narrow nir: nir08, not nir).
 _SENTINEL2_IDS = {
     "B1": "coastal",
     "B2": "blue",
     "B3": "green",
     "B4": "red",
-    "B5": "rededge",
-    "B6": "rededge",
-    "B7": "rededge",
+    "B5": "rededge1",
+    "B6": "rededge2",
+    "B7": "rededge3",
     "B8": "nir",
     "B8A": "nir08",
     "B9": "nir09",
@@ -26,27 +33,136 @@ _SENTINEL2_IDS = {
     "B11": "swir16",
     "B12": "swir22",
 }
-_ALIASES = {"swir1": "swir16", "swir2": "swir22", "near-infrared": "nir", "nir08": "nir08"}
+_LANDSAT_OLI_IDS = {
+    "B1": "coastal",
+    "B2": "blue",
+    "B3": "green",
+    "B4": "red",
+    "B5": "nir",
+    "B6": "swir16",
+    "B7": "swir22",
+    "B8": "pan",
+    "B9": "cirrus",
+}
+_LANDSAT_TM_IDS = {
+    "B1": "blue",
+    "B2": "green",
+    "B3": "red",
+    "B4": "nir",
+    "B5": "swir16",
+    "B7": "swir22",
+    "B8": "pan",
+}
+_SENSOR_IDS = {
+    "sentinel2": _SENTINEL2_IDS,
+    "landsat-oli": _LANDSAT_OLI_IDS,
+    "landsat-tm": _LANDSAT_TM_IDS,
+}
+COMMON_NAMES = frozenset(
+    {
+        "coastal",
+        "blue",
+        "green",
+        "red",
+        "rededge1",
+        "rededge2",
+        "rededge3",
+        "nir",
+        "nir08",
+        "nir09",
+        "cirrus",
+        "swir16",
+        "swir22",
+        "pan",
+    }
+)
+_ALIASES = {
+    "swir1": "swir16",
+    "swir2": "swir22",
+    "near-infrared": "nir",
+    "nearinfrared": "nir",
+    "rededge071": "rededge1",
+    "rededge075": "rededge2",
+    "rededge078": "rededge3",
+}
 
 
-def normalise_band_name(description: str) -> str:
+def normalise_band_name(description: str, sensor: str | None = None) -> str:
     """Map a band description to a STAC common name where one is recognised.
+
+    A common name anywhere in the description wins (``"nir_B5"`` is nir); otherwise a band id is
+    read in ``sensor``'s numbering (``sentinel2`` by default, ``landsat-oli``, ``landsat-tm``).
 
     >>> normalise_band_name("B04"), normalise_band_name("Red"), normalise_band_name("SWIR1")
     ('red', 'red', 'swir16')
+    >>> normalise_band_name("swir1_B6"), normalise_band_name("B5")
+    ('swir16', 'rededge1')
+    >>> normalise_band_name("B5", "landsat-oli")
+    'nir'
     """
     text = description.strip().lower()
-    match = re.fullmatch(r"b0*(\d{1,2}a?)", text)
-    if match:
-        return _SENTINEL2_IDS.get("B" + match.group(1).upper(), text)
-    return _ALIASES.get(text, text)
+    tokens = [t for t in re.split(r"[\s_:/()\-]+", text) if t] if text else []
+    for candidate in (text, *tokens):
+        name = _ALIASES.get(candidate, candidate)
+        if name in COMMON_NAMES:
+            return name
+    ids = _SENSOR_IDS.get(sensor or "sentinel2", _SENTINEL2_IDS)
+    for candidate in (text, *tokens):
+        match = re.fullmatch(r"(?:band)?b?0*(\d{1,2}a?)", candidate)
+        if match:
+            return ids.get("B" + match.group(1).upper(), text)
+    return text
+
+
+@dataclass(frozen=True)
+class BandMatch:
+    """Which scene band feeds each model band, and how that was decided.
+
+    Parameters
+    ----------
+    indexes : tuple of int
+        1-based scene bands, in model order.
+    how : str
+        ``"names"`` (band descriptions), ``"colours"`` (colour interpretation) or ``"--bands"``.
+    """
+
+    indexes: tuple[int, ...]
+    how: str
+
+    def describe(self, model_bands: tuple[str, ...], descriptions: tuple[str | None, ...]) -> str:
+        """One line: ``scene band 3 (B4) -> red, ...``."""
+        parts = []
+        for band, index in zip(model_bands, self.indexes, strict=True):
+            label = descriptions[index - 1] if index - 1 < len(descriptions) else None
+            parts.append(f"{index}{f' ({label})' if label else ''} -> {band}")
+        return f"scene bands {', '.join(parts)} (by {self.how})"
+
+
+def scene_band_names(
+    descriptions: tuple[str | None, ...],
+    colors: tuple[str, ...] = (),
+    sensor: str | None = None,
+) -> tuple[tuple[str | None, ...], str]:
+    """The common name of each scene band, and where the names came from.
+
+    Band descriptions come first; where no band has one, GDAL's colour interpretation names
+    red, green and blue bands.
+    """
+    if any(descriptions):
+        names = tuple(normalise_band_name(d, sensor) if d else None for d in descriptions)
+        return names, "names"
+    named = {"red": "red", "green": "green", "blue": "blue"}
+    names = tuple(named.get(c.lower()) for c in colors)
+    return names, "colours"
 
 
 def resolve_bands(
     model_bands: tuple[str, ...],
     descriptions: tuple[str | None, ...],
     requested: tuple[str, ...] | None = None,
-) -> tuple[int, ...]:
+    colors: tuple[str, ...] = (),
+    sensor: str | None = None,
+) -> BandMatch:
     """Choose which scene band (1-based) feeds each model band, in the model's order.
 
     Parameters
@@ -57,11 +173,14 @@ def resolve_bands(
         The scene's band descriptions, one per band.
     requested : tuple of str, optional
         The user's ``--bands``: 1-based indexes or band descriptions, one per model band.
+    colors : tuple of str
+        The scene's colour interpretation per band (``red``, ``gray`` ...).
+    sensor : str, optional
+        How to read bare band ids (see :func:`normalise_band_name`).
 
     Returns
     -------
-    tuple of int
-        1-based scene band indexes.
+    BandMatch
 
     Raises
     ------
@@ -76,19 +195,25 @@ def resolve_bands(
                 f"--bands gives {len(requested)} bands but the model needs {len(model_bands)} "
                 f"({needs})"
             )
-        return tuple(_resolve_one(item, descriptions) for item in requested)
-    names = [normalise_band_name(d) if d else None for d in descriptions]
+        indexes = tuple(_resolve_one(item, descriptions, sensor) for item in requested)
+        return BandMatch(indexes, "--bands")
+    names, how = scene_band_names(descriptions, colors, sensor)
     if all(band in names for band in model_bands):
-        return tuple(names.index(band) + 1 for band in model_bands)
-    if count == len(model_bands):
-        return tuple(range(1, count + 1))
+        return BandMatch(tuple(names.index(band) + 1 for band in model_bands), how)
+    known = [n for n in names if n]
+    if not known:
+        raise BandMappingError(
+            f"the scene's {count} bands have no names (descriptions), so their order cannot be "
+            f"known: pass --bands with the scene band of each model band ({needs})"
+        )
+    missing = [b for b in model_bands if b not in names]
     raise BandMappingError(
-        f"the scene has {count} bands but the model needs {len(model_bands)} ({needs}) and the "
-        "band descriptions do not name them: pass --bands with one scene band per model band"
+        f"the scene's bands ({', '.join(str(n) for n in names)}) lack {', '.join(missing)}, "
+        f"which the model needs ({needs}): pass --bands or another --model"
     )
 
 
-def _resolve_one(item: str, descriptions: tuple[str | None, ...]) -> int:
+def _resolve_one(item: str, descriptions: tuple[str | None, ...], sensor: str | None) -> int:
     count = len(descriptions)
     text = item.strip()
     if text.isdigit():
@@ -101,8 +226,10 @@ def _resolve_one(item: str, descriptions: tuple[str | None, ...]) -> int:
     exact = [i + 1 for i, d in enumerate(descriptions) if d and d.strip().lower() == text.lower()]
     if exact:
         return exact[0]
-    wanted = normalise_band_name(text)
-    named = [i + 1 for i, d in enumerate(descriptions) if d and normalise_band_name(d) == wanted]
+    wanted = normalise_band_name(text, sensor)
+    named = [
+        i + 1 for i, d in enumerate(descriptions) if d and normalise_band_name(d, sensor) == wanted
+    ]
     if named:
         return named[0]
     available = ", ".join(f"{i + 1}={d}" for i, d in enumerate(descriptions) if d) or "none"

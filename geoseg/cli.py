@@ -144,6 +144,29 @@ _model_options = _options(
         help="Scene band for each model band, comma-separated 1-based indexes or descriptions.",
     ),
     click.option(
+        "--product",
+        default=None,
+        metavar="NAME",
+        help="What the scene's values are, where its metadata does not say: reflectance, "
+        "reflectance-x10000, sentinel2-pb04, reflectance-x1000, landsat-c2-l2, landsat-c2-l1, "
+        "dn8 (default: from the file's scale/offset, a Landsat MTL beside it, the product's "
+        "file name, else assumed from the data type and said so).",
+    ),
+    click.option(
+        "--scale",
+        default=None,
+        metavar="LIST",
+        help="reflectance = value * scale + offset: one value or one per model band.",
+    ),
+    click.option("--offset", default=None, metavar="LIST", help="See --scale [default: 0]."),
+    click.option(
+        "--legend",
+        default=None,
+        metavar="NAME",
+        help="Classes to deliver: the model's default view (landcover: urban, water, forest, "
+        "farmland, other) or 'full' (e.g. Dynamic World's nine classes).",
+    ),
+    click.option(
         "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
     ),
     click.option(
@@ -187,38 +210,63 @@ _model_options = _options(
 )
 
 
-def _predict_options(
-    bands: str | None,
-    device: str,
-    tile_size: int | None,
-    overlap: int | None,
-    batch_size: int | None,
-    compile_model: bool,
-    precision: str,
-    no_resample: bool,
-    min_area: float | None,
-    simplify: float | None,
-    dst_crs: str | None,
-    jobs: int,
-) -> Any:
-    """The library's PredictOptions from the shared command-line options."""
+#: Keyword arguments the shared model/prediction options give a command.
+_MODEL_OPTION_NAMES = (
+    "bands",
+    "product",
+    "scale",
+    "offset",
+    "legend",
+    "device",
+    "tile_size",
+    "overlap",
+    "batch_size",
+    "compile_model",
+    "precision",
+    "no_resample",
+    "min_area",
+    "simplify",
+    "dst_crs",
+    "jobs",
+)
+
+
+def _predict_options(values: dict[str, Any]) -> Any:
+    """The library's PredictOptions from the shared command-line options (popped from values)."""
     from geoseg.pipeline import PredictOptions
+    from geoseg.radiometry import RadiometryRequest
     from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M
 
+    v = {name: values.pop(name) for name in _MODEL_OPTION_NAMES}
     return PredictOptions(
-        bands=_band_list(bands),
-        tile_size=tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=device,
-        resample=not no_resample,
-        dst_crs=dst_crs,
-        compile=compile_model,
-        vectorize_workers=jobs,
-        precision=precision,
-        min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
-        simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
+        bands=_band_list(v["bands"]),
+        tile_size=v["tile_size"],
+        overlap=v["overlap"],
+        batch_size=v["batch_size"],
+        device=v["device"],
+        resample=not v["no_resample"],
+        dst_crs=v["dst_crs"],
+        compile=v["compile_model"],
+        vectorize_workers=v["jobs"],
+        precision=v["precision"],
+        min_area_m2=v["min_area"] if v["min_area"] is not None else DEFAULT_MIN_AREA_M2,
+        simplify_m=v["simplify"] if v["simplify"] is not None else DEFAULT_SIMPLIFY_M,
+        radiometry=RadiometryRequest(
+            v["product"], _number_list(v["scale"], "--scale"), _number_list(v["offset"], "--offset")
+        ),
+        legend=v["legend"],
     )
+
+
+def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a comma-separated list of numbers", param_hint=flag
+        ) from None
 
 
 @main.command()
@@ -244,39 +292,15 @@ def predict(
     out: Path,
     raster: Path | None,
     model: str | None,
-    bands: str | None,
-    device: str,
-    tile_size: int | None,
-    overlap: int | None,
-    batch_size: int | None,
-    compile_model: bool,
-    precision: str,
-    no_resample: bool,
-    min_area: float | None,
-    simplify: float | None,
-    dst_crs: str | None,
-    jobs: int,
     quiet: bool,
     overwrite: bool,
+    **model_options: Any,
 ) -> None:
     """Segment SCENE into land cover polygons (and optionally a class raster)."""
     _setup_logging(quiet)
     from geoseg.pipeline import predict as run_predict
 
-    options = _predict_options(
-        bands,
-        device,
-        tile_size,
-        overlap,
-        batch_size,
-        compile_model,
-        precision,
-        no_resample,
-        min_area,
-        simplify,
-        dst_crs,
-        jobs,
-    )
+    options = _predict_options(model_options)
     with _progress_bar(not quiet, "tile") as progress:
         result = run_predict(
             scene,
@@ -332,28 +356,10 @@ def info(model: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**card.to_dict(), "sha256": sha256}, indent=2))
         return
-    click.echo(f"{card.name}  (sha256 {sha256})")
-    click.echo(f"architecture: {card.architecture} {dict(card.arch_params)}")
-    click.echo(f"bands: {', '.join(card.bands)}")
-    click.echo(
-        f"ground sample distance: {card.gsd:g} m" if card.gsd else "ground sample distance: any"
-    )
-    norm = card.normalization
-    click.echo(
-        f"normalisation: {norm.method} ({norm.low_percentile:g}-{norm.high_percentile:g} "
-        "percentiles of the scene)"
-        if norm.method == "scene_percentile"
-        else f"normalisation: fixed, scale {norm.scale:g}"
-    )
-    click.echo(f"tiles: {card.tile_size} px, overlap {card.overlap} px")
-    click.echo("classes: " + ", ".join(f"{c.id} {c.name} {c.color}" for c in card.classes))
-    if card.description:
-        click.echo(f"\n{card.description}")
-    for title, section in (("training", card.training), ("held-out metrics", card.metrics)):
-        if section:
-            click.echo(f"\n{title}:")
-            for key, value in section.items():
-                click.echo(f"  {key}: {value}")
+    from geoseg.models.catalogue import CLASS_MEANINGS
+
+    click.echo(card.describe(CLASS_MEANINGS))
+    click.echo(f"\nsha256        {sha256}")
 
 
 @main.command()
@@ -542,19 +548,8 @@ def batch(
     raster: bool,
     merged: bool,
     model: str | None,
-    bands: str | None,
-    device: str,
-    tile_size: int | None,
-    overlap: int | None,
-    batch_size: int | None,
-    compile_model: bool,
-    precision: str,
-    no_resample: bool,
-    min_area: float | None,
-    simplify: float | None,
-    dst_crs: str | None,
-    jobs: int,
     quiet: bool,
+    **model_options: Any,
 ) -> None:
     """Segment every scene of INPUT (folder, glob, .zip, .tar[.gz], .txt list) into --out."""
     _setup_logging(quiet)
@@ -563,20 +558,7 @@ def batch(
         logging.getLogger(name).setLevel(logging.WARNING)
     from geoseg.batch import run_batch
 
-    options = _predict_options(
-        bands,
-        device,
-        tile_size,
-        overlap,
-        batch_size,
-        compile_model,
-        precision,
-        no_resample,
-        min_area,
-        simplify,
-        dst_crs,
-        jobs,
-    )
+    options = _predict_options(model_options)
     with _progress_bar(not quiet, "scene") as bar:
         progress = None
         if bar is not None:

@@ -18,8 +18,9 @@ import torch
 
 from geoseg.errors import ConfigError, DeviceError
 from geoseg.models.architectures import get_architecture
+from geoseg.models.card import Legend
 from geoseg.models.loading import LoadedModel
-from geoseg.normalization import BandStats
+from geoseg.normalization import InputTransform
 
 NODATA_CLASS = 255
 
@@ -87,8 +88,8 @@ class Predictor:
     ----------
     model : LoadedModel
         The model (moved to ``device`` here).
-    stats : BandStats
-        The scene's fitted normalisation.
+    transform : InputTransform
+        The scene's raw values -> model input.
     device : torch.device
         Where to run. On CUDA the network runs with channels_last.
     compile : bool
@@ -103,15 +104,16 @@ class Predictor:
     def __init__(
         self,
         model: LoadedModel,
-        stats: BandStats,
+        transform: InputTransform,
         device: torch.device,
         compile: bool = False,
         precision: str = "auto",
+        legend: Legend | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.model = model
-        self.stats = stats
+        self.transform = transform
         self.device = device
         self.cuda = device.type == "cuda"
         self.bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
@@ -121,7 +123,14 @@ class Predictor:
         self.network.eval()
         if compile:
             self.network = torch.compile(self.network)  # type: ignore[assignment]
-        self.lookup = torch.tensor(model.card.class_ids, dtype=torch.uint8, device=device)
+        legend = legend or model.card.legend()
+        self.legend = legend
+        self.lookup = torch.tensor([c.id for c in legend.classes], dtype=torch.uint8, device=device)
+        # None when the legend is the model's own classes: argmax of the logits, no softmax
+        self.groups: torch.Tensor | None = None
+        if [g for g in legend.groups] != [(c.name,) for c in model.card.classes]:
+            matrix = legend.matrix(model.card.classes)
+            self.groups = torch.tensor(matrix, dtype=torch.float32, device=device)
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         if self.bf16:
@@ -133,13 +142,26 @@ class Predictor:
         """Float32 logits ``(N, classes, H, W)`` on the device (invalid pixels included)."""
         raw = _to_device(chips.data, self.device)
         valid = torch.from_numpy(chips.valid).to(self.device, non_blocking=True)
-        x = self.stats.apply_torch(raw)
+        x = self.transform.apply_torch(raw)
         x = x * valid.unsqueeze(1)
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             out: torch.Tensor = self.network(x)
         return out.float()
+
+    @torch.inference_mode()
+    def scores(self, chips: Chips) -> torch.Tensor:
+        """Per-class scores ``(N, legend classes, H, W)`` whose argmax is the delivered class.
+
+        The logits themselves for the model's own classes; for a view, the summed
+        probabilities of each group.
+        """
+        logits = self.logits(chips)
+        if self.groups is None:
+            return logits
+        probabilities = torch.softmax(logits, dim=1)
+        return torch.einsum("nchw,cg->nghw", probabilities, self.groups)
 
     def auto_batch_size(self, shape: tuple[int, int], cap: int = 64) -> int:
         """Largest batch that fits in free device memory, from one measured forward pass.
@@ -163,8 +185,8 @@ class Predictor:
     @torch.inference_mode()
     def classify(self, chips: Chips) -> np.ndarray:
         """Class ids ``(N, H, W)`` uint8, :data:`NODATA_CLASS` where the input is invalid."""
-        logits = self.logits(chips)
-        classes = self.lookup[logits.argmax(dim=1)]
+        scores = self.scores(chips)
+        classes = self.lookup[scores.argmax(dim=1)]
         valid = torch.from_numpy(chips.valid).to(self.device)
         classes = torch.where(valid, classes, torch.full_like(classes, NODATA_CLASS))
         result: np.ndarray = classes.cpu().numpy()
@@ -187,34 +209,60 @@ def _to_device(data: np.ndarray, device: torch.device) -> torch.Tensor:
     return moved.to(torch.int32) & 0xFFFF if unsigned16 else moved
 
 
+def grid_origin(transform: object) -> tuple[int, int]:
+    """``(row, col)`` of a grid's first pixel on the absolute pixel grid (from the CRS origin).
+
+    A network that downsamples (by 2 for Dynamic World's, by 32 for a U-Net) sees a pixel
+    differently depending on where its downsampling grid falls. Chips are placed so that this
+    grid lies on the absolute pixel grid (see :func:`pad_chip`), so every file cut from one scene
+    (a tile archive, a crop) puts the same ground on the same downsampling grid.
+
+    >>> from affine import Affine
+    >>> grid_origin(Affine(10, 0, 435730, 0, -10, 4179460))
+    (-417946, 43573)
+    """
+    a, e = getattr(transform, "a", 1.0), getattr(transform, "e", -1.0)
+    c, f = getattr(transform, "c", 0.0), getattr(transform, "f", 0.0)
+    if not a or not e:
+        return (0, 0)
+    return (round(f / e), round(c / a))
+
+
 def chip_shape(plan_height: int, plan_width: int, tile_size: int, multiple: int) -> tuple[int, int]:
     """Shape every chip of a plan is padded to.
 
-    That is the tile, clipped to the scene, rounded up to the architecture's multiple. Chips are
-    padded only as far as the architecture needs, so a model without size constraints sees each
-    tile exactly as it lies in the scene.
+    That is the tile, clipped to the scene, rounded up to the architecture's multiple, plus one
+    multiple for the padding that aligns chips to the absolute grid (:func:`grid_origin`) when
+    the architecture has one. Chips are padded only as far as the architecture needs, so a model
+    without size constraints sees each tile exactly as it lies in the scene.
     """
+    extra = multiple if multiple > 1 else 0
 
     def up(value: int) -> int:
-        return -(-value // multiple) * multiple
+        return -(-value // multiple) * multiple + extra
 
     return up(min(tile_size, plan_height)), up(min(tile_size, plan_width))
 
 
 def pad_chip(
-    data: np.ndarray, valid: np.ndarray, shape: tuple[int, int]
+    data: np.ndarray,
+    valid: np.ndarray,
+    shape: tuple[int, int],
+    before: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pad a ``(bands, h, w)`` chip and its mask at the bottom and right to ``shape``.
+    """Pad a ``(bands, h, w)`` chip and its mask to ``shape``.
 
-    Padded pixels are invalid, so they become 0 after normalisation.
+    ``before`` rows and columns go before the chip (to align it, see :func:`grid_origin`), the
+    rest after it. Padded pixels are invalid, so they become 0 after normalisation.
     """
     bands, h, w = data.shape
     if (h, w) == shape:
         return data, valid
+    top, left = before
     padded = np.zeros((bands, *shape), dtype=data.dtype)
-    padded[:, :h, :w] = data
+    padded[:, top : top + h, left : left + w] = data
     mask = np.zeros(shape, dtype=bool)
-    mask[:h, :w] = valid
+    mask[top : top + h, left : left + w] = valid
     return padded, mask
 
 

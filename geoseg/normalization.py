@@ -1,7 +1,10 @@
 """Turning raw scene values into model input, identically in training and prediction.
 
-Statistics are fitted once per scene (from a sample of its valid pixels) and then applied to every
-tile, so a tile's input never depends on which tile it is: the basis of seam-free stitching.
+Two fixed steps, per band and per pixel: the scene's radiometry turns stored values into
+reflectance (:mod:`geoseg.radiometry`, decided from metadata), then the model's normalisation
+turns reflectance into input (:class:`geoseg.models.card.Normalization`). Nothing depends on the
+rest of the file, so a tile, a crop or a tile archive gives every pixel the same input as the
+whole scene.
 """
 
 from __future__ import annotations
@@ -11,74 +14,68 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geoseg.errors import EmptySceneError
+from geoseg.errors import ModelError
 from geoseg.models.card import Normalization
+from geoseg.radiometry import Radiometry
 
 
 @dataclass(frozen=True)
-class BandStats:
-    """Per-band affine map ``(x - offset) / scale`` fitted for one scene and one model.
+class InputTransform:
+    """Raw values of one scene's model bands -> model input.
 
     Parameters
     ----------
-    offset, scale : tuple of float
-        One value per model band.
-    clip : tuple of float
-        Range the normalised values are clipped to.
+    radiometry : Radiometry
+        ``reflectance = value * scale + offset`` per band.
+    normalization : Normalization
+        The model's function of reflectance.
     """
 
-    offset: tuple[float, ...]
-    scale: tuple[float, ...]
-    clip: tuple[float, float]
+    radiometry: Radiometry
+    normalization: Normalization
 
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        """Normalise a ``(bands, H, W)`` or ``(N, bands, H, W)`` array to float32."""
-        shape = (-1, 1, 1)
-        offset = np.asarray(self.offset, dtype=np.float32).reshape(shape)
-        scale = np.asarray(self.scale, dtype=np.float32).reshape(shape)
-        out = (raw.astype(np.float32) - offset) / scale
-        return np.clip(out, self.clip[0], self.clip[1], out=out)
+    def __post_init__(self) -> None:
+        if self.normalization.legacy:
+            raise ModelError(
+                "the model normalises each scene by its own statistics, which makes a pixel's "
+                "class depend on the rest of the file: retrain it with this geoseg"
+            )
+
+    def reflectance_torch(self, raw: torch.Tensor) -> torch.Tensor:
+        """Float32 reflectance of an integer or float tensor ``(N, bands, H, W)``."""
+        shape = (1, -1, 1, 1)
+        scale = torch.tensor(self.radiometry.scale, dtype=torch.float32, device=raw.device)
+        offset = torch.tensor(self.radiometry.offset, dtype=torch.float32, device=raw.device)
+        return raw.to(torch.float32) * scale.view(shape) + offset.view(shape)
 
     def apply_torch(self, raw: torch.Tensor) -> torch.Tensor:
-        """Normalise an integer or float tensor ``(N, bands, H, W)`` on its own device."""
-        offset = torch.tensor(self.offset, dtype=torch.float32, device=raw.device).view(1, -1, 1, 1)
-        scale = torch.tensor(self.scale, dtype=torch.float32, device=raw.device).view(1, -1, 1, 1)
-        out = (raw.to(torch.float32) - offset) / scale
-        return out.clamp_(self.clip[0], self.clip[1])
+        """Model input of a raw tensor ``(N, bands, H, W)``, on its own device."""
+        return normalise_reflectance(self.reflectance_torch(raw), self.normalization)
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """Model input of a raw ``(bands, H, W)`` or ``(N, bands, H, W)`` array, float32."""
+        tensor = torch.from_numpy(np.ascontiguousarray(raw).astype(np.float32))
+        batched = tensor if tensor.ndim == 4 else tensor[None]
+        out = self.apply_torch(batched)
+        result: np.ndarray = (out if tensor.ndim == 4 else out[0]).numpy()
+        return result
 
 
-def fit_band_stats(sample: np.ndarray, valid: np.ndarray, norm: Normalization) -> BandStats:
-    """Fit the normalisation of one scene.
+def normalise_reflectance(reflectance: torch.Tensor, norm: Normalization) -> torch.Tensor:
+    """The model's input for reflectance ``(N, bands, H, W)`` (float32, any device).
 
-    Parameters
-    ----------
-    sample : np.ndarray
-        ``(bands, H, W)`` raw values, usually a decimated read of the whole scene.
-    valid : np.ndarray
-        ``(H, W)`` boolean mask of valid pixels.
-    norm : Normalization
-        The model card's normalisation.
-
-    Raises
-    ------
-    EmptySceneError
-        If the sample holds no valid pixel.
+    >>> from geoseg.models.card import Normalization
+    >>> x = torch.full((1, 1, 1, 1), 0.1)
+    >>> float(normalise_reflectance(x, Normalization(mean=(0.1,), std=(0.05,))).flatten()[0])
+    0.0
     """
-    if norm.method == "fixed":
-        mean = np.asarray(norm.mean, dtype=np.float64)
-        std = np.asarray(norm.std, dtype=np.float64)
-        # (x * s - m) / d == (x - m / s) / (d / s)
-        return BandStats(
-            tuple((mean / norm.scale).tolist()), tuple((std / norm.scale).tolist()), norm.clip
-        )
-    if not valid.any():
-        raise EmptySceneError("the scene holds no valid pixel (it is all nodata)")
-    # one band at a time, in its own dtype: a float64 copy of the whole sample would be the run's
-    # largest allocation (6 bands x 4 Mpx x 8 bytes, twice over inside np.percentile)
-    bounds = np.array(
-        [np.percentile(band[valid], (norm.low_percentile, norm.high_percentile)) for band in sample]
-    )
-    low, high = bounds[:, 0], bounds[:, 1]
-    # a constant band would divide by zero; give it unit scale so it maps to 0
-    span = np.where(high - low > 1e-6, high - low, 1.0)
-    return BandStats(tuple(low.tolist()), tuple(span.tolist()), norm.clip)
+    shape = (1, -1, 1, 1)
+    device = reflectance.device
+    mean = torch.tensor(norm.mean or (0.0,), dtype=torch.float32, device=device).view(shape)
+    std = torch.tensor(norm.std or (1.0,), dtype=torch.float32, device=device).view(shape)
+    if norm.method == "log_sigmoid":
+        # negative reflectance (over-corrected dark water, offsets) has no logarithm: floor at 0
+        logged = torch.log1p(reflectance.clamp_min(0.0) * norm.log_gain)
+        z = (logged - mean) / std
+        return torch.sigmoid(z * norm.sigmoid_scale + norm.sigmoid_offset)
+    return ((reflectance - mean) / std).clamp_(norm.clip[0], norm.clip[1])

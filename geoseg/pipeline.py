@@ -21,13 +21,14 @@ import numpy as np
 from rasterio.crs import CRS
 
 from geoseg.background_vectorize import BackgroundVectorizer
-from geoseg.bands import resolve_bands
+from geoseg.bands import BandMatch, resolve_bands
 from geoseg.errors import ConfigError, EmptySceneError
 from geoseg.inference import (
     PRECISIONS,
     Chips,
     Predictor,
     chip_shape,
+    grid_origin,
     pad_chip,
     resolve_device,
     tile_multiple,
@@ -43,10 +44,11 @@ from geoseg.io.class_raster_writer import (
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
 from geoseg.memory import bound_heap_growth, release_free_heap
-from geoseg.models.card import ClassInfo
+from geoseg.models.card import ClassInfo, Legend
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
-from geoseg.normalization import BandStats, fit_band_stats
+from geoseg.normalization import InputTransform
 from geoseg.provenance import Provenance
+from geoseg.radiometry import Radiometry, RadiometryRequest, resolve_radiometry
 from geoseg.report import report_paths, write_run_report
 from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
@@ -109,6 +111,12 @@ class PredictOptions:
     precision : {"auto", "fp32", "bf16"}
         Forward-pass arithmetic: ``auto`` is bfloat16 where the device has it natively (CUDA,
         CPUs with AVX512-BF16 or AMX), else float32.
+    radiometry : RadiometryRequest
+        What the user says about the scene's values (``--product``, ``--scale``, ``--offset``);
+        by default geoseg works it out from the data (:mod:`geoseg.radiometry`).
+    legend : str, optional
+        The classes to deliver: one of the model's legends (``full`` for its own classes);
+        default the model's default legend.
     """
 
     bands: tuple[str, ...] | None = None
@@ -124,6 +132,8 @@ class PredictOptions:
     compile: bool = False
     vectorize_workers: int = 0
     precision: str = "auto"
+    radiometry: RadiometryRequest = field(default_factory=RadiometryRequest)
+    legend: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -187,9 +197,30 @@ class PreparedRun:
     scene: Scene
     model: LoadedModel
     bands: tuple[int, ...]
-    stats: BandStats
+    transform: InputTransform
     grid: Grid
     plan: TilePlan
+    band_match: BandMatch
+    legend: Legend
+
+    @property
+    def radiometry(self) -> Radiometry:
+        """How the scene's values became reflectance."""
+        return self.transform.radiometry
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        """The classes the run delivers (its legend's)."""
+        return self.legend.classes
+
+    def decisions(self) -> dict[str, Any]:
+        """What geoseg decided about the input, for the run report and provenance."""
+        card = self.model.card
+        return {
+            "bands": self.band_match.describe(card.bands, self.scene.descriptions),
+            "radiometry": self.radiometry.to_dict(),
+            "legend": self.legend.name,
+        }
 
 
 def prepare(
@@ -204,16 +235,23 @@ def prepare(
     """
     scene = open_scene(scene_path)
     if model is None:
-        name = choose_default_model(scene.descriptions)
+        name = choose_default_model(scene.descriptions, scene.colors, scene.sensor)
         log.info("using embedded model %s (no --model given)", name)
         model = name
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     card = loaded.card
-    bands = resolve_bands(card.bands, scene.descriptions, options.bands)
+    legend = card.legend(options.legend)
+    match = resolve_bands(card.bands, scene.descriptions, options.bands, scene.colors, scene.sensor)
+    bands = match.indexes
+    radiometry = resolve_radiometry(scene.radiometric_info(), bands, card.bands, options.radiometry)
+    transform = InputTransform(radiometry, card.normalization)
     sample, valid = read_sample(scene, bands)
     if not valid.any():
         raise EmptySceneError(f"scene {scene.path} holds no valid pixel (it is all nodata)")
-    stats = fit_band_stats(sample, valid, card.normalization)
+    # said once the scene is known to be usable, so a refused scene gets one line only
+    log.info("%s", match.describe(card.bands, scene.descriptions))
+    (log.warning if radiometry.assumed else log.info)("reflectance: %s", radiometry.source)
+    _check_sample(scene, sample, valid, radiometry)
     grid = scene_grid(scene)
     if options.resample and card.gsd is not None:
         factor = card.gsd / scene.gsd
@@ -238,7 +276,33 @@ def prepare(
     tile_size = math.ceil(tile_size / multiple) * multiple
     overlap = card.overlap if options.overlap is None else options.overlap
     plan = plan_tiles(grid.height, grid.width, tile_size, overlap)
-    return PreparedRun(scene, loaded, bands, stats, grid, plan)
+    return PreparedRun(scene, loaded, bands, transform, grid, plan, match, legend)
+
+
+def _check_sample(
+    scene: Scene, sample: np.ndarray, valid: np.ndarray, radiometry: Radiometry
+) -> None:
+    """Say in one line what the sample shows about fill and about the reflectance scale."""
+    fill = np.all(sample == 0, axis=0)
+    if fill.any():
+        share = 100.0 * float(fill.mean())
+        log.warning(
+            "%.1f%% of the sampled pixels are 0 in every band: treated as nodata (fill)%s",
+            share,
+            "" if scene.nodata is None else f", as well as the declared nodata {scene.nodata:g}",
+        )
+    scale = np.asarray(radiometry.scale, dtype=np.float64)[:, None]
+    offset = np.asarray(radiometry.offset, dtype=np.float64)[:, None]
+    reflectance = sample[:, valid].astype(np.float64) * scale + offset
+    median = float(np.median(reflectance)) if reflectance.size else 0.0
+    # land and water reflectance lies between about 0.01 and 0.6: far outside, the scale is wrong
+    if not -0.05 <= median <= 1.5:
+        log.warning(
+            "the scene's median reflectance comes out as %.3g with %s: if that is wrong, say "
+            "what the values are with --product or --scale",
+            median,
+            radiometry.source,
+        )
 
 
 def predict(
@@ -305,6 +369,7 @@ def predict(
             "tile_size": run.plan.tile_size,
             "overlap": run.plan.overlap,
             "resampled_to_m": None if run.grid == scene_grid(run.scene) else run.model.card.gsd,
+            **run.decisions(),
             "min_area_m2": options.min_area_m2,
             "simplify_m": options.simplify_m,
         },
@@ -344,13 +409,13 @@ def predict(
                     classes_tmp,
                     run.scene.crs,
                     scene_grid(run.scene),
-                    run.model.card.classes,
+                    run.classes,
                     provenance.to_json(),
                 ) as writer:
                     warp_to_scene(model_grid_tmp, run.scene, run.bands, writer)
                 counts = writer.counts
                 timings["resample_back"] = time.perf_counter() - t0
-            class_pixels = {c.name: int(counts[c.id]) for c in run.model.card.classes}
+            class_pixels = {c.name: int(counts[c.id]) for c in run.classes}
             if sum(class_pixels.values()) == 0:
                 raise EmptySceneError(
                     f"scene {run.scene.path} holds no valid pixel (it is all nodata)"
@@ -362,7 +427,7 @@ def predict(
                 t0 = time.perf_counter()
                 cog_tmp = temporary_sibling(raster_path, "cog")
                 temporaries.append(cog_tmp)
-                write_cog(classes_tmp, cog_tmp, run.model.card.classes)
+                write_cog(classes_tmp, cog_tmp, run.classes)
                 finished.append((cog_tmp, raster_path))
                 report_source = cog_tmp  # its overviews make the quicklook's read cheap
                 timings["write_raster"] = time.perf_counter() - t0
@@ -373,9 +438,7 @@ def predict(
                     vectors = vectorizer.result()
                     timings["vectorize_wait"] = vectorizer.buffer.wait_seconds
                 else:
-                    vectors = _vectorize(
-                        classes_tmp, gpkg_tmp, run.model.card.classes, options, provenance
-                    )
+                    vectors = _vectorize(classes_tmp, gpkg_tmp, run.classes, options, provenance)
                 polygons = vectors.polygon_count
                 finished.append((gpkg_tmp, out_path))
                 timings["vectorize"] = time.perf_counter() - t0
@@ -385,14 +448,14 @@ def predict(
                     vectors,
                     timings,
                     provenance=provenance,
-                    classes=run.model.card.classes,
+                    classes=run.classes,
                     class_raster_label=str(raster_path) if raster_path else None,
                     overwrite=True,
                 ).json_path
         for tmp, final in finished:
             tmp.replace(final)
         if raster_path is not None:
-            write_category_sidecar(raster_path, run.model.card.classes)
+            write_category_sidecar(raster_path, run.classes)
     finally:
         for tmp in temporaries:
             remove_with_sidecars(tmp)
@@ -428,7 +491,7 @@ def _background_vectorizer(
     workers = effective_workers(options.vectorize_workers, width, height, VECTORIZE_BLOCK_SIZE)
     if gpkg is None or run.grid != scene_grid(run.scene) or workers < 2:
         return None
-    classes = run.model.card.classes
+    classes = run.classes
 
     def vectorize(read: BlockReader) -> VectorizeResult:
         batches = polygon_batches(
@@ -478,10 +541,24 @@ def _classify(
     background ``vectorizer``, if any).
     """
     predictor = Predictor(
-        run.model, run.stats, device, compile=options.compile, precision=options.precision
+        run.model,
+        run.transform,
+        device,
+        compile=options.compile,
+        precision=options.precision,
+        legend=run.legend,
     )
     plan = run.plan
-    shape = chip_shape(plan.height, plan.width, plan.tile_size, tile_multiple(run.model))
+    multiple = tile_multiple(run.model)
+    shape = chip_shape(plan.height, plan.width, plan.tile_size, multiple)
+    origin = grid_origin(run.grid.transform)
+
+    def before(tile: Tile) -> tuple[int, int]:
+        # rows and columns that put the tile's first pixel on the absolute grid of `multiple`
+        if multiple <= 1:
+            return (0, 0)
+        return ((origin[0] + tile.rows.start) % multiple, (origin[1] + tile.cols.start) % multiple)
+
     batch_size = options.batch_size or predictor.auto_batch_size(shape)
     tiles_by_row = [[t for t in plan if t.row == i] for i in range(len(plan.row_spans))]
     pending: list[tuple[Tile, Chips]] = []
@@ -491,9 +568,7 @@ def _classify(
     wait_s = model_s = 0.0
     with (
         SceneReader(run.scene, run.bands, run.grid) as reader,
-        ClassRasterWriter(
-            path, run.scene.crs, run.grid, run.model.card.classes, provenance
-        ) as writer,
+        ClassRasterWriter(path, run.scene.crs, run.grid, run.classes, provenance) as writer,
         WriteBehind(writer.write, depth=2) as write_behind,
         contextlib.closing(_strips(reader, plan, options.prefetch)) as strips,
     ):
@@ -503,7 +578,8 @@ def _classify(
             strip = next(strips)
             wait_s += time.perf_counter() - t0
             for t in tiles_by_row[i]:
-                pending.append((t, Chips(*_chip(strip.data, strip.valid, t.cols, shape))))
+                chip = _chip(strip.data, strip.valid, t.cols, shape, before(t))
+                pending.append((t, Chips(*chip)))
             del strip  # only the chips are needed now: not kept while the next one is decoded
             while len(pending) >= batch_size or (i == last_row and pending):
                 group, pending = pending[:batch_size], pending[batch_size:]
@@ -511,7 +587,10 @@ def _classify(
                 classes = predictor.classify(_stack([chips for _, chips in group]))
                 model_s += time.perf_counter() - t0
                 finished.update(
-                    {(t.row, t.col): c for (t, _), c in zip(group, classes, strict=True)}
+                    {
+                        (t.row, t.col): _unpad(c, t, before(t))
+                        for (t, _), c in zip(group, classes, strict=True)
+                    }
                 )
             release_free_heap()  # a strip's worth of freed arrays goes back, so RSS stays flat
             while next_row <= i and all((t.row, t.col) in finished for t in tiles_by_row[next_row]):
@@ -545,9 +624,17 @@ def _stack(chips: list[Chips]) -> Chips:
     return Chips(np.concatenate([c.data for c in chips]), np.concatenate([c.valid for c in chips]))
 
 
-def _chip(data: Any, valid: Any, cols: Span, shape: tuple[int, int]) -> tuple[Any, Any]:
+def _unpad(classes: np.ndarray, tile: Tile, before: tuple[int, int]) -> np.ndarray:
+    """The part of a classified chip that is the tile's own pixels."""
+    top, left = before
+    return classes[top : top + tile.rows.size, left : left + tile.cols.size]
+
+
+def _chip(
+    data: Any, valid: Any, cols: Span, shape: tuple[int, int], before: tuple[int, int]
+) -> tuple[Any, Any]:
     window = slice(cols.start, cols.stop)
-    chip, mask = pad_chip(data[:, :, window], valid[:, window], shape)
+    chip, mask = pad_chip(data[:, :, window], valid[:, window], shape, before)
     # copies, so a pending chip does not keep its whole strip alive
     return np.ascontiguousarray(chip)[None], np.ascontiguousarray(mask)[None]
 

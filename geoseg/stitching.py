@@ -24,10 +24,10 @@ class Patch:
 
 
 def core_patch(tile: Tile, chip_classes: np.ndarray) -> Patch:
-    """Cut the core a tile owns out of its (possibly padded) class chip."""
+    """Cut the core a tile owns out of its (possibly padded) chip (``(..., h, w)``)."""
     r0 = tile.core_rows.start - tile.rows.start
     c0 = tile.core_cols.start - tile.cols.start
-    data = chip_classes[r0 : r0 + tile.core_rows.size, c0 : c0 + tile.core_cols.size]
+    data = chip_classes[..., r0 : r0 + tile.core_rows.size, c0 : c0 + tile.core_cols.size]
     return Patch(tile.core_rows, tile.core_cols, data)
 
 
@@ -51,9 +51,16 @@ def join_row(patches: list[Patch], width: int) -> Patch:
 
 
 def assemble(plan: TilePlan, chip_classes: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
-    """Assemble a whole class map in memory (small scenes, tests): ``(height, width)`` uint8."""
-    out = np.empty((plan.height, plan.width), dtype=np.uint8)
+    """Assemble a whole map in memory (small scenes, tests): ``(..., height, width)``.
+
+    The chips' leading dimensions (none for a class map, classes for probabilities) and data
+    type carry over.
+    """
+    first = next(iter(chip_classes.values()))
+    out = np.empty((*first.shape[:-2], plan.height, plan.width), dtype=first.dtype)
     for tile in plan:
         patch = core_patch(tile, chip_classes[(tile.row, tile.col)])
-        out[patch.rows.start : patch.rows.stop, patch.cols.start : patch.cols.stop] = patch.data
+        out[..., patch.rows.start : patch.rows.stop, patch.cols.start : patch.cols.stop] = (
+            patch.data
+        )
     return out

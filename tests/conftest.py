@@ -50,8 +50,14 @@ def write_raster(
     block: int = 16,
     **extra: Any,
 ) -> Path:
-    """Write a (bands, H, W) array as a GeoTIFF."""
+    """Write a (bands, H, W) array as a GeoTIFF.
+
+    Bands are described as the fake models' bands (blue, green, red ...) unless ``descriptions``
+    says otherwise (``()`` for none).
+    """
     bands, height, width = data.shape
+    if descriptions is None and bands <= len(S2_BANDS):
+        descriptions = S2_BANDS[:bands]
     profile: dict[str, Any] = {
         "driver": "GTiff",
         "width": width,

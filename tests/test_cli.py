@@ -68,8 +68,9 @@ def test_info_prints_the_card(tmp_path: Path) -> None:
     model = save_fake_model(tmp_path / "m.pt")
     result = CliRunner().invoke(main, ["info", str(model)])
     assert result.exit_code == 0
-    assert "bands: blue, green, red, nir, swir16, swir22" in result.output
-    assert "0 urban #d7191c" in result.output
+    assert "bands         blue, green, red, nir, swir16, swir22" in result.output
+    assert "0 urban                #d7191c" in result.output
+    assert "input         reflectance" in result.output
     card = json.loads(CliRunner().invoke(main, ["info", "--json", str(model)]).output)
     assert card["architecture"] == "convnet" and len(card["sha256"]) == 64
 

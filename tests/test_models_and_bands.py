@@ -57,7 +57,9 @@ def test_every_architecture_maps_bands_to_class_logits(name: str) -> None:
 
 
 def test_unknown_architecture_lists_options() -> None:
-    with pytest.raises(ModelError, match="available options are: convnet, pspnet, unet"):
+    with pytest.raises(
+        ModelError, match="available options are: convnet, dynamic_world, pspnet, unet"
+    ):
         get_architecture("segformer")
 
 
@@ -77,7 +79,7 @@ def test_band_names_normalise(description: str, name: str) -> None:
     assert normalise_band_name(description) == name
 
 
-def test_bands_match_by_name_then_count() -> None:
+def test_bands_match_by_name_and_refuse_to_guess_an_order() -> None:
     described = (
         "B01",
         "B02",
@@ -93,11 +95,35 @@ def test_bands_match_by_name_then_count() -> None:
         "B11",
         "B12",
     )
-    assert resolve_bands(S2_BANDS, described) == (2, 3, 4, 8, 12, 13)
-    assert resolve_bands(S2_BANDS, (None,) * 6) == (1, 2, 3, 4, 5, 6)
-    with pytest.raises(BandMappingError, match=r"needs 6 .blue, green, red, nir, swir16, swir22"):
-        resolve_bands(S2_BANDS, (None,) * 4)
-    assert resolve_bands(("red", "green", "blue"), ("a", "b", "c"), ("3", "b", "1")) == (3, 2, 1)
+    match = resolve_bands(S2_BANDS, described)
+    assert match.indexes == (2, 3, 4, 8, 12, 13)
+    assert match.how == "names"
+    # red-edge bands keep their own names: B05-B07 are rededge1-3, never confused
+    assert resolve_bands(("rededge1", "rededge3"), described).indexes == (5, 7)
+    # unnamed bands have no knowable order, whatever their count: refused, not guessed
+    with pytest.raises(BandMappingError, match=r"no names .* pass --bands"):
+        resolve_bands(S2_BANDS, (None,) * 6)
+    with pytest.raises(BandMappingError, match=r"lack nir, swir16, swir22"):
+        resolve_bands(S2_BANDS, ("blue", "green", "red", None))
+    explicit = resolve_bands(("red", "green", "blue"), ("a", "b", "c"), ("3", "b", "1"))
+    assert explicit.indexes == (3, 2, 1)
+    assert explicit.how == "--bands"
+
+
+def test_band_names_by_sensor_and_colour() -> None:
+    landsat = ("blue_B2", "green_B3", "red_B4", "nir_B5", "swir1_B6", "swir2_B7")
+    assert resolve_bands(S2_BANDS, landsat).indexes == (1, 2, 3, 4, 5, 6)
+    # a bare Landsat 8 band id is read in Landsat's numbering once the sensor is known
+    bare = ("B2", "B3", "B4", "B5", "B6", "B7")
+    assert resolve_bands(S2_BANDS, bare, sensor="landsat-oli").indexes == (1, 2, 3, 4, 5, 6)
+    with pytest.raises(BandMappingError):  # as Sentinel-2 ids, B5-B7 are red-edge bands
+        resolve_bands(S2_BANDS, bare)
+    tm = ("B1", "B2", "B3", "B4", "B5", "B7")
+    assert resolve_bands(S2_BANDS, tm, sensor="landsat-tm").indexes == (1, 2, 3, 4, 5, 6)
+    # a photograph's colour interpretation names its bands when descriptions do not
+    rgb = resolve_bands(("red", "green", "blue"), (None,) * 3, colors=("blue", "green", "red"))
+    assert rgb.indexes == (3, 2, 1)
+    assert rgb.how == "colours"
 
 
 @dataclass(frozen=True)

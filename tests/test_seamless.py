@@ -12,15 +12,16 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-from conftest import make_card, save_fake_model, write_raster
+from conftest import S2_BANDS, make_card, save_fake_model, write_raster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geoseg.inference import NODATA_CLASS
 from geoseg.io.scene import open_scene, read_sample
 from geoseg.models.loading import load_model
-from geoseg.normalization import fit_band_stats
+from geoseg.normalization import InputTransform
 from geoseg.pipeline import PredictOptions, predict
+from geoseg.radiometry import resolve_radiometry
 
 
 def whole_image_classes(scene_path: Path, model_path: Path) -> np.ndarray:
@@ -30,8 +31,9 @@ def whole_image_classes(scene_path: Path, model_path: Path) -> np.ndarray:
     bands = tuple(range(1, scene.count + 1))
     sample, valid = read_sample(scene, bands)  # small scenes: a full-resolution read
     assert sample.shape[1:] == scene.shape
-    stats = fit_band_stats(sample, valid, model.card.normalization)
-    x = torch.from_numpy(stats.apply(sample) * valid)[None]
+    radiometry = resolve_radiometry(scene.radiometric_info(), bands, model.card.bands)
+    transform = InputTransform(radiometry, model.card.normalization)
+    x = torch.from_numpy(transform.apply(sample) * valid)[None]
     with torch.inference_mode():
         logits = model.network(x)[0]
     ids = np.asarray(model.card.class_ids, dtype=np.uint8)
@@ -71,7 +73,13 @@ def test_tiled_equals_whole_image(
         data[0, 0, -1] = 1  # keep at least one valid pixel
         data[:, 0, -1] = 7
     case = Path(tempfile.mkdtemp(dir=tmp_path))
-    scene = write_raster(case / "scene.tif", data, nodata=0 if with_nodata else None, block=16)
+    scene = write_raster(
+        case / "scene.tif",
+        data,
+        nodata=0 if with_nodata else None,
+        block=16,
+        descriptions=S2_BANDS,
+    )
     card = make_card(arch_params={"layers": layers, "width": 8}, tile_size=tile, overlap=overlap)
     model = save_fake_model(case / "model.pt", card, seed=seed)
     out = case / "classes.tif"

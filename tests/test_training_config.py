@@ -55,6 +55,15 @@ def test_overrides(tmp_path: Path) -> None:
             "expected 2 values",
         ),
         ({"colour": "red"}, "unknown key"),
+        ({"scenes": [{"name": "a", "image": "a"}]}, "no labels and the recipe no teacher"),
+        (
+            {"scenes": [{"name": "a", "image": "a", "labels": "l", "product": "jpeg"}]},
+            "unknown product 'jpeg'",
+        ),
+        (
+            {"scenes": [{"name": "a", "image": "a", "labels": "l", "scale": [0.0]}]},
+            "must be one or more values > 0",
+        ),
     ],
 )
 def test_bad_configs_are_config_errors(change: dict[str, object], message: str) -> None:

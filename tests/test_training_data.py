@@ -7,6 +7,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+import rasterio
 from conftest import S2_BANDS, UTM_TRANSFORM, write_raster
 from shapely.geometry import box
 
@@ -34,20 +35,28 @@ def labels(tmp_path: Path) -> Path:
     return write_raster(tmp_path / "lab.tif", data, nodata=255)
 
 
+# identity on reflectance, with a clip wide enough for the marker values the tests plant
+WIDE = Normalization(clip=(-1000.0, 1000.0))
+
+
 def prepare(spec: SceneConfig, tmp_path: Path, bands: tuple[str, ...] = S2_BANDS):
-    return prepare_scene(spec, bands, Normalization(), LANDCOVER_CLASSES, tmp_path / "work")
+    return prepare_scene(spec, bands, LANDCOVER_CLASSES, tmp_path / "work")
 
 
-def test_prepare_aligns_and_normalises_like_prediction(
+def test_prepare_aligns_and_converts_to_reflectance_like_prediction(
     image: Path, labels: Path, tmp_path: Path
 ) -> None:
     data = prepare(SceneConfig(name="s", image=str(image), labels=str(labels)), tmp_path)
     assert data.image.shape == (6, H, W) and data.labels.shape == (H, W)
     assert (data.labels[:2] == IGNORE).all()
     assert set(np.unique(data.labels[2:]).tolist()) == {0, 1, 2, 3, 4}
-    # 2nd-98th percentiles map to 0-1 (before clipping)
-    low, high = np.percentile(data.image, [2, 98], axis=(1, 2))
-    assert np.allclose(low, 0, atol=0.05) and np.allclose(high, 1, atol=0.05)
+    # uint16 with nothing declared: reflectance x 10000, assumed and said so, as predict does
+    raw = rasterio.open(image).read().astype(np.float32)
+    np.testing.assert_allclose(data.image, raw * 1e-4, rtol=1e-6)
+    assert data.radiometry.assumed and "x 10000" in data.radiometry.source
+    # the recipe's product wins over the assumption
+    spec = SceneConfig(name="s", image=str(image), labels=str(labels), product="reflectance-x1000")
+    np.testing.assert_allclose(prepare(spec, tmp_path).image, raw * 1e-3, rtol=1e-6)
 
 
 def test_label_map_and_ignore(image: Path, labels: Path, tmp_path: Path) -> None:
@@ -168,8 +177,8 @@ def test_patches_never_touch_the_holdout(image: Path, labels: Path, tmp_path: Pa
     data = prepare(spec, tmp_path)
     # mark the holdout so any patch that reads it is detectable
     data.image[:, 24:] = 99.0
-    aug = AugmentConfig(stats_jitter=0.0, zoom_probability=0.5, zoom_range=(0.5, 1.5))
-    sampler = PatchSampler([data], 16, aug, (-100.0, 100.0), focus_classes=[0], seed=3)
+    aug = AugmentConfig(zoom_probability=0.5, zoom_range=(0.5, 1.5))
+    sampler = PatchSampler([data], 16, aug, WIDE, S2_BANDS, focus_classes=[0], seed=3)
     for step in range(30):
         batch = sampler.batch(step, 4)
         assert batch.image.shape == (4, 6, 16, 16)
@@ -214,8 +223,8 @@ def test_torchgeo_sampler_reads_aligned_patches_outside_the_holdout(
         name="s", image=str(image), labels=str(labels), holdout=HoldoutConfig(rows=(24, 40))
     )
     data = prepare(spec, tmp_path)
-    plain = AugmentConfig(flips=False, rot90=False, stats_jitter=0.0, zoom_probability=0.0)
-    sampler = GeoPatchSampler([data], tmp_path / "geo", 8, plain, (-100.0, 100.0), seed=5)
+    plain = AugmentConfig(flips=False, rot90=False, zoom_probability=0.0)
+    sampler = GeoPatchSampler([data], tmp_path / "geo", 8, plain, WIDE, S2_BANDS, seed=5)
     rows = set()
     for step in range(6):
         batch = sampler.batch(step, 3)
@@ -227,5 +236,24 @@ def test_torchgeo_sampler_reads_aligned_patches_outside_the_holdout(
             assert np.array_equal(y, data.labels[row : row + 8, col : col + 8])
     assert len(rows) > 1  # random positions, not one fixed patch
     # the batch of a step depends only on (seed, step): resumable and deterministic
-    again = GeoPatchSampler([data], tmp_path / "geo2", 8, plain, (-100.0, 100.0), seed=5)
+    again = GeoPatchSampler([data], tmp_path / "geo2", 8, plain, WIDE, S2_BANDS, seed=5)
     assert np.array_equal(sampler.batch(4, 3).image.numpy(), again.batch(4, 3).image.numpy())
+
+
+def test_radiometric_augmentation_acts_on_reflectance(
+    image: Path, labels: Path, tmp_path: Path
+) -> None:
+    data = prepare(SceneConfig(name="s", image=str(image), labels=str(labels)), tmp_path)
+    fixed = AugmentConfig(flips=False, rot90=False, gain_range=(2.0, 2.0))
+    sampler = PatchSampler([data], 8, fixed, WIDE, S2_BANDS, seed=1)
+    x = sampler.batch(0, 1).image[0].numpy()
+    plain = PatchSampler(
+        [data], 8, AugmentConfig(flips=False, rot90=False), WIDE, S2_BANDS, seed=1
+    ).batch(0, 1)
+    # the same patch, every band's reflectance doubled
+    np.testing.assert_allclose(x, 2 * plain.image[0].numpy(), rtol=1e-5)
+    hazy = AugmentConfig(flips=False, rot90=False, haze_probability=1.0, haze_max=0.05)
+    y = PatchSampler([data], 8, hazy, WIDE, S2_BANDS, seed=1).batch(0, 1).image[0].numpy()
+    shift = (y - plain.image[0].numpy()).mean(axis=(1, 2))
+    # haze is one additive term per band, largest in blue and smallest in swir22
+    assert abs(shift[0]) > abs(shift[3]) > abs(shift[5]) and abs(shift[0]) > 0

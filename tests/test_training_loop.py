@@ -203,6 +203,6 @@ def test_training_through_torchgeo_datasets(tmp_path: Path, scene: Any) -> None:
     result = train(train_config_from_dict(data))
     assert result.steps == 3 and result.metrics["syn"]["miou"] is not None
     assert result.card.training["recipe"]["optim"]["sampler"] == "torchgeo"
-    # the datasets torchgeo read: normalised bands + teacher probabilities, and labels
+    # the datasets torchgeo read: reflectance bands + teacher probabilities, and labels
     written = sorted(p.name for p in (tmp_path / "run" / "prepared" / "torchgeo").iterdir())
-    assert written == ["syn-labels.tif", "syn-normalised.tif"]
+    assert written == ["syn-labels.tif", "syn-reflectance.tif"]

@@ -24,6 +24,7 @@ from rasterio.warp import transform_bounds
 from geoseg.errors import InvalidSceneError, LabelError
 from geoseg.io.atomic import atomic_output
 from geoseg.io.gdal import warped_to_grid
+from geoseg.io.scene import valid_from
 
 IGNORE = 255
 """Label value of pixels that carry no label (ignored by losses and metrics)."""
@@ -255,6 +256,30 @@ def stack_bands(
     return grid
 
 
+def resample_raster(source: str | Path, out: str | Path, factor: float) -> ImageGrid:
+    """Write ``source`` with pixels ``factor`` times larger (nearest neighbour), keeping its tags.
+
+    Nearest neighbour keeps fill pixels (0 in every band) and nodata exactly where they were,
+    and band descriptions, scales and offsets carry over, so the copy says what the original
+    says about its values.
+    """
+    with rasterio.open(source) as src:
+        width = max(1, math.ceil(src.width / factor))
+        height = max(1, math.ceil(src.height / factor))
+        transform = src.transform * Affine.scale(factor)
+        with warped_to_grid(
+            src, src.crs, transform, width, height, Resampling.nearest, nodata=src.nodata
+        ) as vrt:
+            data = vrt.read()
+        grid = ImageGrid(src.crs, transform, width, height)
+        descriptions = [d or "" for d in src.descriptions]
+        scales, offsets, nodata = src.scales, src.offsets, src.nodata
+    write_raster(out, data, grid, nodata=nodata, descriptions=descriptions)
+    with rasterio.open(out, "r+") as dst:
+        dst.scales, dst.offsets = scales, offsets
+    return grid
+
+
 def write_raster(
     path: str | Path,
     data: np.ndarray,
@@ -300,7 +325,4 @@ def read_raster(path: str | Path, bands: Sequence[int]) -> tuple[np.ndarray, np.
     with rasterio.open(path) as src:
         data = src.read(list(bands))
         masks = src.read_masks(list(bands))
-    valid = np.all(masks > 0, axis=0)
-    if np.issubdtype(data.dtype, np.floating):
-        valid &= np.all(np.isfinite(data), axis=0)
-    return data, valid
+    return data, valid_from(data, masks)

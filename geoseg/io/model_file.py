@@ -1,8 +1,10 @@
 """Reading and writing geoseg model files.
 
 A model file is one ``torch.save`` archive holding a format marker, the model card (plain JSON-able
-data) and the weights. Floating-point weights are stored as float16, which halves the file and is
-loaded back to float32; it is loaded with ``weights_only=True`` so a model file can never run code.
+data) and the weights. Floating-point weights of large models are stored as float16, which halves
+the file and is loaded back to float32; small models (under :data:`HALF_ABOVE` values, e.g.
+Dynamic World's 231k) keep float32, where halving would save little and cost agreement with the
+original. Files are loaded with ``weights_only=True`` so a model file can never run code.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from geoseg.models.card import ModelCard
 
 FORMAT = "geoseg-model"
 FORMAT_VERSION = 1
+#: Models with more floating-point values than this store them as float16.
+HALF_ABOVE = 2_000_000
 
 
 def save_model_file(
@@ -37,8 +41,10 @@ def save_model_file(
     state_dict : Mapping[str, torch.Tensor]
         The network's weights.
     """
+    values = sum(v.numel() for v in state_dict.values() if v.is_floating_point())
+    half = values > HALF_ABOVE
     weights = {
-        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
         for k, v in state_dict.items()
     }
     buffer = _io.BytesIO()

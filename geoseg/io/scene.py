@@ -6,8 +6,10 @@ a missing or non-raster file, a truncated GeoTIFF, no CRS, no geotransform.
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,10 @@ from rasterio.windows import Window
 
 from geoseg.errors import InvalidSceneError
 from geoseg.io.gdal import open_raster
+from geoseg.io.product_metadata import read_landsat_mtl
+from geoseg.radiometry import SceneRadiometricInfo, landsat_band_numbers
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
@@ -47,6 +53,17 @@ class Scene:
         ``(rows, cols)`` of the file's internal blocks (strips are ``(rows, width)``).
     gsd : float
         Ground sample distance in metres (geometric mean of x and y; geodesic for geographic CRSs).
+    scales, offsets : tuple of float
+        GDAL's per-band scale and offset (1 and 0 where the file declares none).
+    colors : tuple of str
+        GDAL's colour interpretation of each band (``red``, ``gray``, ``undefined`` ...).
+    tags : mapping
+        The dataset's metadata tags.
+    landsat_mtl : mapping or None
+        The Landsat metadata file beside the scene, parsed (see
+        :func:`geoseg.io.product_metadata.parse_mtl`), if one belongs to it.
+    landsat_mtl_name : str or None
+        That file's name.
     """
 
     path: str
@@ -60,11 +77,48 @@ class Scene:
     descriptions: tuple[str | None, ...]
     block_shape: tuple[int, int]
     gsd: float
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
+    colors: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    landsat_mtl: Mapping[str, str] | None = None
+    landsat_mtl_name: str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         """``(height, width)``."""
         return (self.height, self.width)
+
+    @property
+    def name(self) -> str:
+        """The file name without its folders."""
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+    def radiometric_info(self) -> SceneRadiometricInfo:
+        """What the scene says about its values (for :mod:`geoseg.radiometry`)."""
+        return SceneRadiometricInfo(
+            name=self.name,
+            dtype=self.dtype,
+            scales=self.scales or (1.0,) * self.count,
+            offsets=self.offsets or (0.0,) * self.count,
+            landsat_mtl=self.landsat_mtl,
+            landsat_mtl_name=self.landsat_mtl_name,
+        )
+
+    @property
+    def sensor(self) -> str | None:
+        """``landsat-oli``, ``landsat-tm`` or ``None``: how to read bare band ids like ``B5``."""
+        spacecraft = (self.landsat_mtl or {}).get("SPACECRAFT_ID", "")
+        if not spacecraft:
+            prefix = self.name[:4].upper()
+            spacecraft = {"LC08": "LANDSAT_8", "LC09": "LANDSAT_9", "LE07": "LANDSAT_7"}.get(
+                prefix, "LANDSAT_5" if prefix in ("LT05", "LT04") else ""
+            )
+        if not spacecraft and self.tags.get("SENSOR", "").upper() in ("TM", "ETM", "ETM+"):
+            spacecraft = "LANDSAT_5"
+        if not spacecraft:
+            return None
+        return "landsat-oli" if landsat_band_numbers(spacecraft).get("blue") == 2 else "landsat-tm"
 
 
 def open_scene(path: str | Path) -> Scene:
@@ -106,6 +160,10 @@ def _describe(src: Any, name: str) -> Scene:
             f"scene {name} has data type {dtype}; supported: {', '.join(SUPPORTED_DTYPES)}"
         )
     rows, cols = src.block_shapes[0]
+    mtl = read_landsat_mtl(name)
+    if mtl is not None and not _mtl_covers(mtl[0], src):
+        log.warning("%s does not cover scene %s: ignoring it", mtl[1], name)
+        mtl = None
     return Scene(
         path=name,
         width=src.width,
@@ -118,6 +176,31 @@ def _describe(src: Any, name: str) -> Scene:
         descriptions=tuple(src.descriptions),
         block_shape=(int(rows), int(cols)),
         gsd=ground_sample_distance(src.crs, src.transform, src.width, src.height),
+        scales=tuple(float(v) for v in src.scales),
+        offsets=tuple(float(v) for v in src.offsets),
+        colors=tuple(c.name for c in src.colorinterp),
+        tags=dict(src.tags()),
+        landsat_mtl=mtl[0] if mtl else None,
+        landsat_mtl_name=mtl[1] if mtl else None,
+    )
+
+
+def _mtl_covers(mtl: Mapping[str, str], src: Any) -> bool:
+    """Whether an MTL's product extent holds the scene (1 km of slack for rebuilt origins)."""
+    try:
+        left = float(mtl["CORNER_UL_PROJECTION_X_PRODUCT"])
+        top = float(mtl["CORNER_UL_PROJECTION_Y_PRODUCT"])
+        right = float(mtl["CORNER_LR_PROJECTION_X_PRODUCT"])
+        bottom = float(mtl["CORNER_LR_PROJECTION_Y_PRODUCT"])
+    except (KeyError, ValueError):
+        return False
+    b = src.bounds
+    slack = 1000.0
+    return bool(
+        b.left >= left - slack
+        and b.right <= right + slack
+        and b.bottom >= bottom - slack
+        and b.top <= top + slack
     )
 
 
@@ -230,8 +313,14 @@ def sample_windows(
 
 
 def valid_from(data: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Valid-pixel mask from GDAL masks: every band valid and, for floats, finite."""
+    """Valid-pixel mask: every band valid by GDAL's masks, finite, and not 0 in every band.
+
+    A pixel that is 0 in every band is fill, whatever the file declares (no sensor measures a
+    reflectance of exactly 0 in every band): an undeclared 0 collar, or a cloud mask written as
+    0 under a wrong nodata tag, must not be classified as land or water.
+    """
     valid: np.ndarray = np.all(masks > 0, axis=0)
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.all(np.isfinite(data), axis=0)
+    valid &= np.any(data != 0, axis=0)
     return valid

@@ -101,6 +101,12 @@ def _build_convnet(in_channels: int, classes: int, params: Mapping[str, Any]) ->
     return ConvNet(in_channels, classes, int(params.get("layers", 2)), int(params.get("width", 16)))
 
 
+def _build_dynamic_world(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
+    from geoseg.models.dynamic_world import DynamicWorldNet
+
+    return DynamicWorldNet(in_channels, classes)
+
+
 def _encoder_multiple(default_depth: int) -> Callable[[Mapping[str, Any]], int]:
     def multiple(params: Mapping[str, Any]) -> int:
         return int(2 ** int(params.get("encoder_depth", default_depth)))
@@ -112,6 +118,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     "unet": Architecture(_build_unet, _encoder_multiple(5), "U-Net (smp) with a ResNet encoder"),
     "pspnet": Architecture(
         _build_pspnet, _encoder_multiple(3), "PSPNet (smp, depth-3 ResNet, pyramid pooling)"
+    ),
+    "dynamic_world": Architecture(
+        _build_dynamic_world,
+        lambda _: 2,
+        "Dynamic World v1 (depthwise-separable convolutions at half resolution, 231k parameters)",
     ),
     "convnet": Architecture(_build_convnet, lambda _: 1, "stack of 3x3 convolutions (tests)"),
 }

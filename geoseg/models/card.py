@@ -15,8 +15,6 @@ from geoseg.errors import ModelError
 
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
-NormalizationMethod = Literal["scene_percentile", "fixed"]
-
 
 @dataclass(frozen=True)
 class ClassInfo:
@@ -48,50 +46,115 @@ class ClassInfo:
         return (int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16))
 
 
+NormalizationMethod = Literal["log_sigmoid", "standard", "scene_percentile", "fixed"]
+
+#: Methods of model files made before inputs were physical; such models are refused at load time.
+LEGACY_NORMALIZATIONS = ("scene_percentile", "fixed")
+
+
 @dataclass(frozen=True)
 class Normalization:
-    """How raw scene values become model input.
+    """How reflectance becomes model input: one fixed function per band, the same for every scene.
 
-    ``scene_percentile`` (the default models' choice) stretches each band between two percentiles
-    of the scene's own valid pixels, computed once per scene. It assumes nothing about the sensor's
-    scaling (Sentinel-2 reflectance x 10000 or x 1000, Landsat DN or reflectance all work) and,
-    being fixed for the whole scene, keeps tiled prediction identical to whole-scene prediction.
-    ``fixed`` applies ``(x * scale - mean) / std`` with per-band constants.
+    Scene values are first turned into reflectance (see :mod:`geoseg.radiometry`); this is the
+    model's own transform of reflectance ``r`` (0-1, surface or top of atmosphere):
+
+    - ``log_sigmoid`` (Dynamic World's): ``t = log(1 + log_gain * r)``, standardised with the
+      per-band ``mean`` and ``std``, then ``sigmoid(sigmoid_scale * t + sigmoid_offset)``;
+    - ``standard``: ``(r - mean) / std`` clipped to ``clip`` (empty ``mean``/``std``: ``r``
+      itself).
+
+    No statistic of the scene enters either, so a pixel's input depends on the ground only,
+    never on the rest of the file. ``scene_percentile`` and ``fixed`` are the methods of older
+    model files; they are read (so ``geoseg info`` works) but such models must be retrained.
 
     Parameters
     ----------
-    method : {"scene_percentile", "fixed"}
-        Which normalisation to apply.
-    low_percentile, high_percentile : float
-        Percentiles mapped to 0 and 1 (``scene_percentile``).
+    method : {"log_sigmoid", "standard"}
+        Which transform to apply.
     mean, std : tuple of float
-        Per-band constants (``fixed``).
-    scale : float
-        Multiplier applied to raw values before ``mean``/``std`` (``fixed``).
+        Per-band constants.
+    log_gain, sigmoid_scale, sigmoid_offset : float
+        Constants of ``log_sigmoid``.
     clip : tuple of float
-        Normalised values are clipped to this range, so outliers (clouds, glint) stay bounded.
+        Range ``standard`` values are clipped to, so outliers (clouds, glint) stay bounded.
     """
 
-    method: NormalizationMethod = "scene_percentile"
-    low_percentile: float = 2.0
-    high_percentile: float = 98.0
+    method: NormalizationMethod = "standard"
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
-    scale: float = 1.0
+    log_gain: float = 50.0
+    sigmoid_scale: float = 5.0
+    sigmoid_offset: float = -1.0
     clip: tuple[float, float] = (-1.0, 2.0)
 
     def __post_init__(self) -> None:
-        if self.method not in ("scene_percentile", "fixed"):
-            raise ModelError(
-                f"unknown normalisation {self.method!r}: use scene_percentile or fixed"
-            )
-        if self.method == "fixed" and (not self.mean or len(self.mean) != len(self.std)):
-            raise ModelError("fixed normalisation needs one mean and one std per band")
-        if not 0 <= self.low_percentile < self.high_percentile <= 100:
-            raise ModelError(
-                f"percentiles {self.low_percentile}, {self.high_percentile} must satisfy "
-                "0 <= low < high <= 100"
-            )
+        if self.method not in ("log_sigmoid", "standard", *LEGACY_NORMALIZATIONS):
+            raise ModelError(f"unknown normalisation {self.method!r}: use log_sigmoid or standard")
+        if len(self.mean) != len(self.std):
+            raise ModelError("normalisation needs as many std as mean values")
+        if self.method == "log_sigmoid" and not self.mean:
+            raise ModelError("log_sigmoid normalisation needs one mean and one std per band")
+        if any(s <= 0 for s in self.std):
+            raise ModelError("normalisation std values must be > 0")
+
+    @property
+    def legacy(self) -> bool:
+        """Whether this is a per-scene-statistic method of an older model file."""
+        return self.method in LEGACY_NORMALIZATIONS
+
+
+@dataclass(frozen=True)
+class Legend:
+    """A view of a model's classes: each output class gathers one or more model classes.
+
+    Prediction sums the probabilities of the model classes in each group and takes the most
+    probable group, so a pixel 40% grass and 30% crops is farmland, not trees at 35%.
+
+    Parameters
+    ----------
+    name : str
+        Name of the view, e.g. ``"landcover"``.
+    classes : tuple of ClassInfo
+        The output classes.
+    groups : tuple of tuple of str
+        For each output class, the names of the model classes it gathers.
+    description : str
+        One line on what the view is for.
+    """
+
+    name: str
+    classes: tuple[ClassInfo, ...]
+    groups: tuple[tuple[str, ...], ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.classes) != len(self.groups):
+            raise ModelError(f"legend {self.name!r} needs one group per class")
+
+    def matrix(self, model_classes: tuple[ClassInfo, ...]) -> list[list[float]]:
+        """``(model classes, output classes)`` 0/1 matrix that sums probabilities into groups.
+
+        Raises
+        ------
+        ModelError
+            If a model class is in no group or in several, or a group names no model class.
+        """
+        names = [c.name for c in model_classes]
+        rows = [[0.0] * len(self.classes) for _ in names]
+        for out, group in enumerate(self.groups):
+            for name in group:
+                if name not in names:
+                    raise ModelError(f"legend {self.name!r} groups unknown class {name!r}")
+                rows[names.index(name)][out] = 1.0
+        orphans = [n for n, row in zip(names, rows, strict=True) if sum(row) != 1.0]
+        if orphans:
+            raise ModelError(f"legend {self.name!r} must put {orphans} in exactly one group")
+        return rows
+
+
+#: Name of the legend that is the model's own classes.
+FULL_LEGEND = "full"
 
 
 @dataclass(frozen=True)
@@ -122,6 +185,10 @@ class ModelCard:
         Training data, its licence and the command that reproduces the weights.
     metrics : Mapping[str, Any]
         Held-out metrics, with what they were measured against.
+    legends : tuple of Legend
+        Views of ``classes`` a prediction can deliver instead of the classes themselves.
+    default_legend : str
+        The legend predictions deliver unless told otherwise (``"full"``: the classes).
     """
 
     name: str
@@ -136,6 +203,8 @@ class ModelCard:
     description: str = ""
     training: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    legends: tuple[Legend, ...] = ()
+    default_legend: str = FULL_LEGEND
 
     def __post_init__(self) -> None:
         if not self.bands:
@@ -147,8 +216,12 @@ class ModelCard:
             raise ModelError(f"model {self.name!r} has duplicate class ids {ids}")
         if self.gsd is not None and self.gsd <= 0:
             raise ModelError(f"model {self.name!r} ground sample distance must be > 0")
-        if self.normalization.method == "fixed" and len(self.normalization.mean) != len(self.bands):
-            raise ModelError(f"model {self.name!r}: fixed normalisation needs one mean per band")
+        norm = self.normalization
+        if not norm.legacy and norm.mean and len(norm.mean) != len(self.bands):
+            raise ModelError(f"model {self.name!r}: normalisation needs one mean per band")
+        for legend in self.legends:
+            legend.matrix(self.classes)
+        self.legend(self.default_legend)  # raises if unknown
 
     @property
     def num_classes(self) -> int:
@@ -159,6 +232,93 @@ class ModelCard:
     def class_ids(self) -> tuple[int, ...]:
         """Raster value of each logit channel, in channel order."""
         return tuple(c.id for c in self.classes)
+
+    @property
+    def legend_names(self) -> tuple[str, ...]:
+        """Names :meth:`legend` accepts: ``"full"`` and each declared legend."""
+        return (FULL_LEGEND, *(legend.name for legend in self.legends))
+
+    def legend(self, name: str | None = None) -> Legend:
+        """The legend ``name`` (default: :attr:`default_legend`); ``"full"`` is the classes.
+
+        Raises
+        ------
+        ModelError
+            If the model has no such legend; the message lists those it has.
+        """
+        wanted = name or self.default_legend
+        if wanted == FULL_LEGEND:
+            return Legend(FULL_LEGEND, self.classes, tuple((c.name,) for c in self.classes))
+        for legend in self.legends:
+            if legend.name == wanted:
+                return legend
+        raise ModelError(
+            f"model {self.name!r} has no legend {wanted!r}; legends: {', '.join(self.legend_names)}"
+        )
+
+    def describe(self, meanings: Mapping[str, str] | None = None) -> str:
+        """A readable card: inputs, classes and what they mean, training data, held-out figures.
+
+        Parameters
+        ----------
+        meanings : mapping, optional
+            What each class name means on the ground.
+        """
+        meanings = meanings or {}
+        norm = self.normalization
+        lines = [self.name, ""]
+        if self.description:
+            lines += [self.description, ""]
+        lines.append(f"architecture  {self.architecture}")
+        lines.append(f"bands         {', '.join(self.bands)}")
+        lines.append(
+            "input         reflectance (0-1, surface or top of atmosphere); geoseg converts the "
+            "scene's values from its metadata (see geoseg predict --help: --product, --scale)"
+        )
+        if norm.legacy:
+            lines.append(f"normalisation {norm.method} (an older model: retrain it)")
+        elif norm.method == "log_sigmoid":
+            lines.append(
+                f"normalisation sigmoid({norm.sigmoid_scale:g} * standardised log(1 + "
+                f"{norm.log_gain:g} * reflectance) {norm.sigmoid_offset:+g}), fixed per band"
+            )
+        else:
+            lines.append("normalisation (reflectance - mean) / std, fixed per band")
+        lines.append(f"pixel size    {f'{self.gsd:g} m' if self.gsd else 'any'}")
+        lines.append(f"tiles         {self.tile_size} px, overlap {self.overlap} px")
+        default = self.legend()
+        lines += [
+            "",
+            f"classes delivered ({default.name}; other legends: "
+            f"{', '.join(n for n in self.legend_names if n != default.name) or 'none'})",
+        ]
+        for info, group in zip(default.classes, default.groups, strict=True):
+            gathers = "" if group == (info.name,) else f"  = {' + '.join(group)}"
+            meaning = meanings.get(info.name, "")
+            lines.append(f"  {info.id:>3} {info.name:<20} {info.color}{gathers}")
+            if meaning:
+                lines.append(f"      {meaning}")
+        if default.name != FULL_LEGEND:
+            lines.append(
+                "model classes (--legend full): " + ", ".join(c.name for c in self.classes)
+            )
+        keys = ("data", "labels", "licence", "notice", "source", "command", "fine_tuned_from")
+        training = [(k, self.training[k]) for k in keys if self.training.get(k)]
+        if training:
+            lines += ["", "training"]
+            lines += [f"  {k}: {' '.join(str(v).split())}" for k, v in training]
+        held_out = self.metrics.get("held_out") if self.metrics else None
+        if held_out:
+            lines += ["", f"held-out agreement, against {self.metrics.get('reference', '?')}"]
+            for scene, values in held_out.items():
+                iou = ", ".join(
+                    f"{c} {v:.2f}" for c, v in values.get("iou", {}).items() if v is not None
+                )
+                lines.append(
+                    f"  {scene}: mIoU {values.get('miou')}, pixel accuracy "
+                    f"{values.get('pixel_accuracy')} ({iou})"
+                )
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable form, as stored in model files."""
@@ -186,10 +346,22 @@ class ModelCard:
             fields["bands"] = tuple(fields["bands"])
             fields["classes"] = tuple(ClassInfo(**c) for c in fields["classes"])
             norm = dict(fields.get("normalization", {}))
+            if norm.get("method") in LEGACY_NORMALIZATIONS:
+                # older files: only the method matters (they are refused at load time)
+                norm = {"method": norm["method"]}
             for key in ("mean", "std", "clip"):
                 if key in norm:
                     norm[key] = tuple(norm[key])
             fields["normalization"] = Normalization(**norm)
+            fields["legends"] = tuple(
+                Legend(
+                    name=item["name"],
+                    classes=tuple(ClassInfo(**c) for c in item["classes"]),
+                    groups=tuple(tuple(g) for g in item["groups"]),
+                    description=item.get("description", ""),
+                )
+                for item in fields.get("legends", ())
+            )
             return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise ModelError(f"model card is malformed: {exc}") from exc

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from geoseg.bands import normalise_band_name
+from geoseg.bands import scene_band_names
 from geoseg.errors import ModelError
 from geoseg.io.model_file import load_model_file
 from geoseg.models.architectures import build_network
@@ -15,8 +15,14 @@ from geoseg.models.card import ModelCard
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_SUFFIX = ".pt"
-# Preference order when no --model is given: the first whose bands the scene has wins.
-DEFAULT_MODELS: tuple[str, ...] = ("landcover-s2-unet", "landcover-rgbn-unet", "landcover-rgb-unet")
+# Preference order when no --model is given: the first whose bands the scene has wins, so a
+# Sentinel-2 scene with its red-edge bands gets Dynamic World itself.
+DEFAULT_MODELS: tuple[str, ...] = (
+    "landcover-s2-dw",
+    "landcover-s2-dw6",
+    "landcover-rgbn-dw",
+    "landcover-rgb-dw",
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,11 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     """
     path = resolve_model_path(name_or_path)
     card, state, sha256 = load_model_file(path)
+    if card.normalization.legacy:
+        raise ModelError(
+            f"model {card.name!r} ({path.name}) normalises each scene by its own statistics, "
+            "so a pixel's class depends on the rest of the file: retrain it with this geoseg"
+        )
     network = build_network(card.architecture, len(card.bands), card.num_classes, card.arch_params)
     try:
         network.load_state_dict(state)
@@ -96,11 +107,15 @@ def read_embedded_cards() -> list[tuple[ModelCard, str]]:
     return cards
 
 
-def choose_default_model(band_descriptions: tuple[str | None, ...]) -> str:
+def choose_default_model(
+    band_descriptions: tuple[str | None, ...],
+    colors: tuple[str, ...] = (),
+    sensor: str | None = None,
+) -> str:
     """Pick the embedded model to use for a scene when none is named.
 
-    The first model of :data:`DEFAULT_MODELS` whose bands are all named among the scene's band
-    descriptions wins; failing that, the first whose band count equals the scene's.
+    The first model of :data:`DEFAULT_MODELS` whose bands the scene's band names (descriptions,
+    else colour interpretation) all include wins.
 
     Raises
     ------
@@ -110,15 +125,13 @@ def choose_default_model(band_descriptions: tuple[str | None, ...]) -> str:
     embedded = embedded_model_paths()
     candidates = [n for n in DEFAULT_MODELS if n in embedded]
     cards = {n: load_model_file(embedded[n])[0] for n in candidates}
-    names = {normalise_band_name(d) for d in band_descriptions if d}
+    names = {n for n in scene_band_names(band_descriptions, colors, sensor)[0] if n}
     for name, card in cards.items():
         if set(card.bands) <= names:
             return name
-    for name, card in cards.items():
-        if len(card.bands) == len(band_descriptions):
-            return name
     wanted = "; ".join(f"{n}: {', '.join(c.bands)}" for n, c in cards.items()) or "none embedded"
+    what = f"bands named {', '.join(sorted(names))}" if names else "unnamed bands"
     raise ModelError(
-        f"no embedded model fits a scene of {len(band_descriptions)} bands ({wanted}); "
+        f"no embedded model fits a scene of {len(band_descriptions)} {what} ({wanted}); "
         "pass --model and --bands"
     )

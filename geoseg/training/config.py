@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from geoseg.config import apply_overrides, build_config, read_yaml
 from geoseg.errors import ConfigError
+from geoseg.radiometry import RadiometryRequest
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,15 @@ class SceneConfig:
     image : str
         A multi-band raster. Relative paths are resolved against the config file's folder.
     band_files : tuple of str
-        Alternatively, one single-band file per model band, in the model's band order; they are
-        stacked onto the first file's grid (bilinear for bands on coarser grids).
+        Alternatively, one single-band file per band, in the model's band order (the teacher's
+        when the recipe has a ``teacher``); they are stacked onto the first file's grid (bilinear
+        for bands on coarser grids) with the band names as descriptions.
     bands : tuple of str
         Which band of ``image`` feeds each model band: 1-based indexes or band descriptions.
         Empty: matched by band descriptions, else by count.
     labels : str
         A class raster, or a vector file (GeoPackage, shapefile ...) with ``label_column``.
+        Optional when the recipe has a ``teacher``: its most probable class is the label.
     label_column : str, optional
         Attribute of the vector labels holding the class.
     label_map : dict
@@ -61,10 +64,15 @@ class SceneConfig:
         Whether pixels outside ``holdout`` are trained on.
     weight : float
         Relative sampling weight of the scene (multiplied by its trainable area).
+    product : str, optional
+        What the stored values are (a :data:`geoseg.radiometry.PRODUCTS` key), where the file
+        does not say it; ``scale``/``offset`` alternatively.
+    scale, offset : tuple of float, optional
+        ``reflectance = value * scale + offset`` (one value or one per band).
     """
 
     name: str
-    labels: str
+    labels: str = ""
     image: str = ""
     band_files: tuple[str, ...] = ()
     bands: tuple[str, ...] = ()
@@ -74,10 +82,18 @@ class SceneConfig:
     holdout: HoldoutConfig | None = None
     train: bool = True
     weight: float = 1.0
+    product: str | None = None
+    scale: tuple[float, ...] | None = None
+    offset: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if bool(self.image) == bool(self.band_files):
             raise ConfigError(f"scene {self.name!r}: give either image or band_files")
+        self.radiometry()  # a bad product or scale fails when the recipe is read
+
+    def radiometry(self) -> RadiometryRequest:
+        """What the recipe says about the scene's values."""
+        return RadiometryRequest(self.product, self.scale, self.offset)
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,9 @@ class ModelConfig:
         Copied into the card's ``training`` record: data, label source, licences, the command
         that reproduces the weights, and ``metrics_reference`` (what the held-out metrics were
         measured against).
+    classes : {"landcover", "dynamic_world"}
+        A new model's classes: geoseg's five, or Dynamic World's nine with the five-class view as
+        the default legend (``init_from`` keeps its model's classes).
     """
 
     name: str
@@ -125,6 +144,7 @@ class ModelConfig:
     description: str = ""
     init_from: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    classes: Literal["landcover", "dynamic_world"] = "landcover"
 
 
 @dataclass(frozen=True)
@@ -163,9 +183,20 @@ class AugmentConfig:
     ----------
     flips, rot90 : bool
         Random horizontal/vertical flips and quarter turns.
-    stats_jitter : float
-        Relative jitter of each band's normalisation offset and scale (radiometric augmentation:
-        another sensor, season or atmosphere shifts the scene percentiles a little).
+    gain_range : tuple of float
+        Range of a reflectance gain common to all bands (drawn log-uniformly): another sensor's
+        calibration, another sun angle, top of atmosphere vs surface.
+    band_gain : float
+        Relative jitter of each band's gain (``1 +- band_gain``): another sensor's band
+        responses (Landsat vs Sentinel-2).
+    band_offset : float
+        Additive reflectance jitter of each band (``+- band_offset``).
+    haze_probability : float
+        Probability of adding haze (path radiance): up to ``haze_max`` reflectance in blue,
+        falling with wavelength (about ``wavelength ** -2``), or removing part of it (surface
+        vs top-of-atmosphere reflectance).
+    haze_max : float
+        Largest haze added, in reflectance at the blue band.
     zoom_probability : float
         Probability of rescaling a patch by a factor drawn from ``zoom_range``.
     zoom_range : tuple of float
@@ -183,7 +214,11 @@ class AugmentConfig:
 
     flips: bool = True
     rot90: bool = True
-    stats_jitter: float = 0.05
+    gain_range: tuple[float, float] = (1.0, 1.0)
+    band_gain: float = 0.0
+    band_offset: float = 0.0
+    haze_probability: float = 0.0
+    haze_max: float = 0.05
     zoom_probability: float = 0.0
     zoom_range: tuple[float, float] = (0.5, 2.0)
     blur_probability: float = 0.0
@@ -220,6 +255,9 @@ class OptimConfig:
         Steps between validations; 0 validates only at the end.
     log_every : int
         Steps between progress reports.
+    freeze_batch_norm : bool
+        Keep batch-norm statistics and affine terms as they are (fine-tuning a trained model
+        on few, small batches, whose statistics would be noisy).
     sampler : {"memory", "torchgeo"}
         Where patches come from. ``memory``: drawn from the prepared scenes held in memory
         (area-weighted, with ``augment.focus_classes``). ``torchgeo``: the prepared scenes are
@@ -242,6 +280,7 @@ class OptimConfig:
     checkpoint_every: int = 100
     validate_every: int = 0
     log_every: int = 10
+    freeze_batch_norm: bool = False
     sampler: Literal["memory", "torchgeo"] = "memory"
 
 
@@ -258,6 +297,11 @@ class TrainConfig:
     optim : OptimConfig
     output : str
         Run folder: prepared inputs, checkpoints, the final model file and metrics.
+    teacher : str, optional
+        Embedded model name or model file that labels every scene on the fly (its class
+        probabilities are the soft targets, its most probable class the hard label where a scene
+        has no ``labels``). Its classes must be the student's. E.g. ``landcover-s2-dw``: any
+        Sentinel-2 scene with its nine bands becomes training data, with no TensorFlow.
     base_dir : str
         Folder relative paths are resolved against (set to the config file's folder on load).
     """
@@ -268,6 +312,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     output: str = "runs/train"
+    teacher: str | None = None
     base_dir: str = "."
 
     def __post_init__(self) -> None:
@@ -278,6 +323,9 @@ class TrainConfig:
         names = [s.name for s in self.scenes]
         if len(set(names)) != len(names):
             raise ConfigError(f"scenes: names must be unique, got {names}")
+        unlabelled = [s.name for s in self.scenes if not s.labels]
+        if unlabelled and self.teacher is None:
+            raise ConfigError(f"scenes {unlabelled} have no labels and the recipe no teacher")
 
     def resolve(self, path: str) -> Path:
         """Resolve a path of the config against :attr:`base_dir` (absolute paths unchanged)."""

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from geoseg.io.labels import IGNORE, write_raster
+from geoseg.models.card import Normalization
+from geoseg.normalization import normalise_reflectance
 from geoseg.training.config import AugmentConfig
 from geoseg.training.prepare import SceneData
 
@@ -38,7 +40,7 @@ class Batch:
     Parameters
     ----------
     image : torch.Tensor
-        ``(N, bands, P, P)`` float32, normalised and clipped.
+        ``(N, bands, P, P)`` float32 model input (augmented reflectance, normalised).
     labels : torch.Tensor
         ``(N, P, P)`` int64 channel index or 255.
     soft : torch.Tensor or None
@@ -71,8 +73,10 @@ class PatchSampler:
         Side of the patches in pixels.
     augment : AugmentConfig
         Augmentation settings.
-    clip : tuple of float
-        Range normalised values are clipped to (the card's normalisation clip).
+    normalization : Normalization
+        The model's function of reflectance, applied after augmentation.
+    band_names : sequence of str
+        The model's bands (haze falls with wavelength).
     focus_classes : sequence of int
         Channel indexes of classes that ``augment.focus_probability`` centres patches on.
     seed : int
@@ -84,7 +88,8 @@ class PatchSampler:
         scenes: Sequence[SceneData],
         patch_size: int,
         augment: AugmentConfig,
-        clip: tuple[float, float],
+        normalization: Normalization,
+        band_names: Sequence[str],
         focus_classes: Sequence[int] = (),
         seed: int = 0,
     ) -> None:
@@ -93,7 +98,10 @@ class PatchSampler:
             raise ValueError("no scene to train on")
         self.patch_size = patch_size
         self.augment = augment
-        self.clip = clip
+        self.normalization = normalization
+        self.haze_weights = torch.tensor(
+            [_HAZE_WEIGHTS.get(b, 0.3) for b in band_names], dtype=torch.float32
+        ).view(-1, 1, 1)
         self.seed = seed
         areas = np.array([s.train_mask().sum() * s.weight for s in self.scenes], dtype=np.float64)
         if areas.sum() <= 0:
@@ -184,29 +192,50 @@ class PatchSampler:
         return x, y, s
 
     def _radiometric(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Augment reflectance in physical units, then apply the model's normalisation."""
         aug = self.augment
+        valid = (x != 0).any(dim=0, keepdim=True)
         if aug.blur_probability > 0 and rng.random() < aug.blur_probability:
             factor = float(rng.uniform(*aug.blur_range))
             small = max(4, round(x.shape[-1] / factor))
             low = F.interpolate(x[None], size=(small, small), mode="area")
             x = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)[0]
-        if aug.stats_jitter > 0:
-            bands = x.shape[0]
-            # (x - a) / (1 + b) on unclipped values == normalising with jittered offset and scale
-            offset = torch.from_numpy(rng.uniform(-1, 1, bands).astype(np.float32))
-            scale = torch.from_numpy(rng.uniform(-1, 1, bands).astype(np.float32))
-            common = float(rng.uniform(-1, 1))
-            offset = (0.5 * offset + 0.5 * common) * aug.stats_jitter
-            scale = 1.0 + scale * aug.stats_jitter
-            x = (x - offset.view(-1, 1, 1)) / scale.view(-1, 1, 1)
-        return x.clamp(self.clip[0], self.clip[1])
+        bands = x.shape[0]
+        low, high = np.log(aug.gain_range[0]), np.log(aug.gain_range[1])
+        gain = float(np.exp(rng.uniform(low, high))) if high > low else aug.gain_range[0]
+        per_band = 1.0 + rng.uniform(-1, 1, bands) * aug.band_gain
+        offset = rng.uniform(-1, 1, bands) * aug.band_offset
+        x = x * torch.from_numpy((gain * per_band).astype(np.float32)).view(-1, 1, 1)
+        x = x + torch.from_numpy(offset.astype(np.float32)).view(-1, 1, 1)
+        if aug.haze_probability > 0 and rng.random() < aug.haze_probability:
+            # add path radiance, or take some away (surface vs top-of-atmosphere reflectance)
+            haze = float(rng.uniform(-0.5, 1.0)) * aug.haze_max
+            x = x + haze * self.haze_weights
+        x = normalise_reflectance(x[None], self.normalization)[0]
+        return x * valid
+
+
+# Relative path radiance per band (about wavelength ** -2, blue = 1).
+_HAZE_WEIGHTS = {
+    "coastal": 1.3,
+    "blue": 1.0,
+    "green": 0.75,
+    "red": 0.55,
+    "rededge1": 0.48,
+    "rededge2": 0.43,
+    "rededge3": 0.39,
+    "nir": 0.33,
+    "nir08": 0.31,
+    "swir16": 0.1,
+    "swir22": 0.05,
+}
 
 
 class GeoPatchSampler(PatchSampler):
     """Draw augmented patches through torchgeo, outside each scene's held-out window.
 
     Each training scene is written once to ``work_dir`` as two GeoTIFFs on its own grid: the
-    normalised (unclipped) bands followed by any teacher probabilities, and the label channel
+    reflectance bands followed by any teacher probabilities, and the label channel
     indexes. They are read as torchgeo ``RasterDataset`` s joined by intersection, and every
     patch is a ``RandomGeoSampler`` draw inside the scene's training area (the largest band of
     the scene beside its holdout). As with :class:`PatchSampler`, scenes are chosen in
@@ -220,7 +249,7 @@ class GeoPatchSampler(PatchSampler):
         Prepared scenes; those with ``train`` false are skipped.
     work_dir : Path
         Folder for the GeoTIFFs the datasets read.
-    patch_size, augment, clip, seed
+    patch_size, augment, normalization, band_names, seed
         As for :class:`PatchSampler`.
     """
 
@@ -230,10 +259,11 @@ class GeoPatchSampler(PatchSampler):
         work_dir: Path,
         patch_size: int,
         augment: AugmentConfig,
-        clip: tuple[float, float],
+        normalization: Normalization,
+        band_names: Sequence[str],
         seed: int = 0,
     ) -> None:
-        super().__init__(scenes, patch_size, augment, clip, (), seed)
+        super().__init__(scenes, patch_size, augment, normalization, band_names, (), seed)
         self._datasets: list[dict[str, Any]] = []
         for scene in self.scenes:
             image_path, label_path = _write_geo_scene(scene, work_dir, self.with_soft)
@@ -267,7 +297,7 @@ class GeoPatchSampler(PatchSampler):
 def _write_geo_scene(scene: SceneData, work_dir: Path, with_soft: bool) -> tuple[Path, Path]:
     """Write a prepared scene as an image GeoTIFF (bands, then soft labels) and a label one."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    image_path = work_dir / f"{scene.name}-normalised.tif"
+    image_path = work_dir / f"{scene.name}-reflectance.tif"
     label_path = work_dir / f"{scene.name}-labels.tif"
     layers = [scene.image] + ([scene.soft] if with_soft and scene.soft is not None else [])
     write_raster(image_path, np.concatenate(layers).astype(np.float32), scene.grid)

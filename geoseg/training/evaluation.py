@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def classify_normalised(
+def probabilities_normalised(
     network: nn.Module,
     image: np.ndarray,
     tile: int,
@@ -40,7 +40,7 @@ def classify_normalised(
     device: torch.device | None = None,
     batch_size: int = 4,
 ) -> np.ndarray:
-    """Class index of every pixel of a normalised ``(bands, H, W)`` image.
+    """Class probabilities ``(classes, H, W)`` float32 of a model-input ``(bands, H, W)`` image.
 
     Tiles, their owned cores and chip padding are prediction's own (:func:`plan_tiles`,
     :func:`chip_shape`, :func:`core_patch`), so scores describe what ``predict`` delivers.
@@ -50,7 +50,7 @@ def classify_normalised(
     network : nn.Module
         Maps ``(N, bands, h, w)`` to logits ``(N, classes, h, w)``.
     image : np.ndarray
-        Normalised (and clipped) input, 0 at invalid pixels.
+        Model input (normalised), 0 at invalid pixels.
     tile, overlap : int
         Tile side and overlap in pixels.
     multiple : int
@@ -59,11 +59,6 @@ def classify_normalised(
         Where to run (default CPU).
     batch_size : int
         Tiles per forward pass.
-
-    Returns
-    -------
-    np.ndarray
-        ``(H, W)`` uint8 channel indexes.
     """
     device = device or torch.device("cpu")
     bands, height, width = image.shape
@@ -81,10 +76,35 @@ def classify_normalised(
                 :, t.rows.start : t.rows.stop, t.cols.start : t.cols.stop
             ]
         logits = network(torch.from_numpy(batch).to(device))
-        classes = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
-        chips.update({(t.row, t.col): classes[k] for k, t in enumerate(chunk)})
+        probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        chips.update({(t.row, t.col): probabilities[k] for k, t in enumerate(chunk)})
     network.train(was_training)
     return assemble(plan, chips)
+
+
+def classify_normalised(
+    network: nn.Module,
+    image: np.ndarray,
+    tile: int,
+    overlap: int,
+    multiple: int = 32,
+    device: torch.device | None = None,
+    batch_size: int = 4,
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Class index ``(H, W)`` uint8 of every pixel of a model-input ``(bands, H, W)`` image.
+
+    With ``groups`` (a ``(classes, outputs)`` 0/1 matrix, see
+    :meth:`geoseg.models.card.Legend.matrix`) the probabilities of each group are summed and the
+    index is the group's, as prediction delivers a legend.
+    """
+    probabilities = probabilities_normalised(
+        network, image, tile, overlap, multiple, device, batch_size
+    )
+    if groups is not None:
+        probabilities = np.einsum("chw,cg->ghw", probabilities, groups)
+    out: np.ndarray = probabilities.argmax(axis=0).astype(np.uint8)
+    return out
 
 
 def size_multiple(card: ModelCard) -> int:
@@ -200,7 +220,9 @@ def evaluate(
     loaded = load_model(model)
     card = loaded.card
     info = open_scene(scene)
-    band_indexes = resolve_bands(card.bands, info.descriptions, bands)
+    band_indexes = resolve_bands(
+        card.bands, info.descriptions, bands, info.colors, info.sensor
+    ).indexes
     spec = SceneConfig(
         name=Path(scene).stem,
         image=str(scene),

@@ -25,9 +25,20 @@ from torch import nn
 
 from geoseg.errors import ConfigError, DeviceError
 from geoseg.io.atomic import atomic_output
+from geoseg.io.labels import IGNORE
 from geoseg.io.model_file import save_model_file
 from geoseg.models.architectures import build_network
-from geoseg.models.card import LANDCOVER_CLASSES, ModelCard, Normalization
+from geoseg.models.card import LANDCOVER_CLASSES, ModelCard
+from geoseg.models.catalogue import (
+    DYNAMIC_WORLD_BANDS as _DW_BANDS,
+)
+from geoseg.models.catalogue import (
+    DYNAMIC_WORLD_CLASSES,
+    LANDCOVER_VIEW,
+    dynamic_world_normalization,
+)
+from geoseg.models.loading import LoadedModel
+from geoseg.normalization import normalise_reflectance
 from geoseg.training.config import TrainConfig
 from geoseg.training.datasets import GeoPatchSampler, PatchSampler
 from geoseg.training.evaluation import classify_normalised, size_multiple
@@ -123,6 +134,7 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
         card = loaded.card.with_updates(
             name=spec.name,
             bands=bands,
+            normalization=_normalization_for(loaded.card, bands),
             gsd=spec.gsd if spec.gsd is not None else loaded.card.gsd,
             description=spec.description or loaded.card.description,
             training={},
@@ -157,20 +169,78 @@ def _initial_card(config: TrainConfig) -> tuple[ModelCard, nn.Module]:
             )
         network.train()
         return card, network
+    bands = spec.bands or DEFAULT_BANDS
+    nine = spec.classes == "dynamic_world"
     card = ModelCard(
         name=spec.name,
         architecture=spec.architecture or "unet",
         arch_params=dict(spec.arch_params),
-        bands=spec.bands or DEFAULT_BANDS,
+        bands=bands,
         gsd=spec.gsd,
-        normalization=Normalization(),
-        classes=LANDCOVER_CLASSES,
+        normalization=dynamic_world_normalization(bands),
+        classes=DYNAMIC_WORLD_CLASSES if nine else LANDCOVER_CLASSES,
+        legends=(LANDCOVER_VIEW,) if nine else (),
+        default_legend="landcover" if nine else "full",
         tile_size=spec.tile_size,
         overlap=spec.overlap,
         description=spec.description,
     )
     network = build_network(card.architecture, len(card.bands), card.num_classes, card.arch_params)
     return card, network
+
+
+def _load_init(config: TrainConfig) -> LoadedModel:
+    """The model ``model.init_from`` names (embedded, else a file relative to the recipe)."""
+    from geoseg.models.loading import embedded_model_paths, load_model
+
+    assert config.model.init_from is not None
+    source = config.model.init_from
+    if source not in embedded_model_paths():
+        source = str(config.resolve(source))
+    return load_model(source)
+
+
+def _load_teacher(config: TrainConfig) -> LoadedModel | None:
+    """The recipe's teacher model, in eval mode, or ``None``."""
+    from geoseg.models.loading import embedded_model_paths, load_model
+
+    if config.teacher is None:
+        return None
+    source = config.teacher
+    if source not in embedded_model_paths():
+        source = str(config.resolve(source))
+    teacher = load_model(source)
+    teacher.network.eval()
+    return teacher
+
+
+def _normalization_for(card: ModelCard, bands: tuple[str, ...]) -> dict[str, Any]:
+    """The card's normalisation for another set of bands, as a card dict entry.
+
+    A kept band keeps its constants; a new band takes Dynamic World's for that band.
+
+    Raises
+    ------
+    ConfigError
+        If a new band has no known constants.
+    """
+    norm = card.normalization
+    data = dataclasses.asdict(norm)
+    if not norm.mean or bands == card.bands:
+        return data
+    means, stds = [], []
+    for band in bands:
+        if band in card.bands:
+            means.append(norm.mean[card.bands.index(band)])
+            stds.append(norm.std[card.bands.index(band)])
+        elif band in _DW_BANDS:
+            reference = dynamic_world_normalization((band,))
+            means.append(reference.mean[0])
+            stds.append(reference.std[0])
+        else:
+            raise ConfigError(f"model.bands: no normalisation constants known for band {band!r}")
+    data["mean"], data["std"] = means, stds
+    return data
 
 
 def transplant_weights(network: nn.Module, state: dict[str, torch.Tensor]) -> int:
@@ -220,6 +290,56 @@ def adapt_input_bands(
     raise ConfigError(f"cannot find the input convolution to adapt bands {old} to {new}")
 
 
+def refit_input_bands(
+    network: nn.Module,
+    source: dict[str, torch.Tensor],
+    old: tuple[str, ...],
+    new: tuple[str, ...],
+    samples: list[np.ndarray],
+    teacher_bands: tuple[str, ...],
+) -> list[str]:
+    """Start a student that drops some of its source model's bands where the source left off.
+
+    Each dropped band's input is regressed (least squares, with an intercept) on the kept bands'
+    inputs over ``samples`` of the teacher's model input, and the dropped band's slice of the
+    source's input convolution is folded into the kept bands' slices and the bias. The student
+    then starts as the source model fed with its dropped bands' best linear estimate, instead of
+    their mean.
+
+    Returns
+    -------
+    list of str
+        The bands that were regressed (empty when nothing could be done).
+    """
+    dropped = [b for b in old if b not in new]
+    if not dropped or not samples or not all(b in teacher_bands for b in (*old, *new)):
+        return []
+    data = np.concatenate(samples, axis=1).astype(np.float64)  # (teacher bands, N)
+    kept = np.stack([data[teacher_bands.index(b)] for b in new])
+    design = np.vstack([kept, np.ones(kept.shape[1])]).T
+    targets = np.stack([data[teacher_bands.index(b)] for b in dropped]).T
+    coef, *_ = np.linalg.lstsq(design, targets, rcond=None)  # (kept + 1, dropped)
+    for key, weight in source.items():
+        if weight.ndim == 4 and weight.shape[1] == len(old):
+            bias_key = key[: -len("weight")] + "bias"
+            adapted = torch.stack([weight[:, old.index(b)] for b in new], dim=1).double()
+            bias = source[bias_key].double().clone() if bias_key in source else None
+            for j, band in enumerate(dropped):
+                slice_ = weight[:, old.index(band)].double()  # (out, kh, kw)
+                for i in range(len(new)):
+                    adapted[:, i] += slice_ * float(coef[i, j])
+                if bias is not None:
+                    # exact away from the image edge, where the padding's zeros are not inputs
+                    bias += slice_.sum(dim=(1, 2)) * float(coef[len(new), j])
+            state = network.state_dict()
+            state[key] = adapted.float()
+            if bias is not None:
+                state[bias_key] = bias.float()
+            network.load_state_dict(state)
+            return dropped
+    return []
+
+
 def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
     optim = config.optim
 
@@ -238,23 +358,28 @@ def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
 def validate(
     network: nn.Module, card: ModelCard, scenes: list[SceneData], device: torch.device
 ) -> dict[str, Any]:
-    """Metrics on every scene's held-out window, plus their pooled total.
+    """Metrics on every scene's held-out window in the card's default legend, plus their total.
 
     Each scene is classified whole (so tiles near the holdout see their real surroundings, as in
     prediction) and scored inside the holdout only.
     """
-    names = [c.name for c in card.classes]
-    pooled = ConfusionMatrix(card.num_classes)
+    legend = card.legend()
+    groups = np.asarray(legend.matrix(card.classes), dtype=np.float32)
+    to_group = np.append(groups.argmax(axis=1), IGNORE).astype(np.int64)
+    names = [c.name for c in legend.classes]
+    pooled = ConfusionMatrix(len(names))
     out: dict[str, Any] = {}
     for scene in scenes:
         if scene.holdout is None:
             continue
-        image = np.clip(scene.image, card.normalization.clip[0], card.normalization.clip[1])
+        image = model_input(scene.image, card)
         predicted = classify_normalised(
-            network, image, card.tile_size, card.overlap, size_multiple(card), device
+            network, image, card.tile_size, card.overlap, size_multiple(card), device, groups=groups
         )
-        matrix = ConfusionMatrix(card.num_classes)
-        matrix.update(scene.labels[scene.holdout], predicted[scene.holdout])
+        labels = scene.labels[scene.holdout]
+        reference = to_group[np.where(labels == IGNORE, len(card.classes), labels)]
+        matrix = ConfusionMatrix(len(names))
+        matrix.update(reference, predicted[scene.holdout])
         pooled.merge(matrix)
         out[scene.name] = SegmentationMetrics.from_confusion(matrix, names).to_dict()
         rows, cols = scene.holdout
@@ -265,6 +390,26 @@ def validate(
     if len(out) > 1:
         out["pooled"] = SegmentationMetrics.from_confusion(pooled, names).to_dict()
     return out
+
+
+def model_input(reflectance: np.ndarray, card: ModelCard) -> np.ndarray:
+    """The card's normalisation of a ``(bands, H, W)`` reflectance image, 0 where invalid."""
+    valid = np.any(reflectance != 0, axis=0)
+    tensor = torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32))[None]
+    out: np.ndarray = normalise_reflectance(tensor, card.normalization)[0].numpy()
+    out[:, ~valid] = 0.0
+    return out
+
+
+def _set_training(network: nn.Module, freeze_batch_norm: bool) -> None:
+    """Training mode, with batch norm frozen (statistics and affine terms) if asked."""
+    network.train()
+    if freeze_batch_norm:
+        for module in network.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+                for parameter in module.parameters():
+                    parameter.requires_grad_(False)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -306,17 +451,33 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     card, network = _initial_card(config)
+    teacher = _load_teacher(config)
     scenes = [
         prepare_scene(
             spec,
             card.bands,
-            card.normalization,
             card.classes,
             out_dir / "prepared",
             resolve=config.resolve,
+            teacher=teacher,
+            gsd=card.gsd,
         )
         for spec in config.scenes
     ]
+    if config.model.init_from and teacher is not None:
+        source = _load_init(config)
+        regressed = refit_input_bands(
+            network,
+            source.network.state_dict(),
+            source.card.bands,
+            card.bands,
+            [s.teacher_sample for s in scenes if s.teacher_sample is not None],
+            teacher.card.bands,
+        )
+        if regressed:
+            log.info(
+                "%s: %s regressed on the kept bands into the input layer", card.name, regressed
+            )
     names = [c.name for c in card.classes]
     unknown = [n for n in config.augment.focus_classes if n not in names]
     if unknown:
@@ -330,7 +491,8 @@ def train(
             out_dir / "prepared" / "torchgeo",
             optim.patch_size,
             config.augment,
-            card.normalization.clip,
+            card.normalization,
+            card.bands,
             seed=optim.seed,
         )
     else:
@@ -338,7 +500,8 @@ def train(
             scenes,
             optim.patch_size,
             config.augment,
-            card.normalization.clip,
+            card.normalization,
+            card.bands,
             [names.index(n) for n in config.augment.focus_classes],
             seed=optim.seed,
         )
@@ -373,7 +536,7 @@ def train(
         start = int(state["step"])
         log.info("resuming %s from step %d", out_dir, start)
 
-    network.train()
+    _set_training(network, optim.freeze_batch_norm)
     window_loss, window_steps, window_time = 0.0, 0, time.perf_counter()
     run_time, run_pixels = 0.0, 0
     for step in range(start, optim.steps):
@@ -432,7 +595,7 @@ def train(
             interim = validate(network, card, scenes, device)
             for name, values in interim.items():
                 log.info("step %d validation %s: mIoU %s", done, name, values["miou"])
-            network.train()
+            _set_training(network, optim.freeze_batch_norm)
 
     network.eval()
     metrics = validate(network, card, scenes, device)

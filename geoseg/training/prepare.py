@@ -1,9 +1,14 @@
-"""Turn a configured scene into aligned training arrays, normalised exactly as prediction does.
+"""Turn a configured scene into aligned training arrays: reflectance, labels, teacher targets.
 
-Normalisation statistics are fitted on the *whole* scene with the same decimated sample that
-prediction reads (:func:`geoseg.io.scene.read_sample` then
-:func:`geoseg.normalization.fit_band_stats`), so a model sees at training time the very values it
-will see when ``geoseg predict`` runs on that scene.
+Stored values become reflectance exactly as prediction does
+(:func:`geoseg.radiometry.resolve_radiometry` on what the scene says, or the recipe's
+``product``/``scale``), and the model's fixed normalisation is applied per patch after
+augmentation, so augmentation acts in physical units (gain, offset, haze) and a model sees at
+training time what ``geoseg predict`` gives it.
+
+With a teacher (``teacher:`` in the recipe), the teacher model is run over each whole scene on its
+own bands, and its class probabilities become the soft targets (and its most probable class the
+label where the scene has no labels of its own).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.bands import resolve_bands
-from geoseg.errors import ConfigError, LabelError
+from geoseg.errors import ConfigError, LabelError, ModelError
 from geoseg.io.labels import (
     IGNORE,
     ImageGrid,
@@ -27,11 +32,14 @@ from geoseg.io.labels import (
     read_class_raster,
     read_probabilities,
     read_raster,
+    resample_raster,
     stack_bands,
 )
-from geoseg.io.scene import open_scene, read_sample
-from geoseg.models.card import ClassInfo, Normalization
-from geoseg.normalization import BandStats, fit_band_stats
+from geoseg.io.scene import open_scene
+from geoseg.models.card import ClassInfo
+from geoseg.models.loading import LoadedModel
+from geoseg.normalization import InputTransform
+from geoseg.radiometry import Radiometry, resolve_radiometry
 from geoseg.training.config import HoldoutConfig, SceneConfig
 
 log = logging.getLogger(__name__)
@@ -73,14 +81,14 @@ class SceneData:
     name : str
         Scene name.
     image : np.ndarray
-        ``(bands, H, W)`` float32 normalised values *before* clipping, 0 at invalid pixels; the
-        clip is applied per patch so radiometric jitter acts like jittered statistics.
+        ``(bands, H, W)`` float32 reflectance of the model's bands, 0 at invalid pixels; the
+        model's normalisation is applied per patch, after radiometric augmentation.
     labels : np.ndarray
         ``(H, W)`` int64 class channel index, :data:`IGNORE` where unlabelled or invalid.
     soft : np.ndarray or None
         ``(classes, H, W)`` float32 teacher probabilities grouped into the model's classes.
-    stats : BandStats
-        The scene's normalisation (for the record and for validation inference).
+    radiometry : Radiometry
+        How the scene's values became reflectance (for the record).
     holdout : tuple of slice or None
         ``(rows, cols)`` of the validation window.
     train : bool
@@ -91,18 +99,22 @@ class SceneData:
         The (stacked) image file, as prediction would read it.
     grid : ImageGrid
         The scene's grid.
+    teacher_sample : np.ndarray or None
+        ``(teacher bands, N)`` model input of the teacher at up to 20,000 valid pixels (fits the
+        input layer of a student that drops some of the teacher's bands).
     """
 
     name: str
     image: np.ndarray
     labels: np.ndarray
     soft: np.ndarray | None
-    stats: BandStats
+    radiometry: Radiometry
     holdout: tuple[slice, slice] | None
     train: bool
     weight: float
     image_path: str
     grid: ImageGrid
+    teacher_sample: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -223,12 +235,13 @@ def group_probabilities(
 def prepare_scene(
     scene: SceneConfig,
     model_bands: tuple[str, ...],
-    normalization: Normalization,
     classes: Sequence[ClassInfo],
     work_dir: Path,
     resolve: Any = Path,
+    teacher: LoadedModel | None = None,
+    gsd: float | None = None,
 ) -> SceneData:
-    """Read, stack, label and normalise one configured scene.
+    """Read, stack, convert to reflectance and label one configured scene.
 
     Parameters
     ----------
@@ -236,66 +249,96 @@ def prepare_scene(
         The scene's configuration.
     model_bands : tuple of str
         The model's input bands (common names).
-    normalization : Normalization
-        The model card's normalisation.
     classes : sequence of ClassInfo
         The model's classes.
     work_dir : Path
         Where a stack of per-band files is written (reused if present).
     resolve : callable
         Turns a config path into a :class:`~pathlib.Path` (resolves relative paths).
+    teacher : LoadedModel, optional
+        A model whose class probabilities on the scene are the soft targets.
+    gsd : float, optional
+        The model's pixel size: a scene whose pixels differ from it by more than 25% is
+        resampled to it (nearest neighbour, written once to ``work_dir``), as prediction
+        resamples it.
 
     Raises
     ------
     BandMappingError
-        If the image lacks a band the model needs.
+        If the image lacks a band the model (or the teacher) needs.
     LabelError
         If the labels do not overlap the image, a class column is missing, or no pixel of the
         scene is labelled.
     """
+    stack_bands_of = teacher.card.bands if teacher is not None else model_bands
     if scene.band_files:
-        if len(scene.band_files) != len(model_bands):
+        if len(scene.band_files) != len(stack_bands_of):
             raise ConfigError(
                 f"scene {scene.name!r}: {len(scene.band_files)} band_files for "
-                f"{len(model_bands)} model bands ({', '.join(model_bands)})"
+                f"{len(stack_bands_of)} bands ({', '.join(stack_bands_of)})"
             )
         image_path = work_dir / f"{scene.name}-stack.tif"
         if not image_path.exists():
             work_dir.mkdir(parents=True, exist_ok=True)
             log.info(
-                "stacking %d band files of %s into %s", len(model_bands), scene.name, image_path
+                "stacking %d band files of %s into %s", len(stack_bands_of), scene.name, image_path
             )
-            stack_bands([(resolve(p), 1) for p in scene.band_files], image_path, model_bands)
-        band_indexes = tuple(range(1, len(model_bands) + 1))
+            stack_bands([(resolve(p), 1) for p in scene.band_files], image_path, stack_bands_of)
     else:
         image_path = resolve(scene.image)
     info = open_scene(image_path)
-    if not scene.band_files:
-        requested = scene.bands or None
-        band_indexes = resolve_bands(model_bands, info.descriptions, requested)
+    if gsd is not None and not 0.8 <= gsd / info.gsd <= 1.25:
+        resampled = work_dir / f"{scene.name}-{gsd:g}m.tif"
+        if not resampled.exists():
+            work_dir.mkdir(parents=True, exist_ok=True)
+            log.info("resampling %s from %.3g m to %g m pixels", scene.name, info.gsd, gsd)
+            resample_raster(image_path, resampled, gsd / info.gsd)
+        image_path = resampled
+        info = open_scene(image_path)
+    requested = scene.bands or None
+    if scene.band_files and teacher is None:
+        requested = tuple(str(i + 1) for i in range(len(model_bands)))
+    band_indexes = resolve_bands(
+        model_bands, info.descriptions, requested, info.colors, info.sensor
+    ).indexes
     grid = grid_of(image_path)
-    stats = fit_band_stats(*read_sample(info, band_indexes, max_pixels=1_000_000), normalization)
+    radiometry = resolve_radiometry(
+        info.radiometric_info(), band_indexes, model_bands, scene.radiometry()
+    )
     raw, valid = read_raster(image_path, band_indexes)
-    image = _normalise_unclipped(raw, stats)
+    image = _reflectance(raw, radiometry)
     image[:, ~valid] = 0.0
+    del raw
 
-    labels, lookup = read_labels(scene, grid, classes, resolve)
+    soft = None
+    teacher_sample = None
+    if teacher is not None:
+        soft, teacher_valid, teacher_sample = _teacher_targets(
+            teacher, image_path, info, scene, classes
+        )
+        valid &= teacher_valid
+    if scene.labels:
+        labels, lookup = read_labels(scene, grid, classes, resolve)
+    else:
+        assert soft is not None  # a recipe without labels has a teacher (checked on load)
+        labels = soft.argmax(axis=0).astype(np.int64)
+        lookup = {}
     labels[~valid] = IGNORE
     if not np.any(labels != IGNORE):
         raise LabelError(f"scene {scene.name!r}: no pixel is labelled with a model class")
 
-    soft = None
-    if scene.probabilities:
+    if soft is None and scene.probabilities:
         probs = read_probabilities(resolve(scene.probabilities), grid)
         soft = group_probabilities(probs, lookup, len(classes))
 
     holdout = holdout_slices(scene.holdout, labels.shape) if scene.holdout is not None else None
     counts = np.bincount(labels[labels != IGNORE], minlength=len(classes))
     log.info(
-        "scene %s: %dx%d px, labelled %s",
+        "scene %s: %dx%d px, reflectance from %s, labelled %s",
         scene.name,
         labels.shape[1],
         labels.shape[0],
+        radiometry.source,
         ", ".join(f"{c.name} {n}" for c, n in zip(classes, counts.tolist(), strict=False)),
     )
     return SceneData(
@@ -303,13 +346,62 @@ def prepare_scene(
         image=image,
         labels=labels,
         soft=soft,
-        stats=stats,
+        radiometry=radiometry,
         holdout=holdout,
         train=scene.train,
         weight=scene.weight,
         image_path=str(image_path),
         grid=grid,
+        teacher_sample=teacher_sample,
     )
+
+
+def _reflectance(raw: np.ndarray, radiometry: Radiometry) -> np.ndarray:
+    scale = np.asarray(radiometry.scale, dtype=np.float32).reshape(-1, 1, 1)
+    offset = np.asarray(radiometry.offset, dtype=np.float32).reshape(-1, 1, 1)
+    out: np.ndarray = raw.astype(np.float32) * scale + offset
+    return out
+
+
+def _teacher_targets(
+    teacher: LoadedModel,
+    image_path: Path,
+    info: Any,
+    scene: SceneConfig,
+    classes: Sequence[ClassInfo],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The teacher's class probabilities over a scene, where it is valid, and an input sample."""
+    import torch
+
+    from geoseg.training.evaluation import probabilities_normalised, size_multiple
+
+    card = teacher.card
+    if [c.name for c in card.classes] != [c.name for c in classes]:
+        raise ModelError(
+            f"teacher {card.name!r} predicts {[c.name for c in card.classes]}, the student "
+            f"{[c.name for c in classes]}: they must have the same classes"
+        )
+    bands = resolve_bands(card.bands, info.descriptions, None, info.colors, info.sensor).indexes
+    radiometry = resolve_radiometry(info.radiometric_info(), bands, card.bands, scene.radiometry())
+    raw, valid = read_raster(image_path, bands)
+    transform = InputTransform(radiometry, card.normalization)
+    inputs = transform.apply(raw)
+    del raw
+    inputs[:, ~valid] = 0.0
+    probabilities = probabilities_normalised(
+        teacher.network,
+        inputs,
+        card.tile_size,
+        card.overlap,
+        size_multiple(card),
+        torch.device("cpu"),
+    )
+    probabilities[:, ~valid] = 0.0
+    rng = np.random.default_rng(0)
+    where = np.flatnonzero(valid)
+    picks = rng.choice(where, min(20_000, where.size), replace=False) if where.size else where
+    sample = inputs.reshape(inputs.shape[0], -1)[:, picks]
+    return probabilities, valid, sample
 
 
 def read_labels(
@@ -343,10 +435,3 @@ def read_labels(
         present = tuple(str(v) for v in np.unique(codes).tolist() if v != IGNORE)
     lookup = class_lookup(scene.label_map, classes, present)
     return _map_codes(codes, values, lookup), lookup
-
-
-def _normalise_unclipped(raw: np.ndarray, stats: BandStats) -> np.ndarray:
-    offset = np.asarray(stats.offset, dtype=np.float32).reshape(-1, 1, 1)
-    scale = np.asarray(stats.scale, dtype=np.float32).reshape(-1, 1, 1)
-    out: np.ndarray = (raw.astype(np.float32) - offset) / scale
-    return out

@@ -1,0 +1,138 @@
+"""The classes, legends and input constants the embedded models share.
+
+The embedded models predict Dynamic World v1's nine classes and deliver, by default, geoseg's
+five-class land-cover view of them. The per-band constants of Dynamic World's input transform
+(published with the model's runner notebook, Apache-2.0; Dynamic World Project by Google with
+National Geographic and the World Resources Institute) are the students' constants too, so every
+embedded model sees the same function of reflectance.
+"""
+
+from __future__ import annotations
+
+from geoseg.models.card import LANDCOVER_CLASSES, ClassInfo, Legend, ModelCard, Normalization
+
+#: Dynamic World v1 classes in logit order, with the palette Dynamic World publishes.
+DYNAMIC_WORLD_CLASSES: tuple[ClassInfo, ...] = (
+    ClassInfo(0, "water", "#419bdf"),
+    ClassInfo(1, "trees", "#397d49"),
+    ClassInfo(2, "grass", "#88b053"),
+    ClassInfo(3, "flooded_vegetation", "#7a87c6"),
+    ClassInfo(4, "crops", "#e49635"),
+    ClassInfo(5, "shrub_and_scrub", "#dfc35a"),
+    ClassInfo(6, "built", "#c4281b"),
+    ClassInfo(7, "bare", "#a59b8f"),
+    ClassInfo(8, "snow_and_ice", "#b39fe1"),
+)
+
+#: What each class means on the ground (Dynamic World's definitions, shortened).
+CLASS_MEANINGS: dict[str, str] = {
+    "water": "open water all year: sea, lakes, rivers, reservoirs",
+    "trees": "closed or dense tree cover, natural or planted, 3 m or taller",
+    "grass": "open grass, pasture, parks and grassland with little tree or shrub cover",
+    "flooded_vegetation": "vegetation flooded for much of the year: marsh, mangrove, rice",
+    "crops": "planted and harvested crops, row crops, cereals, ploughed fields",
+    "shrub_and_scrub": "shrubland, scrub and sparse trees on bare ground, savannah",
+    "built": "built-up surfaces: buildings, roads, paved and industrial areas",
+    "bare": "rock, sand, soil, quarries and deserts with little vegetation",
+    "snow_and_ice": "snow and ice (also clouds and thick haze the model mistakes for them)",
+    "urban": "built: buildings, roads, paved and industrial areas",
+    "forest": "trees: closed or dense tree cover",
+    "farmland": "crops and grass (pasture, grassland, parks)",
+    "other": "shrub and scrub, bare ground, flooded vegetation, snow and ice",
+}
+
+#: geoseg's five-class view of Dynamic World's nine classes (grass joins crops as farmland).
+LANDCOVER_VIEW = Legend(
+    name="landcover",
+    classes=LANDCOVER_CLASSES,
+    groups=(
+        ("built",),
+        ("water",),
+        ("trees",),
+        ("crops", "grass"),
+        ("shrub_and_scrub", "bare", "flooded_vegetation", "snow_and_ice"),
+    ),
+    description="urban, water, forest, farmland, other (geoseg's five classes)",
+)
+
+#: Dynamic World's bands, by STAC common name, in its input order.
+DYNAMIC_WORLD_BANDS = (
+    "blue",
+    "green",
+    "red",
+    "rededge1",
+    "rededge2",
+    "rededge3",
+    "nir",
+    "swir16",
+    "swir22",
+)
+
+# Mean and standard deviation of log(1 + 50 * reflectance) per band (Dynamic World's constants,
+# stated for Sentinel-2 values x 10000 as log(1 + 0.005 * value): the same numbers).
+_LOG_CONSTANTS: dict[str, tuple[float, float]] = {
+    "blue": (1.7417268007636313, 2.023298706048351),
+    "green": (1.7261204997060209, 2.038905204308012),
+    "red": (1.6798346251414997, 2.179592821212937),
+    "rededge1": (1.7734969472909623, 2.2890068333026603),
+    "rededge2": (2.289154079164943, 2.6171674549378166),
+    "rededge3": (2.382939712192371, 2.773418590375327),
+    "nir": (2.3828939530384052, 2.7578332604178284),
+    "swir16": (2.1952484264967844, 2.789092484314204),
+    "swir22": (1.554812948247501, 2.4140534947492487),
+}
+
+
+def dynamic_world_normalization(bands: tuple[str, ...]) -> Normalization:
+    """Dynamic World's log-sigmoid input transform for ``bands`` (a subset of its nine).
+
+    >>> dynamic_world_normalization(("red", "nir")).mean
+    (1.6798346251414997, 2.3828939530384052)
+    """
+    return Normalization(
+        method="log_sigmoid",
+        mean=tuple(_LOG_CONSTANTS[b][0] for b in bands),
+        std=tuple(_LOG_CONSTANTS[b][1] for b in bands),
+        log_gain=50.0,
+        sigmoid_scale=5.0,
+        sigmoid_offset=-1.0,
+    )
+
+
+DYNAMIC_WORLD_NOTICE = (
+    "Dynamic World v1 forward network, Apache-2.0. This code is produced for the Dynamic World "
+    "Project by Google in partnership with National Geographic and the World Resources Institute."
+)
+
+
+def dynamic_world_card() -> ModelCard:
+    """The card of ``landcover-s2-dw``: Dynamic World v1 as a geoseg model."""
+    return ModelCard(
+        name="landcover-s2-dw",
+        architecture="dynamic_world",
+        bands=DYNAMIC_WORLD_BANDS,
+        classes=DYNAMIC_WORLD_CLASSES,
+        gsd=10.0,
+        normalization=dynamic_world_normalization(DYNAMIC_WORLD_BANDS),
+        tile_size=512,
+        overlap=64,
+        legends=(LANDCOVER_VIEW,),
+        default_legend="landcover",
+        description=(
+            "Google's Dynamic World v1 network (231k parameters, depthwise-separable "
+            "convolutions), converted to PyTorch by geoseg: nine classes from Sentinel-2 "
+            "top-of-atmosphere or surface reflectance in nine bands (blue, green, red, the "
+            "three red-edge bands B05-B07, nir, swir16, swir22) at 10 m; the five-class "
+            "land-cover view by default (--legend full for the nine classes). Trained by "
+            "Google on a global set of hand-labelled Sentinel-2 tiles."
+        ),
+        training={
+            "data": "Dynamic World v1 training set (Google; global, hand-labelled Sentinel-2)",
+            "licence": "Apache-2.0 (weights and architecture); see NOTICE below",
+            "notice": DYNAMIC_WORLD_NOTICE,
+            "source": "dynamic-world-model/forward (TensorFlow SavedModel), converted with "
+            "scripts/convert_dynamic_world.py",
+            "command": "python scripts/convert_dynamic_world.py DYNAMIC_WORLD_DIR "
+            "geoseg/models/weights/landcover-s2-dw.pt",
+        },
+    )

@@ -1,0 +1,360 @@
+"""Turning stored pixel values into reflectance, from what the data says about itself.
+
+Every embedded model takes reflectance (0-1, surface or top of atmosphere), so the same ground
+gets the same input whichever file, crop or tile it comes from. A scene's per-band scale and
+offset (``reflectance = value * scale + offset``) are decided once, before any pixel is read, in
+this order:
+
+1. what the user says: ``--product NAME`` or ``--scale``/``--offset``;
+2. the scale and offset the file declares the GDAL way (``gdal_edit.py -scale -offset``);
+3. a Landsat metadata file (``*_MTL.txt``) beside the scene: Collection 2 Level-2 surface
+   reflectance gains; Level-1 reflectance gains corrected for the sun elevation; or, for older
+   files, radiance gains with the sun elevation, the Earth-Sun distance and the band's solar
+   irradiance (ESUN);
+4. the conventions of products recognised by their file name: Landsat Collection 2 Level-2
+   (``LC08_L2SP_...``: x 2.75e-5 - 0.2) and Level-1 (``LC08_L1TP_...``: x 2e-5 - 0.1, without the
+   sun-elevation correction an MTL would give), Sentinel-2 L1C/L2A (``S2A_MSIL2A_..._N0400_...``:
+   x 1e-4, and an offset of -0.1 from processing baseline 04.00 on);
+5. an assumption from the data type, said in one line: floats are reflectance, 16- and 32-bit
+   integers reflectance x 10000, 8-bit integers ``DN / 255`` (the documented mapping for 8-bit
+   imagery with no radiometric metadata, e.g. orthophotos).
+
+This module decides; :mod:`geoseg.io.product_metadata` reads the metadata files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from geoseg.errors import ConfigError, InvalidSceneError
+
+
+@dataclass(frozen=True)
+class Product:
+    """A named convention for stored values: ``reflectance = value * scale + offset``."""
+
+    scale: float
+    offset: float
+    description: str
+
+
+#: The products ``--product`` names.
+PRODUCTS: dict[str, Product] = {
+    "reflectance": Product(1.0, 0.0, "reflectance (0-1) as stored"),
+    "reflectance-x10000": Product(
+        1e-4, 0.0, "reflectance x 10000 (Sentinel-2 L1C/L2A before processing baseline 04.00)"
+    ),
+    "sentinel2-pb04": Product(
+        1e-4, -0.1, "Sentinel-2 L1C/L2A from processing baseline 04.00: (value - 1000) / 10000"
+    ),
+    "reflectance-x1000": Product(1e-3, 0.0, "reflectance x 1000"),
+    "landsat-c2-l2": Product(
+        2.75e-5, -0.2, "Landsat Collection 2 Level-2 surface reflectance (x 2.75e-5 - 0.2)"
+    ),
+    "landsat-c2-l1": Product(
+        2e-5, -0.1, "Landsat Collection 2 Level-1 (x 2e-5 - 0.1, no sun-elevation correction)"
+    ),
+    "dn8": Product(1 / 255, 0.0, "8-bit values as DN / 255"),
+}
+
+
+@dataclass(frozen=True)
+class RadiometryRequest:
+    """What the user said about the scene's values (all optional).
+
+    Parameters
+    ----------
+    product : str, optional
+        A key of :data:`PRODUCTS`.
+    scale, offset : tuple of float, optional
+        One value for every band, or one per model band.
+
+    Raises
+    ------
+    ConfigError
+        If the product is unknown, a product is combined with a scale or offset, or a scale is not
+        positive.
+    """
+
+    product: str | None = None
+    scale: tuple[float, ...] | None = None
+    offset: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.product is not None and self.product not in PRODUCTS:
+            raise ConfigError(f"unknown product {self.product!r}; known: {', '.join(PRODUCTS)}")
+        if self.product is not None and (self.scale is not None or self.offset is not None):
+            raise ConfigError("give either --product or --scale/--offset, not both")
+        if self.scale is not None and (not self.scale or any(s <= 0 for s in self.scale)):
+            raise ConfigError(f"--scale {list(self.scale)} must be one or more values > 0")
+        for values, what in ((self.scale, "scale"), (self.offset, "offset")):
+            if values is not None and not all(math.isfinite(v) for v in values):
+                raise ConfigError(f"--{what} values must be finite numbers")
+
+
+@dataclass(frozen=True)
+class SceneRadiometricInfo:
+    """What a scene file and its neighbours say about its values (read by the I/O layer).
+
+    Parameters
+    ----------
+    name : str
+        The file name (product conventions are recognised from it).
+    dtype : str
+        The bands' data type.
+    scales, offsets : tuple of float
+        GDAL's per-band scale and offset, one per band of the file (1 and 0 when undeclared).
+    landsat_mtl : mapping, optional
+        The Landsat metadata file beside the scene, as ``{key: value}`` with keys qualified by
+        their group (``"LEVEL2_SURFACE_REFLECTANCE_PARAMETERS/REFLECTANCE_MULT_BAND_2"``) and
+        also bare (first occurrence).
+    landsat_mtl_name : str, optional
+        That file's name, for messages.
+    """
+
+    name: str
+    dtype: str
+    scales: tuple[float, ...]
+    offsets: tuple[float, ...]
+    landsat_mtl: Mapping[str, str] | None = None
+    landsat_mtl_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Radiometry:
+    """How one scene's selected bands become reflectance: ``value * scale + offset``.
+
+    Parameters
+    ----------
+    scale, offset : tuple of float
+        One value per model band, in model order.
+    source : str
+        One line: where the numbers come from.
+    assumed : bool
+        Whether geoseg had to assume them (nothing in the data said).
+    """
+
+    scale: tuple[float, ...]
+    offset: tuple[float, ...]
+    source: str
+    assumed: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able form for run reports."""
+        return {
+            "scale": list(self.scale),
+            "offset": list(self.offset),
+            "source": self.source,
+            "assumed": self.assumed,
+        }
+
+
+def resolve_radiometry(
+    info: SceneRadiometricInfo,
+    bands: Sequence[int],
+    band_names: Sequence[str],
+    request: RadiometryRequest | None = None,
+) -> Radiometry:
+    """Decide how the scene's ``bands`` (1-based, model order) become reflectance.
+
+    Parameters
+    ----------
+    info : SceneRadiometricInfo
+        What the scene says about itself.
+    bands : sequence of int
+        The scene bands feeding the model, in model order.
+    band_names : sequence of str
+        The model's band names (STAC common names), for Landsat band numbers.
+    request : RadiometryRequest, optional
+        What the user said.
+
+    Raises
+    ------
+    ConfigError
+        If ``--scale``/``--offset`` give neither one value nor one per model band.
+    InvalidSceneError
+        If a Landsat metadata file lacks a band the model needs.
+    """
+    request = request or RadiometryRequest()
+    count = len(bands)
+    if request.product is not None:
+        product = PRODUCTS[request.product]
+        return _uniform(product.scale, product.offset, count, f"--product {request.product}")
+    if request.scale is not None or request.offset is not None:
+        scale = _per_band(request.scale or (1.0,), count, "scale")
+        offset = _per_band(request.offset or (0.0,), count, "offset")
+        return Radiometry(scale, offset, "--scale/--offset")
+    declared_scale = tuple(info.scales[b - 1] for b in bands)
+    declared_offset = tuple(info.offsets[b - 1] for b in bands)
+    if any(s != 1.0 for s in declared_scale) or any(o != 0.0 for o in declared_offset):
+        return Radiometry(declared_scale, declared_offset, "the file's declared scale/offset")
+    if info.landsat_mtl is not None:
+        return landsat_radiometry(info.landsat_mtl, band_names, info.landsat_mtl_name or "MTL")
+    by_name = product_from_name(info.name)
+    if by_name is not None:
+        key, why = by_name
+        product = PRODUCTS[key]
+        return _uniform(product.scale, product.offset, count, why, assumed=True)
+    return _from_dtype(info.dtype, count)
+
+
+def _uniform(
+    scale: float, offset: float, count: int, source: str, assumed: bool = False
+) -> Radiometry:
+    return Radiometry((scale,) * count, (offset,) * count, source, assumed)
+
+
+def _per_band(values: tuple[float, ...], count: int, what: str) -> tuple[float, ...]:
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise ConfigError(
+            f"--{what} gives {len(values)} values: give one, or one per model band ({count})"
+        )
+    return values
+
+
+def _from_dtype(dtype: str, count: int) -> Radiometry:
+    if dtype.startswith("float"):
+        return _uniform(1.0, 0.0, count, "assumed reflectance (0-1): float data", True)
+    if dtype == "uint8":
+        return _uniform(1 / 255, 0.0, count, "assumed DN / 255: 8-bit data", True)
+    return _uniform(1e-4, 0.0, count, f"assumed reflectance x 10000: {dtype} data", True)
+
+
+_LANDSAT_ID = re.compile(r"L[COTEM]0([4-9])_(L1TP|L1GT|L1GS|L2SP|L2SR)_", re.IGNORECASE)
+_SENTINEL2_ID = re.compile(r"S2[ABCD]_MSI(L1C|L2A)_\d{8}T\d{6}_N(\d{4})_", re.IGNORECASE)
+
+
+def product_from_name(name: str) -> tuple[str, str] | None:
+    """The product a file name says (Landsat Collection 2, Sentinel-2), with the reason.
+
+    >>> product_from_name("LC08_L2SP_204023_20200927_20201006_02_T1_SR.tif")[0]
+    'landsat-c2-l2'
+    >>> product_from_name("S2B_MSIL2A_20230705T101559_N0509_R065_T32TQM_20230705T131146.tif")[0]
+    'sentinel2-pb04'
+    >>> product_from_name("scene.tif") is None
+    True
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    landsat = _LANDSAT_ID.search(base)
+    if landsat:
+        level = landsat.group(2).upper()
+        if level.startswith("L2"):
+            return (
+                "landsat-c2-l2",
+                f"Landsat Collection 2 {level} by its file name (x 2.75e-5 - 0.2)",
+            )
+        return (
+            "landsat-c2-l1",
+            f"assumed Landsat Collection 2 {level} by its file name, no MTL beside it "
+            "(x 2e-5 - 0.1, no sun-elevation correction)",
+        )
+    sentinel = _SENTINEL2_ID.search(base)
+    if sentinel:
+        baseline = int(sentinel.group(2))
+        if baseline >= 400:
+            return (
+                "sentinel2-pb04",
+                f"Sentinel-2 {sentinel.group(1).upper()} processing baseline "
+                f"{baseline // 100:02d}.{baseline % 100:02d} by its file name "
+                "((value - 1000) / 10000)",
+            )
+        return (
+            "reflectance-x10000",
+            f"Sentinel-2 {sentinel.group(1).upper()} by its file name (value / 10000)",
+        )
+    return None
+
+
+# Landsat band number of each common name, by sensor family.
+_OLI_BANDS = {"coastal": 1, "blue": 2, "green": 3, "red": 4, "nir": 5, "swir16": 6, "swir22": 7}
+_TM_BANDS = {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir16": 5, "swir22": 7}
+# Solar exoatmospheric irradiance (W m-2 um-1) of TM and ETM+ bands (Chander et al. 2009).
+_ESUN = {
+    "LANDSAT_4": {1: 1983.0, 2: 1795.0, 3: 1539.0, 4: 1028.0, 5: 219.8, 7: 83.49},
+    "LANDSAT_5": {1: 1983.0, 2: 1796.0, 3: 1536.0, 4: 1031.0, 5: 220.0, 7: 83.44},
+    "LANDSAT_7": {1: 1997.0, 2: 1812.0, 3: 1533.0, 4: 1039.0, 5: 230.8, 7: 84.90},
+}
+
+
+def landsat_band_numbers(spacecraft: str) -> Mapping[str, int]:
+    """Common name -> band number for a Landsat spacecraft id (``LANDSAT_8`` ...)."""
+    return _OLI_BANDS if spacecraft in ("LANDSAT_8", "LANDSAT_9") else _TM_BANDS
+
+
+def landsat_radiometry(mtl: Mapping[str, str], band_names: Sequence[str], name: str) -> Radiometry:
+    """Reflectance gains of a Landsat scene from its MTL metadata.
+
+    Level-2 files use their surface-reflectance gains. Level-1 files use the reflectance gains
+    divided by the sine of the sun elevation (top-of-atmosphere reflectance), or, where the file
+    has radiance gains only (older TM/ETM+ files), ``pi * L * d^2 / (ESUN * sin(elevation))``.
+
+    Raises
+    ------
+    InvalidSceneError
+        If the MTL lacks what the conversion needs for one of the bands.
+    """
+    spacecraft = mtl.get("SPACECRAFT_ID", "").strip('"')
+    numbers = landsat_band_numbers(spacecraft)
+    level = mtl.get("PROCESSING_LEVEL", mtl.get("DATA_TYPE", "")).strip('"').upper()
+    scales, offsets = [], []
+    try:
+        elevation = math.radians(float(mtl["SUN_ELEVATION"]))
+    except (KeyError, ValueError):
+        elevation = math.nan
+    for band in band_names:
+        if band not in numbers:
+            raise InvalidSceneError(f"{name} has no Landsat band for {band!r}")
+        n = numbers[band]
+        if level.startswith("L2"):
+            group = "LEVEL2_SURFACE_REFLECTANCE_PARAMETERS/"
+            scale = _mtl_float(mtl, f"{group}REFLECTANCE_MULT_BAND_{n}", name)
+            offset = _mtl_float(mtl, f"{group}REFLECTANCE_ADD_BAND_{n}", name)
+            how = "surface reflectance gains"
+        elif f"REFLECTANCE_MULT_BAND_{n}" in mtl:
+            sine = _sun_sine(elevation, name)
+            scale = _mtl_float(mtl, f"REFLECTANCE_MULT_BAND_{n}", name) / sine
+            offset = _mtl_float(mtl, f"REFLECTANCE_ADD_BAND_{n}", name) / sine
+            how = "top-of-atmosphere reflectance gains and sun elevation"
+        else:
+            sine = _sun_sine(elevation, name)
+            esun = _ESUN.get(spacecraft, {}).get(n)
+            if esun is None:
+                raise InvalidSceneError(
+                    f"{name}: no solar irradiance known for {spacecraft} band {n}"
+                )
+            distance = _earth_sun_distance(mtl)
+            factor = math.pi * distance**2 / (esun * sine)
+            scale = _mtl_float(mtl, f"RADIANCE_MULT_BAND_{n}", name) * factor
+            offset = _mtl_float(mtl, f"RADIANCE_ADD_BAND_{n}", name) * factor
+            how = "radiance gains, sun elevation, Earth-Sun distance and ESUN (TOA reflectance)"
+        scales.append(scale)
+        offsets.append(offset)
+    return Radiometry(tuple(scales), tuple(offsets), f"{name}: {how}")
+
+
+def _mtl_float(mtl: Mapping[str, str], key: str, name: str) -> float:
+    try:
+        return float(mtl[key])
+    except (KeyError, ValueError):
+        raise InvalidSceneError(f"{name} has no usable {key.rsplit('/', 1)[-1]}") from None
+
+
+def _sun_sine(elevation: float, name: str) -> float:
+    if not math.isfinite(elevation) or elevation <= 0:
+        raise InvalidSceneError(f"{name} has no usable SUN_ELEVATION")
+    return math.sin(elevation)
+
+
+def _earth_sun_distance(mtl: Mapping[str, str]) -> float:
+    """Astronomical units: the MTL's value, else from the acquisition day of the year."""
+    if "EARTH_SUN_DISTANCE" in mtl:
+        return float(mtl["EARTH_SUN_DISTANCE"])
+    acquired = date.fromisoformat(mtl.get("DATE_ACQUIRED", "2000-01-01").strip('"'))
+    day = acquired.timetuple().tm_yday
+    return 1 - 0.01672 * math.cos(math.radians(0.9856 * (day - 4)))
