@@ -314,9 +314,10 @@ def predict(
     total = sum(result.class_pixels.values()) or 1
     shares = ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in result.class_pixels.items())
     log.info(
-        "model %s, %d tiles in %.1f s: %s",
+        "model %s, %d tile%s in %.1f s: %s",
         result.model,
         result.tiles,
+        "" if result.tiles == 1 else "s",
         result.timings.get("total", 0.0),
         shares,
     )
@@ -435,25 +436,16 @@ def train(config: Path, overrides: tuple[str, ...], no_resume: bool, quiet: bool
 @click.argument("scene", type=click.Path(dir_okay=False, path_type=str))
 @click.argument("labels", type=click.Path(dir_okay=False, path_type=str))
 @click.option(
-    "--model",
-    "model",
-    default=None,
-    metavar="NAME|PATH",
-    help="Embedded model name or model file (default: the embedded default).",
-)
-@click.option(
     "--label-map",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="YAML mapping of label values to model classes (or 'ignore').",
+    metavar="FILE|MAP",
+    help="Label values to the classes delivered (or 'ignore'): inline "
+    "'crop=farmland,tree=forest,cloud=ignore', or a YAML file of the same pairs "
+    "('crop: farmland' per line). Default: labels are class names (or ids, for rasters).",
 )
 @click.option("--label-column", default=None, help="Class column of vector labels.")
-@click.option("--bands", default=None, metavar="LIST", help="As for predict.")
 @click.option("--rows", default=None, metavar="START:STOP", help="Score only these pixel rows.")
 @click.option("--cols", default=None, metavar="START:STOP", help="Score only these pixel columns.")
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
 @click.option(
     "--json",
     "json_path",
@@ -461,38 +453,58 @@ def train(config: Path, overrides: tuple[str, ...], no_resume: bool, quiet: bool
     default=None,
     help="Also write the metrics as JSON.",
 )
+@_model_options
 @handle_errors
 def evaluate(
     scene: str,
     labels: str,
-    model: str | None,
-    label_map: Path | None,
+    label_map: str | None,
     label_column: str | None,
-    bands: str | None,
     rows: str | None,
     cols: str | None,
-    device: str,
     json_path: Path | None,
+    model: str | None,
+    quiet: bool,
+    **model_options: Any,
 ) -> None:
-    """Score a model on SCENE against reference LABELS (raster or polygons)."""
-    from geoseg.config import read_yaml
-    from geoseg.models.loading import DEFAULT_MODELS
+    """Score a model on SCENE against reference LABELS (raster or polygons).
+
+    The model is chosen as predict chooses it, and only the labelled part of the scene is
+    predicted. Scores are in the classes predict delivers (--legend).
+    """
+    _setup_logging(quiet)
     from geoseg.training import evaluate as run_evaluate
 
     result = run_evaluate(
-        model or DEFAULT_MODELS[0],
+        model,
         scene,
         labels,
-        label_map=read_yaml(label_map) if label_map else None,
+        label_map=_label_map(label_map),
         label_column=label_column,
-        bands=_band_list(bands),
         rows=_span(rows, "--rows"),
         cols=_span(cols, "--cols"),
-        device=device,
+        options=_predict_options(model_options),
     )
     click.echo(result.table())
     if json_path:
         result.write_json(json_path)
+
+
+def _label_map(text: str | None) -> dict[str, Any] | None:
+    """``a=b,c=d`` inline, else a YAML file of the same pairs."""
+    if text is None:
+        return None
+    if "=" in text and not Path(text).is_file():
+        pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+        if any(not sep or not key.strip() or not value.strip() for key, sep, value in pairs):
+            raise click.BadParameter(
+                f"{text!r}: expected label=class pairs separated by commas",
+                param_hint="--label-map",
+            )
+        return {key.strip(): value.strip() for key, _, value in pairs}
+    from geoseg.config import read_yaml
+
+    return read_yaml(text)
 
 
 def _span(text: str | None, option: str) -> tuple[int, int] | None:
@@ -580,8 +592,9 @@ def batch(
         )
     totals = report.totals()
     log.info(
-        "%d scenes: %d done, %d already complete, %d failed, %d not run; %.1f scenes/min on %s",
+        "%d scene%s: %d done, %d already complete, %d failed, %d not run; %.1f scenes/min (%s)",
         totals["scenes"],
+        "" if totals["scenes"] == 1 else "s",
         totals["done"],
         totals["cached"],
         totals["failed"],

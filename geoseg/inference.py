@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from geoseg.errors import ConfigError, DeviceError
-from geoseg.models.architectures import get_architecture
+from geoseg.models.architectures import for_inference, get_architecture
 from geoseg.models.card import Legend
 from geoseg.models.loading import LoadedModel
 from geoseg.normalization import InputTransform
@@ -117,8 +117,10 @@ class Predictor:
         self.device = device
         self.cuda = device.type == "cuda"
         self.bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
-        self.network: torch.nn.Module = model.network.to(device)
-        if self.cuda:
+        self.network: torch.nn.Module = for_inference(model.network).to(device)
+        architecture = get_architecture(model.card.architecture)
+        self.channels_last = self.cuda or architecture.channels_last
+        if self.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.network.eval()
         if compile:
@@ -144,7 +146,7 @@ class Predictor:
         valid = torch.from_numpy(chips.valid).to(self.device, non_blocking=True)
         x = self.transform.apply_torch(raw)
         x = x * valid.unsqueeze(1)
-        if self.cuda:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             out: torch.Tensor = self.network(x)

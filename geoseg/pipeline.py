@@ -438,7 +438,9 @@ def predict(
                     vectors = vectorizer.result()
                     timings["vectorize_wait"] = vectorizer.buffer.wait_seconds
                 else:
-                    vectors = _vectorize(classes_tmp, gpkg_tmp, run.classes, options, provenance)
+                    vectors = _vectorize(
+                        classes_tmp, gpkg_tmp, run.classes, options, provenance, str(scene_path)
+                    )
                 polygons = vectors.polygon_count
                 finished.append((gpkg_tmp, out_path))
                 timings["vectorize"] = time.perf_counter() - t0
@@ -645,6 +647,7 @@ def _vectorize(
     classes: tuple[ClassInfo, ...],
     options: PredictOptions,
     provenance: Provenance,
+    source: str,
 ) -> VectorizeResult:
     return vectorize_raster(
         classes_path,
@@ -657,4 +660,5 @@ def _vectorize(
         provenance=provenance,
         block_size=VECTORIZE_BLOCK_SIZE,
         workers=options.vectorize_workers,
+        source=source,
     )

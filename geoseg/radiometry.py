@@ -72,6 +72,9 @@ class RadiometryRequest:
         A key of :data:`PRODUCTS`.
     scale, offset : tuple of float, optional
         One value for every band, or one per model band.
+    source : str, optional
+        Where ``scale``/``offset`` come from, when a caller passes on a decision made elsewhere
+        (default: the user's ``--scale``/``--offset``).
 
     Raises
     ------
@@ -83,6 +86,7 @@ class RadiometryRequest:
     product: str | None = None
     scale: tuple[float, ...] | None = None
     offset: tuple[float, ...] | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if self.product is not None and self.product not in PRODUCTS:
@@ -187,7 +191,7 @@ def resolve_radiometry(
     if request.scale is not None or request.offset is not None:
         scale = _per_band(request.scale or (1.0,), count, "scale")
         offset = _per_band(request.offset or (0.0,), count, "offset")
-        return Radiometry(scale, offset, "--scale/--offset")
+        return Radiometry(scale, offset, request.source or "--scale/--offset")
     declared_scale = tuple(info.scales[b - 1] for b in bands)
     declared_offset = tuple(info.offsets[b - 1] for b in bands)
     if any(s != 1.0 for s in declared_scale) or any(o != 0.0 for o in declared_offset):

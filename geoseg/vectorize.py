@@ -192,6 +192,7 @@ def vectorize_raster(
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: ProgressCallback | None = None,
     workers: int = 0,
+    source: str | None = None,
 ) -> VectorizeResult:
     """Vectorize a class raster into a styled GeoPackage layer ``landcover``.
 
@@ -224,6 +225,9 @@ def vectorize_raster(
     workers : int
         Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on rasters of 16
         megapixels or more, 1 stays in this process. The result does not depend on it.
+    source : str, optional
+        What the layer says it was made from (default: the raster); ``predict`` names the
+        scene, not its temporary class raster.
 
     Returns
     -------
@@ -266,9 +270,9 @@ def vectorize_raster(
             out,
             crs=raster.crs,
             classes=declared,
-            source=raster.path,
+            source=source or raster.path,
             colormap=raster.colormap,
-            provenance=_provenance(provenance, raster.provenance, raster.path),
+            provenance=_provenance(provenance, raster.provenance, source or raster.path),
             dst_crs=target_crs,
             overwrite=overwrite,
             started=start,

@@ -278,4 +278,8 @@ def exclusive_folder(folder: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            # the lock file goes with the batch (removed while still held, so no other batch
+            # can have locked it in between)
+            with contextlib.suppress(OSError):
+                (folder / LOCK_NAME).unlink()
             fcntl.flock(handle, fcntl.LOCK_UN)

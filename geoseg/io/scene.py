@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
@@ -324,3 +325,38 @@ def valid_from(data: np.ndarray, masks: np.ndarray) -> np.ndarray:
         valid &= np.all(np.isfinite(data), axis=0)
     valid &= np.any(data != 0, axis=0)
     return valid
+
+
+def copy_window(scene: Scene, window: tuple[int, int, int, int], out: Path) -> Path:
+    """Write rows ``r0:r1`` and columns ``c0:c1`` of a scene as a GeoTIFF with its metadata.
+
+    Band descriptions, colour interpretation, scales, offsets, nodata and tags carry over, so
+    the copy says what the scene says about its bands and values (a Landsat MTL beside the
+    scene does not: pass what it decided explicitly).
+    """
+    r0, r1, c0, c1 = window
+    area = Window(c0, r0, c1 - c0, r1 - r0)
+    with open_raster(scene.path) as src:
+        data = src.read(window=area)
+        masks = src.read_masks(window=area)
+        profile = {
+            "driver": "GTiff",
+            "width": c1 - c0,
+            "height": r1 - r0,
+            "count": src.count,
+            "dtype": src.dtypes[0],
+            "crs": src.crs,
+            "transform": src.window_transform(area),
+            "nodata": src.nodata,
+            "tiled": True,
+            "compress": "deflate",
+        }
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(data)
+            if src.nodata is None and not np.all(masks > 0):
+                dst.write_mask(np.all(masks > 0, axis=0).astype(np.uint8) * 255)
+            dst.descriptions = src.descriptions
+            dst.colorinterp = src.colorinterp
+            dst.scales, dst.offsets = src.scales, src.offsets
+            dst.update_tags(**src.tags())
+    return out

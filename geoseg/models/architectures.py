@@ -19,11 +19,26 @@ from geoseg.errors import ModelError
 
 @dataclass(frozen=True)
 class Architecture:
-    """How to build one architecture and what input sizes it accepts."""
+    """How to build one architecture, what input sizes it accepts, how to ready it for inference.
+
+    ``channels_last`` says whether the network runs faster in channels-last memory format on the
+    CPU too (on CUDA every network does).
+    """
 
     build: Callable[[int, int, Mapping[str, Any]], nn.Module]
     size_multiple: Callable[[Mapping[str, Any]], int]
     summary: str
+    channels_last: bool = False
+
+
+def for_inference(network: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``network`` with whatever speed-ups its architecture offers."""
+    import copy
+
+    ready = copy.deepcopy(network).eval()
+    prepare = getattr(ready, "for_inference", None)
+    result: nn.Module = prepare() if callable(prepare) else ready
+    return result
 
 
 def _build_unet(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
@@ -123,6 +138,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         _build_dynamic_world,
         lambda _: 2,
         "Dynamic World v1 (depthwise-separable convolutions at half resolution, 231k parameters)",
+        # measured 1.60 -> 1.23 s per 512 px tile on a 2-core CPU in float32
+        channels_last=True,
     ),
     "convnet": Architecture(_build_convnet, lambda _: 1, "stack of 3x3 convolutions (tests)"),
 }

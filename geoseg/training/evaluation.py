@@ -161,7 +161,7 @@ class EvaluationResult:
 
 
 def evaluate(
-    model: str | Path,
+    model: str | Path | None,
     scene: str | Path,
     labels: str | Path,
     label_map: Mapping[str, Any] | None = None,
@@ -170,20 +170,23 @@ def evaluate(
     rows: tuple[int, int] | None = None,
     cols: tuple[int, int] | None = None,
     device: str = "cpu",
+    options: Any = None,
 ) -> EvaluationResult:
-    """Evaluate a model on a scene against reference labels.
+    """Evaluate a model on a scene against reference labels, in the classes it delivers.
 
     Parameters
     ----------
-    model : str or Path
-        Embedded model name or model file.
+    model : str or Path or None
+        Embedded model name or model file; ``None`` picks the embedded model that fits the
+        scene, as ``predict`` does.
     scene : str or Path
         The image; its bands are matched to the model's as prediction does.
     labels : str or Path
         Class raster or vector file on (or reprojectable to) the scene.
     label_map : mapping, optional
-        Reference label value to model class name/id or ``ignore`` (e.g. a legend with other
-        codes); default: raster values are class ids, polygon classes are class names.
+        Reference label value to class name/id or ``ignore`` (e.g. a legend with other codes);
+        default: raster values are class ids, polygon classes are class names. The classes are
+        those of the legend evaluated (``options.legend``, else the model's default legend).
     label_column : str, optional
         Class attribute of vector labels.
     bands : tuple of str, optional
@@ -192,12 +195,16 @@ def evaluate(
         Half-open pixel window to score (e.g. a held-out area); default the whole scene.
     device : str
         ``cpu``, ``cuda`` or ``auto``.
+    options : PredictOptions, optional
+        Every prediction setting (product, scale, legend, bands, device ...); ``bands`` and
+        ``device`` above are used when it is not given.
 
     Notes
     -----
-    The prediction is made by :func:`geoseg.pipeline.predict`, so the scores are those of what
-    users get (normalisation, resampling to the model's ground sample distance, tiling). Label
-    pixels are compared on the scene's own grid.
+    The prediction is made by :func:`geoseg.pipeline.predict` on the part of the scene that
+    holds labels (their bounding box and 64 pixels of context around it), so the scores are
+    those of what users get (reflectance, resampling, tiling) and a few polygons on a large
+    scene cost a few tiles. Label pixels are compared on the scene's own grid.
 
     Raises
     ------
@@ -207,22 +214,33 @@ def evaluate(
     BandMappingError
         If the scene lacks a band the model needs.
     """
+    import dataclasses
     import tempfile
 
     from geoseg.bands import resolve_bands
+    from geoseg.errors import ConfigError
     from geoseg.io.labels import grid_of, read_raster
-    from geoseg.io.scene import open_scene
-    from geoseg.models.loading import load_model
+    from geoseg.io.scene import copy_window, open_scene
+    from geoseg.models.loading import choose_default_model, load_model
     from geoseg.pipeline import PredictOptions, predict
-    from geoseg.training.config import SceneConfig
+    from geoseg.radiometry import RadiometryRequest, resolve_radiometry
+    from geoseg.training.config import HoldoutConfig, SceneConfig
     from geoseg.training.prepare import holdout_slices, read_labels
 
+    if options is None:
+        options = PredictOptions(bands=bands, device=device)
+    info = open_scene(scene)
+    if model is None:
+        model = choose_default_model(info.descriptions, info.colors, info.sensor)
     loaded = load_model(model)
     card = loaded.card
-    info = open_scene(scene)
+    legend = card.legend(options.legend)
     band_indexes = resolve_bands(
-        card.bands, info.descriptions, bands, info.colors, info.sensor
+        card.bands, info.descriptions, options.bands, info.colors, info.sensor
     ).indexes
+    radiometry = resolve_radiometry(
+        info.radiometric_info(), band_indexes, card.bands, options.radiometry
+    )
     spec = SceneConfig(
         name=Path(scene).stem,
         image=str(scene),
@@ -230,35 +248,49 @@ def evaluate(
         label_column=label_column,
         label_map=dict(label_map or {}),
     )
-    reference, _ = read_labels(spec, grid_of(scene), card.classes)
+    try:
+        reference, _ = read_labels(spec, grid_of(scene), legend.classes)
+    except (LabelError, ConfigError) as exc:
+        # the check serves recipes too: name the command's flags, not the recipe's keys
+        text = (
+            str(exc).replace("label_column", "--label-column").replace("label_map", "--label-map")
+        )
+        raise type(exc)(text) from exc
     window = None
     if rows or cols:
-        from geoseg.training.config import HoldoutConfig
-
         r, c = holdout_slices(HoldoutConfig(rows=rows, cols=cols), reference.shape)
-        reference = reference[r, c]
+        masked = np.full_like(reference, IGNORE)
+        masked[r, c] = reference[r, c]
+        reference = masked
         window = (int(r.start), int(r.stop), int(c.start), int(c.stop))
-    if not np.any(reference != IGNORE):
+    labelled = np.argwhere(reference != IGNORE)
+    if labelled.size == 0:
         raise LabelError(f"labels {labels} have no labelled pixel in the evaluated window")
-    # the very prediction `geoseg predict` makes: same reading, resampling, tiling and stitching
+    context = 64
+    (r0, c0), (r1, c1) = labelled.min(axis=0), labelled.max(axis=0) + 1
+    r0, c0 = max(int(r0) - context, 0), max(int(c0) - context, 0)
+    r1, c1 = min(int(r1) + context, info.height), min(int(c1) + context, info.width)
+    # the very prediction `geoseg predict` makes, on the labelled part of the scene: the same
+    # bands and reflectance as the whole scene (the copy has no MTL beside it)
+    settings = dataclasses.replace(
+        options,
+        bands=tuple(str(b) for b in band_indexes),
+        radiometry=RadiometryRequest(
+            scale=radiometry.scale, offset=radiometry.offset, source=radiometry.source
+        ),
+    )
     with tempfile.TemporaryDirectory(prefix="geoseg-evaluate-") as tmp:
+        part = copy_window(info, (r0, r1, c0, c1), Path(tmp) / "part.tif")
         raster = Path(tmp) / "classes.tif"
-        predict(
-            scene,
-            None,
-            model=loaded,
-            raster=raster,
-            options=PredictOptions(bands=tuple(str(b) for b in band_indexes), device=device),
-        )
+        predict(part, None, model=loaded, raster=raster, options=settings)
         predicted_ids = read_raster(raster, (1,))[0][0]
     # class raster holds class ids; metrics count channel indexes (nodata stays out of range)
     to_channel = np.full(256, 255, dtype=np.int64)
-    for channel, class_id in enumerate(card.class_ids):
-        to_channel[class_id] = channel
-    predicted = to_channel[predicted_ids.astype(np.int64)]
-    if window is not None:
-        predicted = predicted[window[0] : window[1], window[2] : window[3]]
-    matrix = ConfusionMatrix(card.num_classes)
+    for channel, info_class in enumerate(legend.classes):
+        to_channel[info_class.id] = channel
+    predicted = np.full(reference.shape, 255, dtype=np.int64)
+    predicted[r0:r1, c0:c1] = to_channel[predicted_ids.astype(np.int64)]
+    matrix = ConfusionMatrix(len(legend.classes))
     matrix.update(reference, predicted)
-    metrics = SegmentationMetrics.from_confusion(matrix, [c.name for c in card.classes])
+    metrics = SegmentationMetrics.from_confusion(matrix, [c.name for c in legend.classes])
     return EvaluationResult(metrics, loaded.source, str(scene), str(labels), window)
