@@ -270,7 +270,7 @@ def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
 
 
 @main.command()
-@click.argument("scene", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
 @click.option(
     "--out",
     "out",
@@ -288,7 +288,7 @@ def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @handle_errors
 def predict(
-    scene: str,
+    scenes: tuple[str, ...],
     out: Path,
     raster: Path | None,
     model: str | None,
@@ -296,14 +296,19 @@ def predict(
     overwrite: bool,
     **model_options: Any,
 ) -> None:
-    """Segment SCENE into land cover polygons (and optionally a class raster)."""
+    """Segment SCENES into land cover polygons (and optionally a class raster).
+
+    Several scenes are dates of one place (any CRS or grid): they are read onto the first
+    one's grid and each pixel gets the class that is most probable on average over the dates
+    where it is valid (clouds masked as nodata drop out), so seasons settle into land use.
+    """
     _setup_logging(quiet)
     from geoseg.pipeline import predict as run_predict
 
     options = _predict_options(model_options)
     with _progress_bar(not quiet, "tile") as progress:
         result = run_predict(
-            scene,
+            scenes[0] if len(scenes) == 1 else scenes,
             out,
             model=model,
             raster=raster,
@@ -311,8 +316,9 @@ def predict(
             overwrite=overwrite,
             progress=progress,
         )
-    total = sum(result.class_pixels.values()) or 1
-    shares = ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in result.class_pixels.items())
+    for scene, pixels in zip(scenes, result.date_class_pixels, strict=False):
+        log.info("date %s alone: %s", Path(scene).name, _shares(pixels))
+    shares = _shares(result.class_pixels)
     log.info(
         "model %s, %d tile%s in %.1f s: %s",
         result.model,
@@ -322,6 +328,11 @@ def predict(
         shares,
     )
     log.info("wrote %s", ", ".join(str(p) for p in (result.gpkg, result.raster) if p))
+
+
+def _shares(pixels: dict[str, int]) -> str:
+    total = sum(pixels.values()) or 1
+    return ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in pixels.items())
 
 
 def _band_list(bands: str | None) -> tuple[str, ...] | None:

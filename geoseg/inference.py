@@ -9,6 +9,7 @@ for uint16 input); only the uint8 class map comes back. Invalid pixels (nodata, 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,6 +152,50 @@ class Predictor:
         with self._autocast():
             out: torch.Tensor = self.network(x)
         return out.float()
+
+    def with_transform(self, transform: InputTransform) -> Predictor:
+        """The same predictor (same network, device, legend) for a scene with other radiometry."""
+        other = copy.copy(self)
+        other.transform = transform
+        return other
+
+    @torch.inference_mode()
+    def probabilities(self, chips: Chips) -> torch.Tensor:
+        """Class probabilities ``(N, legend classes, H, W)`` on the device (summed per group)."""
+        probabilities = torch.softmax(self.logits(chips), dim=1)
+        if self.groups is None:
+            return probabilities
+        return torch.einsum("nchw,cg->nghw", probabilities, self.groups)
+
+    @torch.inference_mode()
+    def fuse(self, dates: list[tuple[Predictor, Chips]]) -> tuple[np.ndarray, np.ndarray]:
+        """Classes of chips seen on several dates: the most probable after averaging.
+
+        Returns
+        -------
+        classes : np.ndarray
+            ``(N, H, W)`` uint8 class ids, :data:`NODATA_CLASS` where no date is valid.
+        per_date : np.ndarray
+            ``(dates, N, H, W)`` uint8 class ids of each date alone (nodata where invalid).
+        """
+        total: torch.Tensor | None = None
+        count: torch.Tensor | None = None
+        singles = []
+        for predictor, chips in dates:
+            valid = torch.from_numpy(chips.valid).to(self.device)
+            probabilities = predictor.probabilities(chips) * valid.unsqueeze(1)
+            singles.append(self._ids(probabilities, valid))
+            total = probabilities if total is None else total + probabilities
+            count = valid.float() if count is None else count + valid.float()
+        assert total is not None and count is not None  # at least one date
+        fused = self._ids(total / count.clamp_min(1).unsqueeze(1), count > 0)
+        return fused, np.stack(singles)
+
+    def _ids(self, scores: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+        classes = self.lookup[scores.argmax(dim=1)]
+        classes = torch.where(valid, classes, torch.full_like(classes, NODATA_CLASS))
+        result: np.ndarray = classes.cpu().numpy()
+        return result
 
     @torch.inference_mode()
     def scores(self, chips: Chips) -> torch.Tensor:

@@ -9,10 +9,11 @@ are complete: a failed or interrupted run leaves nothing at the output paths.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from rasterio.crs import CRS
 
 from geoseg.background_vectorize import BackgroundVectorizer
 from geoseg.bands import BandMatch, resolve_bands
-from geoseg.errors import ConfigError, EmptySceneError
+from geoseg.errors import BandMappingError, ConfigError, EmptySceneError, InvalidSceneError
 from geoseg.inference import (
     PRECISIONS,
     Chips,
@@ -176,6 +177,9 @@ class PredictResult:
         Polygons written to the GeoPackage.
     report : Path or None
         The run report (JSON; a quicklook PNG lies beside it).
+    date_class_pixels : tuple of dict
+        For a multi-date run, each date's own class pixel counts (on the model grid), in the
+        order the scenes were given; empty otherwise.
     """
 
     gpkg: Path | None
@@ -188,11 +192,36 @@ class PredictResult:
     resampled: bool = False
     polygons: int | None = None
     report: Path | None = None
+    date_class_pixels: tuple[dict[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class DateInput:
+    """Another date of the scene: read onto the first scene's grid, its classes fused.
+
+    Parameters
+    ----------
+    scene : Scene
+        The date's scene.
+    bands : BandMatch
+        Its bands feeding the model.
+    transform : InputTransform
+        Its values -> model input (each date has its own radiometry).
+    """
+
+    scene: Scene
+    bands: BandMatch
+    transform: InputTransform
 
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """Everything decided before the first tile is read."""
+    """Everything decided before the first tile is read.
+
+    ``dates`` are the other dates of a multi-date run (the first is ``scene``): every tile is
+    predicted on each date and the class probabilities averaged over the dates where the pixel
+    is valid.
+    """
 
     scene: Scene
     model: LoadedModel
@@ -202,6 +231,7 @@ class PreparedRun:
     plan: TilePlan
     band_match: BandMatch
     legend: Legend
+    dates: tuple[DateInput, ...] = ()
 
     @property
     def radiometry(self) -> Radiometry:
@@ -216,17 +246,34 @@ class PreparedRun:
     def decisions(self) -> dict[str, Any]:
         """What geoseg decided about the input, for the run report and provenance."""
         card = self.model.card
-        return {
+        decided: dict[str, Any] = {
             "bands": self.band_match.describe(card.bands, self.scene.descriptions),
             "radiometry": self.radiometry.to_dict(),
             "legend": self.legend.name,
         }
+        if self.dates:
+            decided["fusion"] = "mean of the class probabilities over the dates valid at a pixel"
+            decided["dates"] = [
+                {
+                    "scene": d.scene.path,
+                    "bands": d.bands.describe(card.bands, d.scene.descriptions),
+                    "radiometry": d.transform.radiometry.to_dict(),
+                }
+                for d in self.dates
+            ]
+        return decided
 
 
 def prepare(
-    scene_path: str | Path, model: str | Path | LoadedModel | None, options: PredictOptions
+    scene_path: str | Path,
+    model: str | Path | LoadedModel | None,
+    options: PredictOptions,
+    dates: tuple[str | Path, ...] = (),
 ) -> PreparedRun:
-    """Open and check the scene, pick and load the model, match bands, fit normalisation, plan.
+    """Open and check the scene(s), pick and load the model, match bands, decide reflectance, plan.
+
+    ``dates`` are further scenes of the same place (any CRS or grid), read onto the first
+    scene's grid and fused with it.
 
     Raises
     ------
@@ -276,7 +323,44 @@ def prepare(
     tile_size = math.ceil(tile_size / multiple) * multiple
     overlap = card.overlap if options.overlap is None else options.overlap
     plan = plan_tiles(grid.height, grid.width, tile_size, overlap)
-    return PreparedRun(scene, loaded, bands, transform, grid, plan, match, legend)
+    others = tuple(_prepare_date(path, scene, loaded, options) for path in dates)
+    return PreparedRun(scene, loaded, bands, transform, grid, plan, match, legend, others)
+
+
+def _prepare_date(
+    path: str | Path, first: Scene, model: LoadedModel, options: PredictOptions
+) -> DateInput:
+    """Check another date before any pixel is read: same bands, overlapping the first."""
+    from rasterio.warp import transform_bounds
+
+    date = open_scene(path)
+    card = model.card
+    try:
+        match = resolve_bands(
+            card.bands, date.descriptions, options.bands, date.colors, date.sensor
+        )
+    except BandMappingError as exc:
+        raise BandMappingError(f"date {date.path}: {exc}") from exc
+    left, bottom, right, top = transform_bounds(date.crs, first.crs, *_bounds(date))
+    f_left, f_bottom, f_right, f_top = _bounds(first)
+    if left >= f_right or right <= f_left or bottom >= f_top or top <= f_bottom:
+        raise InvalidSceneError(f"date {date.path} does not overlap the first scene {first.path}")
+    radiometry = resolve_radiometry(
+        date.radiometric_info(), match.indexes, card.bands, options.radiometry
+    )
+    log.info(
+        "date %s: %s; reflectance: %s",
+        date.name,
+        match.describe(card.bands, date.descriptions),
+        radiometry.source,
+    )
+    return DateInput(date, match, InputTransform(radiometry, card.normalization))
+
+
+def _bounds(scene: Scene) -> tuple[float, float, float, float]:
+    xs = (scene.transform.c, scene.transform.c + scene.transform.a * scene.width)
+    ys = (scene.transform.f, scene.transform.f + scene.transform.e * scene.height)
+    return (min(xs), min(ys), max(xs), max(ys))
 
 
 def _check_sample(
@@ -306,7 +390,7 @@ def _check_sample(
 
 
 def predict(
-    scene_path: str | Path,
+    scene_path: str | Path | Sequence[str | Path],
     out: str | Path | None,
     *,
     model: str | Path | LoadedModel | None = None,
@@ -319,8 +403,10 @@ def predict(
 
     Parameters
     ----------
-    scene_path : str or Path
-        GeoTIFF or VRT scene.
+    scene_path : str or Path, or a sequence of them
+        GeoTIFF or VRT scene; several scenes are dates of one place (any CRS or grid), read onto
+        the first one's grid, and each pixel's class is the most probable after averaging the
+        class probabilities over the dates where it is valid (clouds masked as nodata drop out).
     out : str or Path or None
         GeoPackage to write (layer ``landcover``); ``None`` writes only ``raster``.
     model : str or Path or LoadedModel, optional
@@ -357,7 +443,11 @@ def predict(
     bound_heap_growth()
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    run = prepare(scene_path, model, options)
+    paths = (scene_path,) if isinstance(scene_path, str | Path) else tuple(scene_path)
+    if not paths:
+        raise ConfigError("no scene to predict")
+    scene_path = paths[0]
+    run = prepare(scene_path, model, options, paths[1:])
     timings["prepare"] = time.perf_counter() - start
     device = resolve_device(options.device)
     provenance = Provenance(
@@ -391,7 +481,7 @@ def predict(
                 stack.enter_context(vectorizer)
             classes_tmp = temporary_sibling(anchor, "classes")
             temporaries.append(classes_tmp)
-            counts = _classify(
+            counts, date_counts = _classify(
                 run,
                 device,
                 classes_tmp,
@@ -416,6 +506,17 @@ def predict(
                 counts = writer.counts
                 timings["resample_back"] = time.perf_counter() - t0
             class_pixels = {c.name: int(counts[c.id]) for c in run.classes}
+            if run.dates:
+                # each date's own classes beside the fused ones (on the model grid)
+                scenes = (run.scene, *(d.scene for d in run.dates))
+                per_date = [
+                    {"scene": s.path, **{c.name: int(n[c.id]) for c in run.classes}}
+                    for s, n in zip(scenes, date_counts, strict=True)
+                ]
+                provenance = dataclasses.replace(
+                    provenance,
+                    parameters={**provenance.parameters, "date_class_pixels": per_date},
+                )
             if sum(class_pixels.values()) == 0:
                 raise EmptySceneError(
                     f"scene {run.scene.path} holds no valid pixel (it is all nodata)"
@@ -473,6 +574,9 @@ def predict(
         resampled=run.grid != scene_grid(run.scene),
         polygons=polygons,
         report=report,
+        date_class_pixels=tuple({c.name: int(n[c.id]) for c in run.classes} for n in date_counts)
+        if run.dates
+        else (),
     )
 
 
@@ -562,31 +666,59 @@ def _classify(
         return ((origin[0] + tile.rows.start) % multiple, (origin[1] + tile.cols.start) % multiple)
 
     batch_size = options.batch_size or predictor.auto_batch_size(shape)
+    # one predictor per date (the first is the scene itself), sharing the network
+    predictors = [predictor, *(predictor.with_transform(d.transform) for d in run.dates)]
+    date_counts = np.zeros((len(predictors), 256), dtype=np.int64)
     tiles_by_row = [[t for t in plan if t.row == i] for i in range(len(plan.row_spans))]
-    pending: list[tuple[Tile, Chips]] = []
+    pending: list[tuple[Tile, list[Chips]]] = []
     finished: dict[tuple[int, int], np.ndarray] = {}
     next_row = 0
     done = 0
     wait_s = model_s = 0.0
-    with (
-        SceneReader(run.scene, run.bands, run.grid) as reader,
-        ClassRasterWriter(path, run.scene.crs, run.grid, run.classes, provenance) as writer,
-        WriteBehind(writer.write, depth=2) as write_behind,
-        contextlib.closing(_strips(reader, plan, options.prefetch)) as strips,
-    ):
+    with contextlib.ExitStack() as stack:
+        readers = [
+            stack.enter_context(SceneReader(run.scene, run.bands, run.grid)),
+            *(
+                stack.enter_context(
+                    SceneReader(d.scene, d.bands.indexes, run.grid, crs=run.scene.crs)
+                )
+                for d in run.dates
+            ),
+        ]
+        writer = stack.enter_context(
+            ClassRasterWriter(path, run.scene.crs, run.grid, run.classes, provenance)
+        )
+        write_behind = stack.enter_context(WriteBehind(writer.write, depth=2))
+        strips = [
+            stack.enter_context(contextlib.closing(_strips(r, plan, options.prefetch)))
+            for r in readers
+        ]
         last_row = len(tiles_by_row) - 1
         for i in range(len(tiles_by_row)):
             t0 = time.perf_counter()
-            strip = next(strips)
+            row_strips = [next(s) for s in strips]
             wait_s += time.perf_counter() - t0
             for t in tiles_by_row[i]:
-                chip = _chip(strip.data, strip.valid, t.cols, shape, before(t))
-                pending.append((t, Chips(*chip)))
-            del strip  # only the chips are needed now: not kept while the next one is decoded
+                chips = [
+                    Chips(*_chip(strip.data, strip.valid, t.cols, shape, before(t)))
+                    for strip in row_strips
+                ]
+                pending.append((t, chips))
+            del row_strips  # only the chips are needed now: not kept while the next is decoded
             while len(pending) >= batch_size or (i == last_row and pending):
                 group, pending = pending[:batch_size], pending[batch_size:]
                 t0 = time.perf_counter()
-                classes = predictor.classify(_stack([chips for _, chips in group]))
+                if len(predictors) == 1:
+                    classes = predictor.classify(_stack([chips[0] for _, chips in group]))
+                else:
+                    batches = [
+                        _stack([chips[d] for _, chips in group]) for d in range(len(predictors))
+                    ]
+                    classes, singles = predictor.fuse(list(zip(predictors, batches, strict=True)))
+                    for d, single in enumerate(singles):
+                        for (t, _), ids in zip(group, single, strict=True):
+                            core = core_patch(t, _unpad(ids, t, before(t))).data
+                            date_counts[d] += np.bincount(core.ravel(), minlength=256)
                 model_s += time.perf_counter() - t0
                 finished.update(
                     {
@@ -608,13 +740,13 @@ def _classify(
                     progress(done, len(plan))
     timings.update(
         {
-            "read": reader.busy_seconds,
+            "read": sum(r.busy_seconds for r in readers),
             "read_wait": wait_s,
             "model": model_s,
             "write_classes": writer.busy_seconds,
         }
     )
-    return writer.counts
+    return writer.counts, date_counts
 
 
 def _strips(reader: SceneReader, plan: TilePlan, prefetch: bool) -> Generator[Strip, None, None]:

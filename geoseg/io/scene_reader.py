@@ -81,15 +81,21 @@ class Strip:
 
 
 class SceneReader:
-    """Read the strips of a tile plan from a scene, on its own grid or a resampled one.
+    """Read the strips of a tile plan from a scene, on its own grid or another one.
 
-    Use as a context manager; :meth:`strips` yields one :class:`Strip` per tile row, in order.
+    ``crs`` and ``grid`` say where to read: by default the scene's own CRS and grid; a resampled
+    grid (the model's pixel size) or another scene's grid and CRS (another date of the same
+    place) is warped on the fly. Use as a context manager; :meth:`strips` yields one
+    :class:`Strip` per tile row, in order.
     """
 
-    def __init__(self, scene: Scene, bands: tuple[int, ...], grid: Grid | None = None) -> None:
+    def __init__(
+        self, scene: Scene, bands: tuple[int, ...], grid: Grid | None = None, crs: Any = None
+    ) -> None:
         self.scene = scene
         self.bands = list(bands)
         self.grid = grid or scene_grid(scene)
+        self.crs = crs if crs is not None else scene.crs
         self._stack = contextlib.ExitStack()
         self._dataset: Any = None
         self.busy_seconds = 0.0
@@ -97,7 +103,7 @@ class SceneReader:
     def __enter__(self) -> SceneReader:
         self._stack.enter_context(rasterio.Env(**GDAL_READ_OPTIONS))
         src = self._stack.enter_context(open_raster(self.scene.path))
-        if self.grid == scene_grid(self.scene):
+        if self.grid == scene_grid(self.scene) and self.crs == self.scene.crs:
             self._dataset = src
             self._block_rows = self.scene.block_shape[0]
         else:
@@ -105,7 +111,7 @@ class SceneReader:
             self._dataset = self._stack.enter_context(
                 warped_to_grid(
                     src,
-                    src.crs,
+                    self.crs,
                     self.grid.transform,
                     self.grid.width,
                     self.grid.height,
