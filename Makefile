@@ -23,8 +23,8 @@ demo: $(STAMP)
 	@echo "demo: wrote $(DEMO_OUT)/landcover.gpkg and $(DEMO_OUT)/landcover.tif"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check geoseg tests benchmarks
-	$(VENV)/bin/ruff format --check geoseg tests benchmarks
+	$(VENV)/bin/ruff check geoseg tests benchmarks scripts
+	$(VENV)/bin/ruff format --check geoseg tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -25,12 +25,30 @@ from geoseg.models.dynamic_world import DynamicWorldNet
 
 # TensorFlow layer -> (module path in DynamicWorldNet, batch-norm layer that follows it)
 _BLOCKS = {
-    "block1": (("conv2d_2", 3), ("depthwise_conv2d_1", 4), ("conv2d_3", 5),
-               ("depthwise_conv2d_2", 6), ("conv2d_4", 7), ("depthwise_conv2d_3", 8)),
-    "block2": (("conv2d_6", 10), ("depthwise_conv2d_4", 11), ("conv2d_7", 12),
-               ("depthwise_conv2d_5", 13), ("conv2d_8", 14), ("depthwise_conv2d_6", 15)),
-    "block3": (("conv2d_10", 17), ("depthwise_conv2d_7", 18), ("conv2d_11", 19),
-               ("depthwise_conv2d_8", 20), ("conv2d_12", 21), ("depthwise_conv2d_9", 22)),
+    "block1": (
+        ("conv2d_2", 3),
+        ("depthwise_conv2d_1", 4),
+        ("conv2d_3", 5),
+        ("depthwise_conv2d_2", 6),
+        ("conv2d_4", 7),
+        ("depthwise_conv2d_3", 8),
+    ),
+    "block2": (
+        ("conv2d_6", 10),
+        ("depthwise_conv2d_4", 11),
+        ("conv2d_7", 12),
+        ("depthwise_conv2d_5", 13),
+        ("conv2d_8", 14),
+        ("depthwise_conv2d_6", 15),
+    ),
+    "block3": (
+        ("conv2d_10", 17),
+        ("depthwise_conv2d_7", 18),
+        ("conv2d_11", 19),
+        ("depthwise_conv2d_8", 20),
+        ("conv2d_12", 21),
+        ("depthwise_conv2d_9", 22),
+    ),
 }
 _SKIPS = {"block1": ("conv2d_5", 9), "block2": ("conv2d_9", 16), "block3": ("conv2d_13", 23)}
 
@@ -66,7 +84,9 @@ def convert(variables: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
             name = "batch_normalization" + (f"_{bn}" if bn else "")
             state[f"{prefix}.bn.weight"] = torch.from_numpy(variables[f"{name}/gamma:0"])
             state[f"{prefix}.bn.bias"] = torch.from_numpy(variables[f"{name}/beta:0"])
-            state[f"{prefix}.bn.running_mean"] = torch.from_numpy(variables[f"{name}/moving_mean:0"])
+            state[f"{prefix}.bn.running_mean"] = torch.from_numpy(
+                variables[f"{name}/moving_mean:0"]
+            )
             state[f"{prefix}.bn.running_var"] = torch.from_numpy(
                 variables[f"{name}/moving_variance:0"]
             )
@@ -75,6 +95,7 @@ def convert(variables: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 def main(model_dir: str, out: str) -> None:
+    """Convert, check against TensorFlow on random input, and write the model file."""
     import tensorflow as tf
 
     saved = tf.saved_model.load(str(Path(model_dir) / "forward"))

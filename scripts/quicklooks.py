@@ -22,8 +22,10 @@ import numpy as np
 import rasterio
 from matplotlib.colors import ListedColormap
 
+from geoseg.errors import GeosegError
 from geoseg.models.loading import load_model
 from geoseg.pipeline import PredictOptions, predict
+from geoseg.radiometry import RadiometryRequest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -32,6 +34,7 @@ def default_scenes() -> list[Path]:
     """The Landsat scenes of the shared data."""
     return [
         *sorted((SHARED / "landsat-xlandsat").glob("*.tif")),
+        SHARED / "landsat5-amazon-rstoolbox" / "LT05_1988-08-14_B1-B7.tif",
         SHARED / "landsat7-olinda" / "L7_ETMs.tif",
         SHARED / "landsat8-parana" / "LC08_224078_20200518_rgb.tif",
     ]
@@ -45,43 +48,55 @@ def true_colour(path: Path, rgb: tuple[int, int, int]) -> np.ndarray:
     return np.clip((data - low) / np.maximum(high - low, 1e-6), 0, 1).transpose(1, 2, 0)
 
 
+# What the files do not say about themselves, as a user would pass it (band order, product)
+KNOWN: dict[str, dict[str, object]] = {
+    "L7_ETMs.tif": {"bands": ("blue", "green", "red", "nir", "swir16", "swir22")},
+    "LC08_224078_20200518_rgb.tif": {
+        "bands": ("blue", "green", "red"),
+        "radiometry": RadiometryRequest(product="landsat-c2-l1"),
+    },
+}
+
+
 def main(model_name: str, out_dir: Path, scenes: list[Path]) -> None:
     """Predict each scene with the model and write its quicklook."""
     model = load_model(model_name)
     card = model.card
+    classes_shown = card.legend().classes
     out_dir.mkdir(parents=True, exist_ok=True)
-    colours = ListedColormap([c.color for c in card.classes])
+    colours = ListedColormap([c.color for c in classes_shown])
     shares: dict[str, dict[str, float]] = {}
     for scene in scenes:
-        with rasterio.open(scene) as src:
-            count = src.count
-        if count < len(card.bands):
-            continue
-        # Landsat stacks hold blue, green, red, nir, swir16, swir22 in that order; the Parana
-        # stack holds blue, green, red
-        order = {"blue": 1, "green": 2, "red": 3, "nir": 4, "swir16": 5, "swir22": 6}
-        bands = tuple(str(order[b]) for b in card.bands)
+        known = KNOWN.get(scene.name, {})
+        order = known.get("bands")
+        options = PredictOptions(device="cpu")
+        if isinstance(order, tuple):
+            if not set(card.bands) <= set(order):
+                continue
+            bands = tuple(str(order.index(b) + 1) for b in card.bands)
+            options = PredictOptions(bands=bands, device="cpu")
+        radiometry = known.get("radiometry")
+        if isinstance(radiometry, RadiometryRequest):
+            options = PredictOptions(bands=options.bands, device="cpu", radiometry=radiometry)
         raster = out_dir / f"{scene.stem}.classes.tif"
-        predict(
-            scene,
-            None,
-            model=model,
-            raster=raster,
-            options=PredictOptions(bands=bands, device="cpu"),
-            overwrite=True,
-        )
+        try:
+            predict(scene, None, model=model, raster=raster, options=options, overwrite=True)
+        except GeosegError as exc:
+            logging.info("%s: skipped (%s)", scene.name, exc)
+            continue
         with rasterio.open(raster) as src:
             classes = src.read(1)
         valid = classes != 255
         shares[scene.name] = {
-            c.name: round(float((classes[valid] == c.id).mean()), 3) for c in card.classes
+            c.name: round(float((classes[valid] == c.id).mean()), 3) for c in classes_shown
         }
         fig, axes = plt.subplots(1, 2, figsize=(12, 6))
-        axes[0].imshow(true_colour(scene, (3, 2, 1)))
+        rgb = (3, 2, 1) if order is None or "red" in order[:3] else (1, 2, 3)
+        axes[0].imshow(true_colour(scene, rgb))
         axes[0].set_title(scene.stem[:48], fontsize=8)
         shown = np.ma.masked_equal(classes, 255)
         axes[1].imshow(
-            shown, cmap=colours, vmin=-0.5, vmax=len(card.classes) - 0.5, interpolation="nearest"
+            shown, cmap=colours, vmin=-0.5, vmax=len(classes_shown) - 0.5, interpolation="nearest"
         )
         axes[1].set_title(
             ", ".join(f"{k} {v:.0%}" for k, v in shares[scene.name].items()), fontsize=8

@@ -1,0 +1,227 @@
+"""Scene values -> reflectance, decided from metadata before any pixel is read."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from conftest import write_raster
+
+from geoseg.cli import main
+from geoseg.errors import ConfigError, InvalidSceneError
+from geoseg.io.product_metadata import find_landsat_mtl, parse_mtl
+from geoseg.io.scene import open_scene, read_sample
+from geoseg.pipeline import PredictOptions, predict, prepare
+from geoseg.radiometry import (
+    RadiometryRequest,
+    SceneRadiometricInfo,
+    landsat_radiometry,
+    product_from_name,
+    resolve_radiometry,
+)
+
+SIX = ("blue", "green", "red", "nir", "swir16", "swir22")
+
+
+def info(name: str = "scene.tif", dtype: str = "uint16", **kw: object) -> SceneRadiometricInfo:
+    fields: dict[str, object] = {"scales": (1.0,) * 6, "offsets": (0.0,) * 6, **kw}
+    return SceneRadiometricInfo(name=name, dtype=dtype, **fields)  # type: ignore[arg-type]
+
+
+def test_the_order_of_decision() -> None:
+    bands = (1, 2, 3, 4, 5, 6)
+    # nothing said: assumed from the data type, and flagged as an assumption
+    assumed = resolve_radiometry(info(), bands, SIX)
+    assert assumed.scale == (1e-4,) * 6 and assumed.assumed
+    assert resolve_radiometry(info(dtype="float32"), bands, SIX).scale == (1.0,) * 6
+    assert resolve_radiometry(info(dtype="uint8"), bands, SIX).scale == (1 / 255,) * 6
+    # the file's GDAL scale/offset beat any convention
+    declared = info(scales=(2.75e-5,) * 6, offsets=(-0.2,) * 6, name="LC08_L1TP_x.tif")
+    got = resolve_radiometry(declared, bands, SIX)
+    assert got.scale == (2.75e-5,) * 6 and got.offset == (-0.2,) * 6 and not got.assumed
+    # a product name is a convention
+    l2 = resolve_radiometry(info(name="LC09_L2SP_231062_20230723_SR.tif"), bands, SIX)
+    assert l2.scale == (2.75e-5,) * 6 and l2.offset == (-0.2,) * 6
+    # the user's word beats everything
+    user = resolve_radiometry(declared, bands, SIX, RadiometryRequest(product="reflectance-x1000"))
+    assert user.scale == (1e-3,) * 6 and "--product" in user.source
+    per_band = RadiometryRequest(scale=(1e-4, 1e-4, 1e-4, 2e-4, 2e-4, 2e-4), offset=(-0.1,))
+    got = resolve_radiometry(info(), bands, SIX, per_band)
+    assert got.scale[3] == 2e-4 and got.offset == (-0.1,) * 6
+
+
+def test_only_the_selected_bands_count() -> None:
+    scales = (1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0)
+    got = resolve_radiometry(info(scales=scales, offsets=(0.0,) * 7), (1, 3), ("blue", "red"))
+    assert got.assumed  # band 2's scale is not among the model's bands
+    assert resolve_radiometry(
+        info(scales=scales, offsets=(0.0,) * 7), (2, 3), ("blue", "red")
+    ).scale == (0.5, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "message"),
+    [
+        ({"product": "jpeg"}, "unknown product 'jpeg'"),
+        ({"product": "dn8", "scale": (0.1,)}, "either --product or --scale"),
+        ({"scale": (0.0,)}, "> 0"),
+        ({"scale": (math.inf,)}, "finite"),
+    ],
+)
+def test_bad_requests_are_one_line_config_errors(
+    request_kw: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        RadiometryRequest(**request_kw)  # type: ignore[arg-type]
+    assert "\n" not in str(error.value)
+
+
+def test_per_band_values_must_match_the_model() -> None:
+    with pytest.raises(ConfigError, match="give one, or one per model band"):
+        resolve_radiometry(info(), (1, 2, 3), SIX[:3], RadiometryRequest(scale=(1e-4, 1e-4)))
+
+
+def test_product_names() -> None:
+    assert product_from_name("LC08_L1TP_017051_20151205_20200908_02_T1_B2-B7_DN.tif")[0] == (
+        "landsat-c2-l1"
+    )
+    assert product_from_name("S2A_MSIL1C_20170216T100131_N0204_R122_T33UUU.tif")[0] == (
+        "reflectance-x10000"
+    )
+    assert product_from_name("S2C_MSIL2A_20250101T000000_N0511_R000_T00XXX.tif")[0] == (
+        "sentinel2-pb04"
+    )
+    assert product_from_name("my_landsat_mosaic.tif") is None
+
+
+MTL_L1 = (
+    """GROUP = LANDSAT_METADATA_FILE
+  GROUP = IMAGE_ATTRIBUTES
+    SPACECRAFT_ID = "LANDSAT_8"
+    SUN_ELEVATION = 30.0
+  END_GROUP = IMAGE_ATTRIBUTES
+  GROUP = PRODUCT_CONTENTS
+    PROCESSING_LEVEL = "L1TP"
+  END_GROUP = PRODUCT_CONTENTS
+  GROUP = LEVEL1_RADIOMETRIC_RESCALING
+"""
+    + "".join(
+        f"    REFLECTANCE_MULT_BAND_{n} = 2.0E-05\n    REFLECTANCE_ADD_BAND_{n} = -0.1\n"
+        for n in range(1, 8)
+    )
+    + """  END_GROUP = LEVEL1_RADIOMETRIC_RESCALING
+END_GROUP = LANDSAT_METADATA_FILE
+"""
+)
+
+
+def test_landsat_level1_gains_are_corrected_for_the_sun() -> None:
+    got = landsat_radiometry(parse_mtl(MTL_L1), SIX, "x_MTL.txt")
+    # sin(30 deg) = 0.5: reflectance gains doubled
+    assert got.scale == pytest.approx((4e-5,) * 6) and got.offset == pytest.approx((-0.2,) * 6)
+
+
+def test_landsat_level2_gains_are_the_surface_reflectance_ones(shared_data: Path) -> None:
+    folder = shared_data / "landsat-xlandsat"
+    scene = open_scene(folder / "LC08_L2SP_204023_20200927_20201006_02_T1_B2-B7_SR.tif")
+    assert scene.landsat_mtl_name == "LC08_L2SP_204023_20200927_20201006_02_T1_MTL.txt"
+    got = resolve_radiometry(scene.radiometric_info(), tuple(range(1, 7)), SIX)
+    assert got.scale == pytest.approx((2.75e-5,) * 6) and got.offset == pytest.approx((-0.2,) * 6)
+    # its descriptions name the bands (blue_B2 ...) and its sensor reads bare ids as Landsat
+    assert scene.sensor == "landsat-oli"
+
+
+def test_old_landsat_radiance_gains_give_toa_reflectance(shared_data: Path) -> None:
+    """The Amazon TM scene: radiance gains, sun elevation, Earth-Sun distance, ESUN (its README)."""
+    folder = shared_data / "landsat5-amazon-rstoolbox"
+    scene = open_scene(folder / "LT05_1988-08-14_B1-B7.tif")
+    got = resolve_radiometry(scene.radiometric_info(), tuple(range(1, 7)), SIX)
+    assert "radiance gains" in got.source
+    # the README's recipe for band 4 (nir), a DN of 77 (closed forest)
+    d, elevation = 1.0129, math.radians(49.75588889)
+    radiance = 0.876 * 77 - 2.38602
+    expected = math.pi * radiance * d**2 / (1031.0 * math.sin(elevation))
+    assert 77 * got.scale[3] + got.offset[3] == pytest.approx(expected, rel=1e-3)
+    sample, valid = read_sample(scene, tuple(range(1, 7)))
+    forest_nir = np.median(sample[3][valid]) * got.scale[3] + got.offset[3]
+    assert 0.15 < forest_nir < 0.5  # a plausible near-infrared reflectance over rain forest
+
+
+def test_an_mtl_of_another_scene_is_not_used(tmp_path: Path) -> None:
+    (tmp_path / "LC08_L1TP_001001_20200101_20200101_02_T1_MTL.txt").write_text(
+        MTL_L1.replace(
+            "  GROUP = PRODUCT_CONTENTS",
+            "  GROUP = PROJECTION_ATTRIBUTES\n    CORNER_UL_PROJECTION_X_PRODUCT = 0\n"
+            "    CORNER_UL_PROJECTION_Y_PRODUCT = 10\n    CORNER_LR_PROJECTION_X_PRODUCT = 10\n"
+            "    CORNER_LR_PROJECTION_Y_PRODUCT = 0\n  END_GROUP = PROJECTION_ATTRIBUTES\n"
+            "  GROUP = PRODUCT_CONTENTS",
+        )
+    )
+    scene = write_raster(tmp_path / "elsewhere.tif", np.ones((6, 8, 8), np.uint16))
+    assert find_landsat_mtl(str(scene)) is not None  # the only MTL in the folder...
+    assert open_scene(scene).landsat_mtl is None  # ...but its extent is elsewhere
+
+
+def test_undeclared_zero_fill_is_nodata_and_said(
+    tmp_path: Path, fake_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = np.random.default_rng(0).integers(100, 3000, (6, 40, 50)).astype(np.uint16)
+    data[:, :, :10] = 0  # a collar of zeros, no nodata declared
+    scene = write_raster(tmp_path / "collar.tif", data, nodata=1)  # and a wrong nodata tag
+    out = tmp_path / "classes.tif"
+    with caplog.at_level("WARNING", logger="geoseg"):
+        predict(scene, None, model=fake_model, raster=out)
+    assert "0 in every band: treated as nodata" in caplog.text
+    with rasterio.open(out) as src:
+        classes = src.read(1)
+    assert (classes[:, :10] == 255).all() and (classes[:, 10:] != 255).all()
+
+
+def test_decisions_are_said_and_recorded(tmp_path: Path, fake_model: Path) -> None:
+    scene = write_raster(tmp_path / "s.tif", np.full((6, 20, 20), 500, np.uint16))
+    run = prepare(scene, fake_model, PredictOptions())
+    decided = run.decisions()
+    assert decided["radiometry"]["assumed"] and decided["radiometry"]["scale"] == [1e-4] * 6
+    assert "1 (blue) -> blue" in decided["bands"] and "by names" in decided["bands"]
+    result = CliRunner().invoke(
+        main,
+        ["predict", str(scene), "--out", str(tmp_path / "o.gpkg"), "--model", str(fake_model)],
+    )
+    assert "reflectance: assumed reflectance x 10000" in result.output
+    report = (tmp_path / "o.report.json").read_text()
+    assert '"radiometry"' in report and '"assumed": true' in report
+
+
+def test_cli_radiometry_errors_are_one_line_before_reading(
+    tmp_path: Path, fake_model: Path
+) -> None:
+    scene = write_raster(tmp_path / "s.tif", np.full((6, 20, 20), 500, np.uint16))
+    for extra, needle in (
+        (["--product", "dn8", "--scale", "0.1"], "either --product or --scale"),
+        (["--scale", "0.1,0.2"], "give one, or one per model band"),
+        (["--product", "jpeg"], "unknown product"),
+    ):
+        result = CliRunner().invoke(
+            main,
+            [
+                "predict",
+                str(scene),
+                "--out",
+                str(tmp_path / "o.gpkg"),
+                "--model",
+                str(fake_model),
+                *extra,
+            ],
+        )
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 1 and len(lines) == 1 and needle in lines[0], result.output
+    assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_invalid_scene_error_names_missing_landsat_band() -> None:
+    with pytest.raises(InvalidSceneError, match="no Landsat band for 'rededge1'"):
+        landsat_radiometry(parse_mtl(MTL_L1), ("rededge1",), "x_MTL.txt")
