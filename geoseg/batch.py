@@ -299,6 +299,10 @@ def result_parameters(options: PredictOptions) -> dict[str, Any]:
     }
     if params.get("bands") is not None:
         params["bands"] = list(params["bands"])
+    if "radiometry" in params:
+        params["radiometry"] = {
+            k: v for k, v in asdict(params["radiometry"]).items() if v is not None
+        }
     params["geoseg_version"] = __version__
     return params
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from geoseg.errors import ConfigError, DeviceError
+from geoseg.memory import network_allocations
 from geoseg.models.architectures import for_inference, get_architecture
 from geoseg.models.card import Legend
 from geoseg.models.loading import LoadedModel
@@ -149,7 +150,7 @@ class Predictor:
         x = x * valid.unsqueeze(1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
+        with self._autocast(), network_allocations():
             out: torch.Tensor = self.network(x)
         return out.float()
 

@@ -49,7 +49,7 @@ from geoseg.models.card import ClassInfo, Legend
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import InputTransform
 from geoseg.provenance import Provenance
-from geoseg.radiometry import Radiometry, RadiometryRequest, resolve_radiometry
+from geoseg.radiometry import Radiometry, RadiometryRequest, resolve_radiometry, to_model_level
 from geoseg.report import report_paths, write_run_report
 from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
@@ -290,7 +290,11 @@ def prepare(
     legend = card.legend(options.legend)
     match = resolve_bands(card.bands, scene.descriptions, options.bands, scene.colors, scene.sensor)
     bands = match.indexes
-    radiometry = resolve_radiometry(scene.radiometric_info(), bands, card.bands, options.radiometry)
+    radiometry = to_model_level(
+        resolve_radiometry(scene.radiometric_info(), bands, card.bands, options.radiometry),
+        card.bands,
+        card.reflectance_level,
+    )
     transform = InputTransform(radiometry, card.normalization)
     sample, valid = read_sample(scene, bands)
     if not valid.any():
@@ -345,8 +349,10 @@ def _prepare_date(
     f_left, f_bottom, f_right, f_top = _bounds(first)
     if left >= f_right or right <= f_left or bottom >= f_top or top <= f_bottom:
         raise InvalidSceneError(f"date {date.path} does not overlap the first scene {first.path}")
-    radiometry = resolve_radiometry(
-        date.radiometric_info(), match.indexes, card.bands, options.radiometry
+    radiometry = to_model_level(
+        resolve_radiometry(date.radiometric_info(), match.indexes, card.bands, options.radiometry),
+        card.bands,
+        card.reflectance_level,
     )
     log.info(
         "date %s: %s; reflectance: %s",

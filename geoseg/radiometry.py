@@ -19,6 +19,11 @@ this order:
    integers reflectance x 10000, 8-bit integers ``DN / 255`` (the documented mapping for 8-bit
    imagery with no radiometric metadata, e.g. orthophotos).
 
+Where the data says whether its values are top-of-atmosphere or surface (atmospherically
+corrected) reflectance, the decision records it: the embedded models were trained on
+top-of-atmosphere data, and :func:`to_model_level` gives surface reflectance a typical clear-sky
+path reflectance so that such models see the look they know.
+
 This module decides; :mod:`geoseg.io.product_metadata` reads the metadata files.
 """
 
@@ -35,30 +40,63 @@ from geoseg.errors import ConfigError, InvalidSceneError
 
 @dataclass(frozen=True)
 class Product:
-    """A named convention for stored values: ``reflectance = value * scale + offset``."""
+    """A named convention for stored values: ``reflectance = value * scale + offset``.
+
+    ``surface`` says whether that is surface (True) or top-of-atmosphere (False) reflectance,
+    ``None`` where the convention does not say.
+    """
 
     scale: float
     offset: float
     description: str
+    surface: bool | None = None
 
 
 #: The products ``--product`` names.
 PRODUCTS: dict[str, Product] = {
     "reflectance": Product(1.0, 0.0, "reflectance (0-1) as stored"),
-    "reflectance-x10000": Product(
-        1e-4, 0.0, "reflectance x 10000 (Sentinel-2 L1C/L2A before processing baseline 04.00)"
-    ),
-    "sentinel2-pb04": Product(
-        1e-4, -0.1, "Sentinel-2 L1C/L2A from processing baseline 04.00: (value - 1000) / 10000"
-    ),
+    "reflectance-x10000": Product(1e-4, 0.0, "reflectance x 10000"),
     "reflectance-x1000": Product(1e-3, 0.0, "reflectance x 1000"),
+    "surface-reflectance": Product(1.0, 0.0, "surface reflectance (0-1)", True),
+    "surface-reflectance-x10000": Product(1e-4, 0.0, "surface reflectance x 10000", True),
+    "surface-reflectance-x1000": Product(1e-3, 0.0, "surface reflectance x 1000", True),
+    "sentinel2-l1c": Product(1e-4, 0.0, "Sentinel-2 L1C before baseline 04.00 (x 1e-4)", False),
+    "sentinel2-l2a": Product(1e-4, 0.0, "Sentinel-2 L2A before baseline 04.00 (x 1e-4)", True),
+    "sentinel2-l1c-pb04": Product(
+        1e-4, -0.1, "Sentinel-2 L1C from baseline 04.00 ((value - 1000) / 10000)", False
+    ),
+    "sentinel2-l2a-pb04": Product(
+        1e-4, -0.1, "Sentinel-2 L2A from baseline 04.00 ((value - 1000) / 10000)", True
+    ),
     "landsat-c2-l2": Product(
-        2.75e-5, -0.2, "Landsat Collection 2 Level-2 surface reflectance (x 2.75e-5 - 0.2)"
+        2.75e-5, -0.2, "Landsat Collection 2 Level-2 surface reflectance (x 2.75e-5 - 0.2)", True
     ),
     "landsat-c2-l1": Product(
-        2e-5, -0.1, "Landsat Collection 2 Level-1 (x 2e-5 - 0.1, no sun-elevation correction)"
+        2e-5,
+        -0.1,
+        "Landsat Collection 2 Level-1 (x 2e-5 - 0.1, no sun-elevation correction)",
+        False,
     ),
     "dn8": Product(1 / 255, 0.0, "8-bit values as DN / 255"),
+}
+
+#: Typical clear-sky path reflectance per band (about wavelength ** -2): what the atmosphere adds
+#: to surface reflectance at the top of the atmosphere. On a Landsat 8 pair of one date (Momotombo,
+#: Level-1 top-of-atmosphere vs Level-2 surface reflectance), landcover-s2-dw6's map of the
+#: surface reflectance agrees with its map of the top-of-atmosphere reflectance on 86.7% of the
+#: pixels with these added, on 72.1% without (values chosen while looking at that pair).
+PATH_REFLECTANCE: dict[str, float] = {
+    "coastal": 0.09,
+    "blue": 0.07,
+    "green": 0.045,
+    "red": 0.03,
+    "rededge1": 0.025,
+    "rededge2": 0.02,
+    "rededge3": 0.018,
+    "nir": 0.015,
+    "nir08": 0.015,
+    "swir16": 0.005,
+    "swir22": 0.002,
 }
 
 
@@ -72,6 +110,9 @@ class RadiometryRequest:
         A key of :data:`PRODUCTS`.
     scale, offset : tuple of float, optional
         One value for every band, or one per model band.
+    surface : bool, optional
+        With ``scale``: whether the values are surface (True) or top-of-atmosphere (False)
+        reflectance.
     source : str, optional
         Where ``scale``/``offset`` come from, when a caller passes on a decision made elsewhere
         (default: the user's ``--scale``/``--offset``).
@@ -87,6 +128,7 @@ class RadiometryRequest:
     scale: tuple[float, ...] | None = None
     offset: tuple[float, ...] | None = None
     source: str | None = None
+    surface: bool | None = None
 
     def __post_init__(self) -> None:
         if self.product is not None and self.product not in PRODUCTS:
@@ -140,12 +182,16 @@ class Radiometry:
         One line: where the numbers come from.
     assumed : bool
         Whether geoseg had to assume them (nothing in the data said).
+    surface : bool or None
+        Whether that is surface (True) or top-of-atmosphere (False) reflectance, ``None`` when
+        nothing says.
     """
 
     scale: tuple[float, ...]
     offset: tuple[float, ...]
     source: str
     assumed: bool = False
+    surface: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able form for run reports."""
@@ -154,6 +200,7 @@ class Radiometry:
             "offset": list(self.offset),
             "source": self.source,
             "assumed": self.assumed,
+            "surface": self.surface,
         }
 
 
@@ -187,11 +234,19 @@ def resolve_radiometry(
     count = len(bands)
     if request.product is not None:
         product = PRODUCTS[request.product]
-        return _uniform(product.scale, product.offset, count, f"--product {request.product}")
+        return _uniform(
+            product.scale,
+            product.offset,
+            count,
+            f"--product {request.product}: {product.description}",
+            surface=product.surface,
+        )
     if request.scale is not None or request.offset is not None:
         scale = _per_band(request.scale or (1.0,), count, "scale")
         offset = _per_band(request.offset or (0.0,), count, "offset")
-        return Radiometry(scale, offset, request.source or "--scale/--offset")
+        return Radiometry(
+            scale, offset, request.source or "--scale/--offset", False, request.surface
+        )
     declared_scale = tuple(info.scales[b - 1] for b in bands)
     declared_offset = tuple(info.offsets[b - 1] for b in bands)
     if any(s != 1.0 for s in declared_scale) or any(o != 0.0 for o in declared_offset):
@@ -202,14 +257,43 @@ def resolve_radiometry(
     if by_name is not None:
         key, why = by_name
         product = PRODUCTS[key]
-        return _uniform(product.scale, product.offset, count, why, assumed=True)
+        return _uniform(
+            product.scale, product.offset, count, why, assumed=True, surface=product.surface
+        )
     return _from_dtype(info.dtype, count)
 
 
 def _uniform(
-    scale: float, offset: float, count: int, source: str, assumed: bool = False
+    scale: float,
+    offset: float,
+    count: int,
+    source: str,
+    assumed: bool = False,
+    surface: bool | None = None,
 ) -> Radiometry:
-    return Radiometry((scale,) * count, (offset,) * count, source, assumed)
+    return Radiometry((scale,) * count, (offset,) * count, source, assumed, surface)
+
+
+def to_model_level(radiometry: Radiometry, bands: Sequence[str], level: str) -> Radiometry:
+    """Bring surface reflectance to a top-of-atmosphere look for a model trained on that.
+
+    ``level`` is the model's (``"toa"`` or ``"any"``). Surface reflectance (``surface`` True)
+    fed to a ``"toa"`` model gets :data:`PATH_REFLECTANCE` added per band; anything else is
+    returned as it is.
+    """
+    if level != "toa" or radiometry.surface is not True:
+        return radiometry
+    offset = tuple(
+        o + PATH_REFLECTANCE.get(b, 0.0) for o, b in zip(radiometry.offset, bands, strict=True)
+    )
+    return Radiometry(
+        radiometry.scale,
+        offset,
+        f"{radiometry.source}; surface reflectance given a typical clear-sky path reflectance "
+        "for a model trained on top-of-atmosphere data",
+        radiometry.assumed,
+        True,
+    )
 
 
 def _per_band(values: tuple[float, ...], count: int, what: str) -> tuple[float, ...]:
@@ -240,7 +324,7 @@ def product_from_name(name: str) -> tuple[str, str] | None:
     >>> product_from_name("LC08_L2SP_204023_20200927_20201006_02_T1_SR.tif")[0]
     'landsat-c2-l2'
     >>> product_from_name("S2B_MSIL2A_20230705T101559_N0509_R065_T32TQM_20230705T131146.tif")[0]
-    'sentinel2-pb04'
+    'sentinel2-l2a-pb04'
     >>> product_from_name("scene.tif") is None
     True
     """
@@ -261,17 +345,15 @@ def product_from_name(name: str) -> tuple[str, str] | None:
     sentinel = _SENTINEL2_ID.search(base)
     if sentinel:
         baseline = int(sentinel.group(2))
+        level = sentinel.group(1).upper()
+        key = f"sentinel2-{level.lower()}"
         if baseline >= 400:
             return (
-                "sentinel2-pb04",
-                f"Sentinel-2 {sentinel.group(1).upper()} processing baseline "
-                f"{baseline // 100:02d}.{baseline % 100:02d} by its file name "
-                "((value - 1000) / 10000)",
+                f"{key}-pb04",
+                f"Sentinel-2 {level} processing baseline {baseline // 100:02d}.{baseline % 100:02d}"
+                " by its file name ((value - 1000) / 10000)",
             )
-        return (
-            "reflectance-x10000",
-            f"Sentinel-2 {sentinel.group(1).upper()} by its file name (value / 10000)",
-        )
+        return key, f"Sentinel-2 {level} by its file name (value / 10000)"
     return None
 
 
@@ -339,7 +421,9 @@ def landsat_radiometry(mtl: Mapping[str, str], band_names: Sequence[str], name: 
             how = "radiance gains, sun elevation, Earth-Sun distance and ESUN (TOA reflectance)"
         scales.append(scale)
         offsets.append(offset)
-    return Radiometry(tuple(scales), tuple(offsets), f"{name}: {how}")
+    return Radiometry(
+        tuple(scales), tuple(offsets), f"{name}: {how}", surface=level.startswith("L2")
+    )
 
 
 def _mtl_float(mtl: Mapping[str, str], key: str, name: str) -> float:

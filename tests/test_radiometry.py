@@ -22,6 +22,7 @@ from geoseg.radiometry import (
     landsat_radiometry,
     product_from_name,
     resolve_radiometry,
+    to_model_level,
 )
 
 SIX = ("blue", "green", "red", "nir", "swir16", "swir22")
@@ -90,10 +91,10 @@ def test_product_names() -> None:
         "landsat-c2-l1"
     )
     assert product_from_name("S2A_MSIL1C_20170216T100131_N0204_R122_T33UUU.tif")[0] == (
-        "reflectance-x10000"
+        "sentinel2-l1c"
     )
     assert product_from_name("S2C_MSIL2A_20250101T000000_N0511_R000_T00XXX.tif")[0] == (
-        "sentinel2-pb04"
+        "sentinel2-l2a-pb04"
     )
     assert product_from_name("my_landsat_mosaic.tif") is None
 
@@ -225,3 +226,21 @@ def test_cli_radiometry_errors_are_one_line_before_reading(
 def test_invalid_scene_error_names_missing_landsat_band() -> None:
     with pytest.raises(InvalidSceneError, match="no Landsat band for 'rededge1'"):
         landsat_radiometry(parse_mtl(MTL_L1), ("rededge1",), "x_MTL.txt")
+
+
+def test_surface_reflectance_gets_a_path_for_toa_models() -> None:
+    bands = (1, 2, 3, 4, 5, 6)
+    sr = resolve_radiometry(info(name="LC09_L2SP_231062_20230723_SR.tif"), bands, SIX)
+    assert sr.surface is True
+    toa_look = to_model_level(sr, SIX, "toa")
+    added = [b - a for a, b in zip(sr.offset, toa_look.offset, strict=True)]
+    assert added == pytest.approx([0.07, 0.045, 0.03, 0.015, 0.005, 0.002])
+    assert "path reflectance" in toa_look.source
+    # models that take any reflectance, and top-of-atmosphere or unknown inputs, are left alone
+    assert to_model_level(sr, SIX, "any") == sr
+    toa = resolve_radiometry(info(name="LC08_L1TP_017051_x.tif"), bands, SIX)
+    assert toa.surface is False and to_model_level(toa, SIX, "toa") == toa
+    unknown = resolve_radiometry(info(), bands, SIX)
+    assert unknown.surface is None and to_model_level(unknown, SIX, "toa") == unknown
+    product = RadiometryRequest(product="surface-reflectance-x1000")
+    assert resolve_radiometry(info(), bands, SIX, product).surface is True

@@ -189,6 +189,10 @@ class ModelCard:
         Views of ``classes`` a prediction can deliver instead of the classes themselves.
     default_legend : str
         The legend predictions deliver unless told otherwise (``"full"``: the classes).
+    reflectance_level : {"any", "toa"}
+        The reflectance the model was trained on: ``toa`` (top of atmosphere) models are given
+        surface reflectance with a typical path reflectance added
+        (:func:`geoseg.radiometry.to_model_level`).
     """
 
     name: str
@@ -205,6 +209,7 @@ class ModelCard:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     legends: tuple[Legend, ...] = ()
     default_legend: str = FULL_LEGEND
+    reflectance_level: str = "any"
 
     def __post_init__(self) -> None:
         if not self.bands:
@@ -214,6 +219,10 @@ class ModelCard:
         ids = [c.id for c in self.classes]
         if len(set(ids)) != len(ids):
             raise ModelError(f"model {self.name!r} has duplicate class ids {ids}")
+        if self.reflectance_level not in ("any", "toa"):
+            raise ModelError(
+                f"model {self.name!r}: reflectance level {self.reflectance_level!r} is not any, toa"
+            )
         if self.gsd is not None and self.gsd <= 0:
             raise ModelError(f"model {self.name!r} ground sample distance must be > 0")
         norm = self.normalization
@@ -271,9 +280,15 @@ class ModelCard:
             lines += [self.description, ""]
         lines.append(f"architecture  {self.architecture}")
         lines.append(f"bands         {', '.join(self.bands)}")
+        level = (
+            "top-of-atmosphere reflectance (0-1; surface reflectance is given a typical path "
+            "reflectance)"
+            if self.reflectance_level == "toa"
+            else "reflectance (0-1, surface or top of atmosphere)"
+        )
         lines.append(
-            "input         reflectance (0-1, surface or top of atmosphere); geoseg converts the "
-            "scene's values from its metadata (see geoseg predict --help: --product, --scale)"
+            f"input         {level}; geoseg converts the scene's values from its metadata (see "
+            "geoseg predict --help: --product, --scale)"
         )
         if norm.legacy:
             lines.append(f"normalisation {norm.method} (an older model: retrain it)")

@@ -118,6 +118,7 @@ def dynamic_world_card() -> ModelCard:
         overlap=64,
         legends=(LANDCOVER_VIEW,),
         default_legend="landcover",
+        reflectance_level="toa",
         description=(
             "Google's Dynamic World v1 network (231k parameters, depthwise-separable "
             "convolutions), converted to PyTorch by geoseg: nine classes from Sentinel-2 "

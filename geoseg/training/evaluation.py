@@ -276,7 +276,10 @@ def evaluate(
         options,
         bands=tuple(str(b) for b in band_indexes),
         radiometry=RadiometryRequest(
-            scale=radiometry.scale, offset=radiometry.offset, source=radiometry.source
+            scale=radiometry.scale,
+            offset=radiometry.offset,
+            source=radiometry.source,
+            surface=radiometry.surface,
         ),
     )
     with tempfile.TemporaryDirectory(prefix="geoseg-evaluate-") as tmp:

@@ -461,6 +461,7 @@ def train(
             resolve=config.resolve,
             teacher=teacher,
             gsd=card.gsd,
+            reflectance_level=card.reflectance_level,
         )
         for spec in config.scenes
     ]

@@ -39,7 +39,7 @@ from geoseg.io.scene import open_scene
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel
 from geoseg.normalization import InputTransform
-from geoseg.radiometry import Radiometry, resolve_radiometry
+from geoseg.radiometry import Radiometry, resolve_radiometry, to_model_level
 from geoseg.training.config import HoldoutConfig, SceneConfig
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,7 @@ def prepare_scene(
     resolve: Any = Path,
     teacher: LoadedModel | None = None,
     gsd: float | None = None,
+    reflectance_level: str = "any",
 ) -> SceneData:
     """Read, stack, convert to reflectance and label one configured scene.
 
@@ -261,6 +262,9 @@ def prepare_scene(
         The model's pixel size: a scene whose pixels differ from it by more than 25% is
         resampled to it (nearest neighbour, written once to ``work_dir``), as prediction
         resamples it.
+    reflectance_level : {"any", "toa"}
+        The model card's: surface reflectance gets a typical path reflectance for a ``toa``
+        model, as in prediction.
 
     Raises
     ------
@@ -302,8 +306,10 @@ def prepare_scene(
         model_bands, info.descriptions, requested, info.colors, info.sensor
     ).indexes
     grid = grid_of(image_path)
-    radiometry = resolve_radiometry(
-        info.radiometric_info(), band_indexes, model_bands, scene.radiometry()
+    radiometry = to_model_level(
+        resolve_radiometry(info.radiometric_info(), band_indexes, model_bands, scene.radiometry()),
+        model_bands,
+        reflectance_level,
     )
     raw, valid = read_raster(image_path, band_indexes)
     image = _reflectance(raw, radiometry)
@@ -382,7 +388,11 @@ def _teacher_targets(
             f"{[c.name for c in classes]}: they must have the same classes"
         )
     bands = resolve_bands(card.bands, info.descriptions, None, info.colors, info.sensor).indexes
-    radiometry = resolve_radiometry(info.radiometric_info(), bands, card.bands, scene.radiometry())
+    radiometry = to_model_level(
+        resolve_radiometry(info.radiometric_info(), bands, card.bands, scene.radiometry()),
+        card.bands,
+        card.reflectance_level,
+    )
     raw, valid = read_raster(image_path, bands)
     transform = InputTransform(radiometry, card.normalization)
     inputs = transform.apply(raw)
