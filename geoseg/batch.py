@@ -899,7 +899,11 @@ def _worker_model(task: SceneTask) -> LoadedModel:
     from geoseg.io.scene import open_scene
     from geoseg.models.loading import choose_default_model, load_model
 
-    name = task.model or choose_default_model(open_scene(task.source).descriptions)
+    if task.model is None:
+        scene = open_scene(task.source)
+        name = choose_default_model(scene.descriptions, scene.colors, scene.sensor)
+    else:
+        name = task.model
     cache_key = (name, task.model_sha256)
     loaded = _WORKER_MODELS.get(cache_key)
     if loaded is None:

@@ -343,17 +343,34 @@ def _band_list(bands: str | None) -> tuple[str, ...] | None:
 @main.command()
 @handle_errors
 def models() -> None:
-    """List the embedded models."""
-    from geoseg.models.loading import read_embedded_cards
+    """List the embedded models: the first that fits a scene's bands is the default for it."""
+    from geoseg.models.loading import DEFAULT_MODELS, read_embedded_cards
 
     cards = read_embedded_cards()
     if not cards:
         click.echo("no embedded models")
-    for card, sha256 in cards:
-        gsd = f"{card.gsd:g} m" if card.gsd else "any GSD"
-        click.echo(
-            f"{card.name}\t{card.architecture}\t{','.join(card.bands)}\t{gsd}\t{sha256[:12]}"
-        )
+        return
+    order = {name: i for i, name in enumerate(DEFAULT_MODELS)}
+    cards.sort(key=lambda item: order.get(item[0].name, len(order)))
+    click.echo(f"{'model':<20} {'bands':<62} {'pixel':>6}  fits")
+    for card, _ in cards:
+        pixel = f"{card.gsd:g} m" if card.gsd else "any"
+        fits = ", ".join(_FITS.get(card.name, ())) or "scenes with these bands"
+        mark = " (default for these bands)" if card.name in order else ""
+        click.echo(f"{card.name:<20} {','.join(card.bands):<62} {pixel:>6}  {fits}{mark}")
+    click.echo(
+        "\nWith no --model, predict takes the first model above whose bands the scene names; "
+        "geoseg info MODEL prints a card."
+    )
+
+
+# which scenes each embedded model is meant for (for `geoseg models`)
+_FITS: dict[str, tuple[str, ...]] = {
+    "landcover-s2-dw": ("Sentinel-2 with red-edge bands",),
+    "landcover-s2-dw6": ("Sentinel-2", "Landsat 4-9"),
+    "landcover-rgbn-dw": ("NAIP", "4-band aerial"),
+    "landcover-rgb-dw": ("orthophotos", "RGB"),
+}
 
 
 @main.command()

@@ -29,6 +29,7 @@ This module decides; :mod:`geoseg.io.product_metadata` reads the metadata files.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -160,6 +161,9 @@ class SceneRadiometricInfo:
         also bare (first occurrence).
     landsat_mtl_name : str, optional
         That file's name, for messages.
+    level : str, optional
+        What the file's ``REFLECTANCE_LEVEL`` tag says: ``surface`` or ``toa``
+        (``gdal_edit.py -mo REFLECTANCE_LEVEL=surface``; products read by geoseg carry it).
     """
 
     name: str
@@ -168,6 +172,7 @@ class SceneRadiometricInfo:
     offsets: tuple[float, ...]
     landsat_mtl: Mapping[str, str] | None = None
     landsat_mtl_name: str | None = None
+    level: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,17 @@ def resolve_radiometry(
         return Radiometry(
             scale, offset, request.source or "--scale/--offset", False, request.surface
         )
+    decided = _from_data(info, bands, band_names)
+    if info.level in ("surface", "toa"):
+        # the file's own word on its level wins over a convention's
+        return dataclasses.replace(decided, surface=info.level == "surface")
+    return decided
+
+
+def _from_data(
+    info: SceneRadiometricInfo, bands: Sequence[int], band_names: Sequence[str]
+) -> Radiometry:
+    count = len(bands)
     declared_scale = tuple(info.scales[b - 1] for b in bands)
     declared_offset = tuple(info.offsets[b - 1] for b in bands)
     if any(s != 1.0 for s in declared_scale) or any(o != 0.0 for o in declared_offset):

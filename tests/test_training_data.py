@@ -252,7 +252,7 @@ def test_radiometric_augmentation_acts_on_reflectance(
     ).batch(0, 1)
     # the same patch, every band's reflectance doubled
     np.testing.assert_allclose(x, 2 * plain.image[0].numpy(), rtol=1e-5)
-    hazy = AugmentConfig(flips=False, rot90=False, haze_probability=1.0, haze_max=0.05)
+    hazy = AugmentConfig(flips=False, rot90=False, haze_probability=1.0, haze_range=(0.02, 0.05))
     y = PatchSampler([data], 8, hazy, WIDE, S2_BANDS, seed=1).batch(0, 1).image[0].numpy()
     shift = (y - plain.image[0].numpy()).mean(axis=(1, 2))
     # haze is one additive term per band, largest in blue and smallest in swir22

@@ -6,6 +6,7 @@ a missing or non-raster file, a truncated GeoTIFF, no CRS, no geotransform.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from rasterio.windows import Window
 from geoseg.errors import InvalidSceneError
 from geoseg.io.gdal import open_raster
 from geoseg.io.product_metadata import read_landsat_mtl
+from geoseg.io.products import REFLECTANCE_LEVEL_TAG, is_product, product_dataset
 from geoseg.radiometry import SceneRadiometricInfo, landsat_band_numbers
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,9 @@ class Scene:
         :func:`geoseg.io.product_metadata.parse_mtl`), if one belongs to it.
     landsat_mtl_name : str or None
         That file's name.
+    label : str
+        What messages call the scene when ``path`` is not what the user gave (a product read
+        through a VRT).
     """
 
     path: str
@@ -84,6 +89,7 @@ class Scene:
     tags: Mapping[str, str] = field(default_factory=dict)
     landsat_mtl: Mapping[str, str] | None = None
     landsat_mtl_name: str | None = None
+    label: str = ""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -92,8 +98,8 @@ class Scene:
 
     @property
     def name(self) -> str:
-        """The file name without its folders."""
-        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+        """The file (or product) name without its folders."""
+        return self.label or self.path.replace("\\", "/").rsplit("/", 1)[-1]
 
     def radiometric_info(self) -> SceneRadiometricInfo:
         """What the scene says about its values (for :mod:`geoseg.radiometry`)."""
@@ -104,6 +110,7 @@ class Scene:
             offsets=self.offsets or (0.0,) * self.count,
             landsat_mtl=self.landsat_mtl,
             landsat_mtl_name=self.landsat_mtl_name,
+            level=self.tags.get(REFLECTANCE_LEVEL_TAG, "").lower() or None,
         )
 
     @property
@@ -134,15 +141,18 @@ def open_scene(path: str | Path) -> Scene:
     name = str(path)
     if "://" not in name and not name.startswith("/vsi") and not Path(name).exists():
         raise InvalidSceneError(f"scene {name} does not exist")
+    label = ""
+    if "://" not in name and not name.startswith("/vsi") and is_product(name):
+        name, label = product_dataset(name)
     try:
         with open_raster(name) as src:
             scene = _describe(src, name)
             _check_readable(src, name)
     except RasterioError as exc:
         raise InvalidSceneError(
-            f"scene {name} is not a readable raster: {_first_line(exc)}"
+            f"scene {label or name} is not a readable raster: {_first_line(exc)}"
         ) from exc
-    return scene
+    return dataclasses.replace(scene, label=label) if label else scene
 
 
 def _describe(src: Any, name: str) -> Scene:

@@ -192,11 +192,12 @@ class AugmentConfig:
     band_offset : float
         Additive reflectance jitter of each band (``+- band_offset``).
     haze_probability : float
-        Probability of adding haze (path radiance): up to ``haze_max`` reflectance in blue,
-        falling with wavelength (about ``wavelength ** -2``), or removing part of it (surface
-        vs top-of-atmosphere reflectance).
-    haze_max : float
-        Largest haze added, in reflectance at the blue band.
+        Probability of adding or removing path reflectance: a value drawn from ``haze_range`` at
+        the blue band, falling with wavelength (about ``wavelength ** -2``) in the other bands.
+        Negative values take the atmosphere away: top-of-atmosphere data made to look like
+        surface reflectance, so a model holds on either.
+    haze_range : tuple of float
+        Path reflectance added at the blue band (blue's typical clear-sky path is about 0.07).
     zoom_probability : float
         Probability of rescaling a patch by a factor drawn from ``zoom_range``.
     zoom_range : tuple of float
@@ -218,7 +219,7 @@ class AugmentConfig:
     band_gain: float = 0.0
     band_offset: float = 0.0
     haze_probability: float = 0.0
-    haze_max: float = 0.05
+    haze_range: tuple[float, float] = (-0.025, 0.05)
     zoom_probability: float = 0.0
     zoom_range: tuple[float, float] = (0.5, 2.0)
     blur_probability: float = 0.0

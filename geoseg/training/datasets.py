@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from geoseg.io.labels import IGNORE, write_raster
 from geoseg.models.card import Normalization
 from geoseg.normalization import normalise_reflectance
+from geoseg.radiometry import PATH_REFLECTANCE
 from geoseg.training.config import AugmentConfig
 from geoseg.training.prepare import SceneData
 
@@ -208,27 +209,15 @@ class PatchSampler:
         x = x * torch.from_numpy((gain * per_band).astype(np.float32)).view(-1, 1, 1)
         x = x + torch.from_numpy(offset.astype(np.float32)).view(-1, 1, 1)
         if aug.haze_probability > 0 and rng.random() < aug.haze_probability:
-            # add path radiance, or take some away (surface vs top-of-atmosphere reflectance)
-            haze = float(rng.uniform(-0.5, 1.0)) * aug.haze_max
+            # add path reflectance, or take it away (surface vs top-of-atmosphere reflectance)
+            haze = float(rng.uniform(*aug.haze_range))
             x = x + haze * self.haze_weights
         x = normalise_reflectance(x[None], self.normalization)[0]
         return x * valid
 
 
-# Relative path radiance per band (about wavelength ** -2, blue = 1).
-_HAZE_WEIGHTS = {
-    "coastal": 1.3,
-    "blue": 1.0,
-    "green": 0.75,
-    "red": 0.55,
-    "rededge1": 0.48,
-    "rededge2": 0.43,
-    "rededge3": 0.39,
-    "nir": 0.33,
-    "nir08": 0.31,
-    "swir16": 0.1,
-    "swir22": 0.05,
-}
+# Relative path reflectance per band (blue = 1), the shape of radiometry's typical clear sky.
+_HAZE_WEIGHTS = {band: value / PATH_REFLECTANCE["blue"] for band, value in PATH_REFLECTANCE.items()}
 
 
 class GeoPatchSampler(PatchSampler):
