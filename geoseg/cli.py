@@ -277,7 +277,8 @@ def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="GeoPackage to write (layer 'landcover').",
+    help="Polygons to write, format by extension: .gpkg (layer 'landcover', styled in the "
+    "file), .shp, .geojson, .fgb (with a .qml style beside).",
 )
 @click.option(
     "--raster",

@@ -44,6 +44,7 @@ from geoseg.io.class_raster_writer import (
 )
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
+from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
 from geoseg.memory import bound_heap_growth, release_free_heap
 from geoseg.models.card import ClassInfo, Legend
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
@@ -443,7 +444,11 @@ def predict(
     if out_path is None and raster_path is None:
         raise ConfigError("nothing to write: give an output GeoPackage or a class raster")
     reports = report_paths(out_path) if out_path is not None else ()
-    for path in (out_path, raster_path, *reports):
+    vector_files = []
+    if out_path is not None:
+        check_vector_format(out_path)  # an unknown extension fails before any work
+        vector_files = output_files(out_path)
+    for path in (*vector_files, raster_path, *reports):
         if path is not None:
             check_output_path(path, overwrite)
     bound_heap_growth()
@@ -478,7 +483,8 @@ def predict(
         with contextlib.ExitStack() as stack:
             gpkg_tmp = None
             if out_path is not None:
-                gpkg_tmp = temporary_sibling(out_path, "gpkg")
+                # the layer is built as a GeoPackage whatever the format asked for
+                gpkg_tmp = temporary_sibling(out_path.with_suffix(".gpkg"), "gpkg")
                 temporaries.append(gpkg_tmp)
             vectorizer = _background_vectorizer(
                 run, gpkg_tmp, options, provenance, dst_crs, str(scene_path)
@@ -549,7 +555,12 @@ def predict(
                         classes_tmp, gpkg_tmp, run.classes, options, provenance, str(scene_path)
                     )
                 polygons = vectors.polygon_count
-                finished.append((gpkg_tmp, out_path))
+                if out_path.suffix.lower() == ".gpkg":
+                    finished.append((gpkg_tmp, out_path))
+                else:
+                    exported = export_layer(gpkg_tmp, out_path)
+                    temporaries.extend(tmp for tmp, _ in exported)
+                    finished.extend(exported)
                 timings["vectorize"] = time.perf_counter() - t0
                 report = write_run_report(
                     out_path,

@@ -56,7 +56,7 @@ from rasterio.features import shapes, sieve
 from rasterio.windows import Window
 
 from geoseg.errors import VectorizeError
-from geoseg.io.atomic import check_output_path
+from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
 from geoseg.io.class_raster import (
     NODATA,
     BlockReader,
@@ -66,6 +66,7 @@ from geoseg.io.class_raster import (
     read_classes_file,
 )
 from geoseg.io.geopackage import LandcoverWriter
+from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
 from geoseg.models.card import ClassInfo
 from geoseg.provenance import Provenance
 from geoseg.styles import landcover_style
@@ -245,6 +246,34 @@ def vectorize_raster(
     start = time.perf_counter()
     _check_parameters(min_area_m2, simplify_m, block_size)
     out = Path(out_path)
+    check_vector_format(out)
+    if out.suffix.lower() != ".gpkg":
+        # built as a GeoPackage, then exported with its style beside it
+        for part in output_files(out):
+            check_output_path(part, overwrite)
+        gpkg = temporary_sibling(out.with_suffix(".gpkg"), "gpkg")
+        exported: list[tuple[Path, Path]] = []
+        try:
+            result = vectorize_raster(
+                raster_path,
+                gpkg,
+                classes=classes,
+                min_area_m2=min_area_m2,
+                simplify_m=simplify_m,
+                dst_crs=dst_crs,
+                provenance=provenance,
+                block_size=block_size,
+                progress=progress,
+                workers=workers,
+                source=source or str(raster_path),
+            )
+            exported = export_layer(gpkg, out)
+            for tmp, final in exported:
+                tmp.replace(final)
+        finally:
+            for leftover in (gpkg, *(tmp for tmp, _ in exported)):
+                remove_with_sidecars(leftover)
+        return result
     check_output_path(out, overwrite)
     target_crs = parse_crs(dst_crs)
     raster = open_class_raster(raster_path)
