@@ -68,6 +68,7 @@ from geoseg.io.class_raster import (
 from geoseg.io.geopackage import LandcoverWriter
 from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
 from geoseg.models.card import ClassInfo
+from geoseg.models.catalogue import known_legend
 from geoseg.provenance import Provenance
 from geoseg.styles import landcover_style
 
@@ -277,7 +278,13 @@ def vectorize_raster(
     check_output_path(out, overwrite)
     target_crs = parse_crs(dst_crs)
     raster = open_class_raster(raster_path)
-    declared, strict = _declared_classes(classes, raster.classes)
+    own = raster.classes
+    if classes is None and own is None:
+        known = known_legend(raster.tags)
+        if known is not None:
+            own = known[0]
+            logger.info("class raster %s: the %s legend", raster.path, known[1])
+    declared, strict = _declared_classes(classes, own)
     allowed = frozenset(c.id for c in declared) if strict else None
 
     with block_reader(raster) as read:

@@ -15,7 +15,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,8 @@ class ClassRaster:
         The colour table, if any.
     provenance : str or None
         The ``GEOSEG_PROVENANCE`` tag of the raster, if any.
+    tags : Mapping[str, str]
+        The raster's metadata tags (a known product's legend is recognised from them).
     """
 
     path: str
@@ -85,6 +87,7 @@ class ClassRaster:
     classes: tuple[ClassInfo, ...] | None
     colormap: Mapping[int, tuple[int, int, int]] | None
     provenance: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def open_class_raster(path: str | PathLike[str]) -> ClassRaster:
@@ -135,6 +138,7 @@ def open_class_raster(path: str | PathLike[str]) -> ClassRaster:
                 classes=classes,
                 colormap=colormap,
                 provenance=tags.get(PROVENANCE_TAG),
+                tags=dict(tags),
             )
     except RasterioError as exc:
         raise VectorizeError(

@@ -9,6 +9,8 @@ embedded model sees the same function of reflectance.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from geoseg.models.card import LANDCOVER_CLASSES, ClassInfo, Legend, ModelCard, Normalization
 
 #: Dynamic World v1 classes in logit order, with the palette Dynamic World publishes.
@@ -137,3 +139,47 @@ def dynamic_world_card() -> ModelCard:
             "geoseg/models/weights/landcover-s2-dw.pt",
         },
     )
+
+
+#: ESA WorldCover v1/v2 legend with its official colours (ESA WorldCover, CC-BY 4.0).
+WORLDCOVER_CLASSES: tuple[ClassInfo, ...] = (
+    ClassInfo(10, "tree cover", "#006400"),
+    ClassInfo(20, "shrubland", "#ffbb22"),
+    ClassInfo(30, "grassland", "#ffff4c"),
+    ClassInfo(40, "cropland", "#f096ff"),
+    ClassInfo(50, "built-up", "#fa0000"),
+    ClassInfo(60, "bare / sparse vegetation", "#b4b4b4"),
+    ClassInfo(70, "snow and ice", "#f0f0f0"),
+    ClassInfo(80, "permanent water bodies", "#0064c8"),
+    ClassInfo(90, "herbaceous wetland", "#0096a0"),
+    ClassInfo(95, "mangroves", "#00cf75"),
+    ClassInfo(100, "moss and lichen", "#fae6a0"),
+)
+
+
+def known_legend(tags: Mapping[str, str]) -> tuple[tuple[ClassInfo, ...], str] | None:
+    """The fixed legend of a well-known land-cover product, recognised from a raster's tags.
+
+    ESA WorldCover (its ``title``/``product_type`` tags) and Dynamic World labels (a ``classes``
+    tag of the form ``0=water,1=trees,...``, as Dynamic World exports and geoseg's teacher
+    rasters carry) get their published names and colours.
+
+    >>> known_legend({"title": "ESA WorldCover product at 10m resolution for year 2021"})[1]
+    'ESA WorldCover'
+    >>> known_legend({"classes": "0=water,1=trees,2=grass"})[0][1].color
+    '#397d49'
+    """
+    title = " ".join(str(tags.get(k, "")) for k in ("title", "product_type", "reference"))
+    if "worldcover" in title.lower():
+        return WORLDCOVER_CLASSES, "ESA WorldCover"
+    text = str(tags.get("classes", ""))
+    pairs = [item.partition("=") for item in text.split(",") if "=" in item]
+    if pairs and all(key.strip().isdigit() for key, _, _ in pairs):
+        named = {int(key): value.strip() for key, _, value in pairs}
+        dynamic_world = {c.name: c for c in DYNAMIC_WORLD_CLASSES}
+        if all(dynamic_world.get(name) is not None for name in named.values()):
+            classes = tuple(
+                ClassInfo(value, name, dynamic_world[name].color) for value, name in named.items()
+            )
+            return classes, "Dynamic World"
+    return None
