@@ -50,7 +50,13 @@ from geoseg.models.card import ClassInfo, Legend
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import InputTransform
 from geoseg.provenance import Provenance
-from geoseg.radiometry import Radiometry, RadiometryRequest, resolve_radiometry, to_model_level
+from geoseg.radiometry import (
+    Radiometry,
+    RadiometryRequest,
+    assume_from_sample,
+    resolve_radiometry,
+    to_model_level,
+)
 from geoseg.report import report_paths, write_run_report
 from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
@@ -291,15 +297,16 @@ def prepare(
     legend = card.legend(options.legend)
     match = resolve_bands(card.bands, scene.descriptions, options.bands, scene.colors, scene.sensor)
     bands = match.indexes
+    declared = resolve_radiometry(scene.radiometric_info(), bands, card.bands, options.radiometry)
+    sample, valid = read_sample(scene, bands)
+    if not valid.any():
+        raise EmptySceneError(f"scene {scene.path} holds no valid pixel (it is all nodata)")
     radiometry = to_model_level(
-        resolve_radiometry(scene.radiometric_info(), bands, card.bands, options.radiometry),
+        assume_from_sample(declared, sample, valid, card.bands),
         card.bands,
         card.reflectance_level,
     )
     transform = InputTransform(radiometry, card.normalization)
-    sample, valid = read_sample(scene, bands)
-    if not valid.any():
-        raise EmptySceneError(f"scene {scene.path} holds no valid pixel (it is all nodata)")
     # said once the scene is known to be usable, so a refused scene gets one line only
     log.info("%s", match.describe(card.bands, scene.descriptions))
     (log.warning if radiometry.assumed else log.info)("reflectance: %s", radiometry.source)
@@ -350,8 +357,12 @@ def _prepare_date(
     f_left, f_bottom, f_right, f_top = _bounds(first)
     if left >= f_right or right <= f_left or bottom >= f_top or top <= f_bottom:
         raise InvalidSceneError(f"date {date.path} does not overlap the first scene {first.path}")
+    declared = resolve_radiometry(
+        date.radiometric_info(), match.indexes, card.bands, options.radiometry
+    )
+    sample, valid = read_sample(date, match.indexes, max_pixels=1_000_000)
     radiometry = to_model_level(
-        resolve_radiometry(date.radiometric_info(), match.indexes, card.bands, options.radiometry),
+        assume_from_sample(declared, sample, valid, card.bands),
         card.bands,
         card.reflectance_level,
     )

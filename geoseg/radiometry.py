@@ -15,9 +15,21 @@ this order:
    (``LC08_L2SP_...``: x 2.75e-5 - 0.2) and Level-1 (``LC08_L1TP_...``: x 2e-5 - 0.1, without the
    sun-elevation correction an MTL would give), Sentinel-2 L1C/L2A (``S2A_MSIL2A_..._N0400_...``:
    x 1e-4, and an offset of -0.1 from processing baseline 04.00 on);
-5. an assumption from the data type, said in one line: floats are reflectance, 16- and 32-bit
-   integers reflectance x 10000, 8-bit integers ``DN / 255`` (the documented mapping for 8-bit
-   imagery with no radiometric metadata, e.g. orthophotos).
+5. an assumption, said in one line and recorded: floats are reflectance, 8-bit integers
+   ``DN / 255`` (the documented mapping for 8-bit imagery with no radiometric metadata, e.g.
+   orthophotos), 16- and 32-bit integers reflectance x 10000, unless every band's median lies
+   at 5000 or above, which reflectance x 10000 does only under a blanket of cloud or snow but
+   Landsat Collection 2 DN always do (their zero reflectance is 5000 in Level-1, 7273 in
+   Level-2): then Level-2 surface reflectance DN if the darkest percent of the short-wave
+   infrared bands is 7100 or more (water, shade and vegetation are dark there; Level-1 puts them
+   near 5000), else Level-1 DN (:func:`assume_from_sample`).
+
+Whether reflectance is surface or top-of-atmosphere is taken from the metadata (Level-2,
+``MSIL2A``, a ``surface-reflectance`` product, a ``REFLECTANCE_LEVEL`` tag); where nothing says
+it, the darkest percent of the blue band decides: below 0.035 it is surface reflectance (the
+atmosphere alone adds about 0.05-0.1 at the top of the atmosphere). These assumptions read a
+sample of the scene's values, the only place geoseg looks at them before classifying, and decide
+one scale and one offset per band for the whole scene, never anything per pixel.
 
 Where the data says whether its values are top-of-atmosphere or surface (atmospherically
 corrected) reflectance, the decision records it: the embedded models were trained on
@@ -35,6 +47,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from geoseg.errors import ConfigError, InvalidSceneError
 
@@ -462,3 +475,69 @@ def _earth_sun_distance(mtl: Mapping[str, str]) -> float:
     acquired = date.fromisoformat(mtl.get("DATE_ACQUIRED", "2000-01-01").strip('"'))
     day = acquired.timetuple().tm_yday
     return 1 - 0.01672 * math.cos(math.radians(0.9856 * (day - 4)))
+
+
+#: Median of every band at or above which 16-bit values are Landsat Collection 2 DN, not x 10000.
+LANDSAT_DN_FLOOR = 5000.0
+#: Darkest percent of the short-wave infrared at or above which Landsat DN are Level-2.
+LANDSAT_L2_FLOOR = 7100.0
+#: Darkest percent of blue reflectance below which it is surface reflectance.
+SURFACE_BLUE_CEILING = 0.035
+
+
+def assume_from_sample(
+    radiometry: Radiometry, sample: Any, valid: Any, band_names: Sequence[str]
+) -> Radiometry:
+    """Refine what had to be assumed, from a sample of the scene's stored values.
+
+    Only assumptions change: a scale the data type suggested may become Landsat Collection 2
+    DN, and an unknown level becomes surface or top-of-atmosphere reflectance (see the module
+    docstring). Declared and user-given scales are kept as they are.
+
+    Parameters
+    ----------
+    radiometry : Radiometry
+        The decision from metadata.
+    sample : np.ndarray
+        ``(bands, ...)`` stored values of the model's bands (model order).
+    valid : np.ndarray
+        Which sample pixels are valid.
+    band_names : sequence of str
+        The model's bands.
+    """
+    import numpy as np
+
+    values = np.asarray(sample)[:, np.asarray(valid)].astype(np.float64)
+    if values.shape[1] < 100:
+        return radiometry
+    darkest = np.percentile(values, 1, axis=1)
+    median = np.percentile(values, 50, axis=1)
+    decided = radiometry
+    if radiometry.assumed and radiometry.scale[0] == 1e-4 and median.min() >= LANDSAT_DN_FLOOR:
+        swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
+        floor = float(darkest[swir].min()) if swir else float(darkest.min())
+        key = "landsat-c2-l2" if floor >= LANDSAT_L2_FLOOR else "landsat-c2-l1"
+        product = PRODUCTS[key]
+        decided = _uniform(
+            product.scale,
+            product.offset,
+            len(band_names),
+            f"assumed {product.description} from the values (every band's median is "
+            f"{median.min():.0f} or more, which reflectance x 10000 is only under cloud; the "
+            f"short-wave infrared's darkest percent is {floor:.0f})",
+            assumed=True,
+            surface=product.surface,
+        )
+    if decided.surface is None and "blue" in band_names:
+        i = list(band_names).index("blue")
+        blue = float(darkest[i]) * decided.scale[i] + decided.offset[i]
+        surface = blue < SURFACE_BLUE_CEILING
+        level = "surface" if surface else "top-of-atmosphere"
+        decided = dataclasses.replace(
+            decided,
+            surface=surface,
+            source=f"{decided.source}; assumed {level} reflectance (the darkest percent of blue "
+            f"is {blue:.3f})",
+            assumed=True,
+        )
+    return decided

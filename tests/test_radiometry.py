@@ -19,6 +19,7 @@ from geoseg.pipeline import PredictOptions, predict, prepare
 from geoseg.radiometry import (
     RadiometryRequest,
     SceneRadiometricInfo,
+    assume_from_sample,
     landsat_radiometry,
     product_from_name,
     resolve_radiometry,
@@ -244,3 +245,32 @@ def test_surface_reflectance_gets_a_path_for_toa_models() -> None:
     assert unknown.surface is None and to_model_level(unknown, SIX, "toa") == unknown
     product = RadiometryRequest(product="surface-reflectance-x1000")
     assert resolve_radiometry(info(), bands, SIX, product).surface is True
+
+
+def test_what_had_to_be_assumed_is_refined_from_the_values() -> None:
+    rng = np.random.default_rng(0)
+    bands = (1, 2, 3, 4, 5, 6)
+    assumed = resolve_radiometry(info(), bands, SIX)
+    valid = np.ones(2000, bool)
+
+    def sample(reflectance_low: float, reflectance_high: float, scale: float, offset: float):
+        r = rng.uniform(reflectance_low, reflectance_high, (6, 2000))
+        return np.round((r - offset) / scale)
+
+    # Landsat Collection 2 Level-1 DN of a scene with water (dark short-wave infrared)
+    l1 = assume_from_sample(assumed, sample(0.01, 0.4, 2e-5, -0.1), valid, SIX)
+    assert l1.scale == (2e-5,) * 6 and l1.surface is False and "Level-1" in l1.source
+    # Level-2 surface reflectance DN
+    l2 = assume_from_sample(assumed, sample(0.0, 0.4, 2.75e-5, -0.2), valid, SIX)
+    assert l2.scale == (2.75e-5,) * 6 and l2.surface is True
+    # reflectance x 10000: the scale stays, the level comes from the darkest blue
+    surface = assume_from_sample(assumed, sample(0.005, 0.4, 1e-4, 0.0), valid, SIX)
+    assert surface.scale == (1e-4,) * 6 and surface.surface is True
+    toa = assume_from_sample(assumed, sample(0.06, 0.4, 1e-4, 0.0), valid, SIX)
+    assert toa.surface is False
+    # what the file or the user said is never second-guessed
+    declared = resolve_radiometry(info(scales=(1e-4,) * 6), bands, SIX)
+    kept = assume_from_sample(declared, sample(0.01, 0.4, 2e-5, -0.1), valid, SIX)
+    assert kept.scale == (1e-4,) * 6
+    l2_named = resolve_radiometry(info(name="LC08_L2SP_x.tif"), bands, SIX)
+    assert assume_from_sample(l2_named, sample(0.06, 0.4, 2.75e-5, -0.2), valid, SIX) == l2_named

@@ -220,10 +220,10 @@ def evaluate(
     from geoseg.bands import resolve_bands
     from geoseg.errors import ConfigError
     from geoseg.io.labels import grid_of, read_raster
-    from geoseg.io.scene import copy_window, open_scene
+    from geoseg.io.scene import copy_window, open_scene, read_sample
     from geoseg.models.loading import choose_default_model, load_model
     from geoseg.pipeline import PredictOptions, predict
-    from geoseg.radiometry import RadiometryRequest, resolve_radiometry
+    from geoseg.radiometry import RadiometryRequest, assume_from_sample, resolve_radiometry
     from geoseg.training.config import HoldoutConfig, SceneConfig
     from geoseg.training.prepare import holdout_slices, read_labels
 
@@ -238,8 +238,12 @@ def evaluate(
     band_indexes = resolve_bands(
         card.bands, info.descriptions, options.bands, info.colors, info.sensor
     ).indexes
-    radiometry = resolve_radiometry(
-        info.radiometric_info(), band_indexes, card.bands, options.radiometry
+    sample, valid = read_sample(info, band_indexes)
+    radiometry = assume_from_sample(
+        resolve_radiometry(info.radiometric_info(), band_indexes, card.bands, options.radiometry),
+        sample,
+        valid,
+        card.bands,
     )
     spec = SceneConfig(
         name=Path(scene).stem,

@@ -39,7 +39,12 @@ from geoseg.io.scene import open_scene
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel
 from geoseg.normalization import InputTransform
-from geoseg.radiometry import Radiometry, resolve_radiometry, to_model_level
+from geoseg.radiometry import (
+    Radiometry,
+    assume_from_sample,
+    resolve_radiometry,
+    to_model_level,
+)
 from geoseg.training.config import HoldoutConfig, SceneConfig
 
 log = logging.getLogger(__name__)
@@ -306,12 +311,13 @@ def prepare_scene(
         model_bands, info.descriptions, requested, info.colors, info.sensor
     ).indexes
     grid = grid_of(image_path)
-    radiometry = to_model_level(
-        resolve_radiometry(info.radiometric_info(), band_indexes, model_bands, scene.radiometry()),
-        model_bands,
-        reflectance_level,
-    )
     raw, valid = read_raster(image_path, band_indexes)
+    declared = resolve_radiometry(
+        info.radiometric_info(), band_indexes, model_bands, scene.radiometry()
+    )
+    radiometry = to_model_level(
+        assume_from_sample(declared, raw, valid, model_bands), model_bands, reflectance_level
+    )
     image = _reflectance(raw, radiometry)
     image[:, ~valid] = 0.0
     del raw
@@ -388,12 +394,11 @@ def _teacher_targets(
             f"{[c.name for c in classes]}: they must have the same classes"
         )
     bands = resolve_bands(card.bands, info.descriptions, None, info.colors, info.sensor).indexes
-    radiometry = to_model_level(
-        resolve_radiometry(info.radiometric_info(), bands, card.bands, scene.radiometry()),
-        card.bands,
-        card.reflectance_level,
-    )
     raw, valid = read_raster(image_path, bands)
+    declared = resolve_radiometry(info.radiometric_info(), bands, card.bands, scene.radiometry())
+    radiometry = to_model_level(
+        assume_from_sample(declared, raw, valid, card.bands), card.bands, card.reflectance_level
+    )
     transform = InputTransform(radiometry, card.normalization)
     inputs = transform.apply(raw)
     del raw
