@@ -17,12 +17,12 @@ this order:
    x 1e-4, and an offset of -0.1 from processing baseline 04.00 on);
 5. an assumption, said in one line and recorded: floats are reflectance, 8-bit integers
    ``DN / 255`` (the documented mapping for 8-bit imagery with no radiometric metadata, e.g.
-   orthophotos), 16- and 32-bit integers reflectance x 10000, unless every band's median lies
-   at 5000 or above, which reflectance x 10000 does only under a blanket of cloud or snow but
-   Landsat Collection 2 DN always do (their zero reflectance is 5000 in Level-1, 7273 in
-   Level-2): then Level-2 surface reflectance DN if the darkest percent of the short-wave
-   infrared bands is 7100 or more (water, shade and vegetation are dark there; Level-1 puts them
-   near 5000), else Level-1 DN (:func:`assume_from_sample`).
+   orthophotos), 16- and 32-bit integers reflectance x 10000, unless the darkest percent of the
+   short-wave infrared (of every band, for models without it) lies at 5000 or above: Landsat
+   Collection 2 DN always do (their zero reflectance is 5000 in Level-1, 7273 in Level-2), while
+   reflectance x 10000 puts water, shade, vegetation, snow and even cloud below 0.5 there. They are
+   Level-2 surface reflectance DN if that darkest percent is 7100 or more (Level-1 puts dark
+   pixels near 5000), else Level-1 DN (:func:`assume_from_sample`).
 
 Whether reflectance is surface or top-of-atmosphere is taken from the metadata (Level-2,
 ``MSIL2A``, a ``surface-reflectance`` product, a ``REFLECTANCE_LEVEL`` tag); where nothing says
@@ -477,7 +477,8 @@ def _earth_sun_distance(mtl: Mapping[str, str]) -> float:
     return 1 - 0.01672 * math.cos(math.radians(0.9856 * (day - 4)))
 
 
-#: Median of every band at or above which 16-bit values are Landsat Collection 2 DN, not x 10000.
+#: Darkest percent of the short-wave infrared at or above which 16-bit values are Landsat
+#: Collection 2 DN, not reflectance x 10000.
 LANDSAT_DN_FLOOR = 5000.0
 #: Darkest percent of the short-wave infrared at or above which Landsat DN are Level-2.
 LANDSAT_L2_FLOOR = 7100.0
@@ -511,20 +512,19 @@ def assume_from_sample(
     if values.shape[1] < 100:
         return radiometry
     darkest = np.percentile(values, 1, axis=1)
-    median = np.percentile(values, 50, axis=1)
     decided = radiometry
-    if radiometry.assumed and radiometry.scale[0] == 1e-4 and median.min() >= LANDSAT_DN_FLOOR:
-        swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
-        floor = float(darkest[swir].min()) if swir else float(darkest.min())
+    swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
+    floor = float(darkest[swir].min()) if swir else float(darkest.min())
+    if radiometry.assumed and radiometry.scale[0] == 1e-4 and floor >= LANDSAT_DN_FLOOR:
         key = "landsat-c2-l2" if floor >= LANDSAT_L2_FLOOR else "landsat-c2-l1"
         product = PRODUCTS[key]
+        where = "the short-wave infrared's" if swir else "every band's"
         decided = _uniform(
             product.scale,
             product.offset,
             len(band_names),
-            f"assumed {product.description} from the values (every band's median is "
-            f"{median.min():.0f} or more, which reflectance x 10000 is only under cloud; the "
-            f"short-wave infrared's darkest percent is {floor:.0f})",
+            f"assumed {product.description} from the values ({where} darkest percent is "
+            f"{floor:.0f}, which reflectance x 10000 never is)",
             assumed=True,
             surface=product.surface,
         )

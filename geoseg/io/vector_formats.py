@@ -33,6 +33,8 @@ def check_vector_format(path: Path) -> str:
     OutputError
         If the extension is not one geoseg writes; the message lists those it does.
     """
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder, not a file")
     suffix = path.suffix.lower()
     if suffix in FORMATS:
         return FORMATS[suffix]
