@@ -250,6 +250,14 @@ class PreparedRun:
         """The classes the run delivers (its legend's)."""
         return self.legend.classes
 
+    def fields(self) -> dict[str, str]:
+        """Fields every polygon carries: the source scene(s) and acquisition date(s)."""
+        scenes = (self.scene, *(d.scene for d in self.dates))
+        return {
+            "source_scene": ";".join(s.name for s in scenes),
+            "acquired": ";".join(s.acquired for s in scenes if s.acquired),
+        }
+
     def decisions(self) -> dict[str, Any]:
         """What geoseg decided about the input, for the run report and provenance."""
         card = self.model.card
@@ -563,7 +571,7 @@ def predict(
                     timings["vectorize_wait"] = vectorizer.buffer.wait_seconds
                 else:
                     vectors = _vectorize(
-                        classes_tmp, gpkg_tmp, run.classes, options, provenance, str(scene_path)
+                        classes_tmp, gpkg_tmp, run, options, provenance, str(scene_path)
                     )
                 polygons = vectors.polygon_count
                 if out_path.suffix.lower() == ".gpkg":
@@ -652,6 +660,7 @@ def _background_vectorizer(
             dst_crs=dst_crs,
             overwrite=True,
             started=time.perf_counter(),
+            fields=run.fields(),
         )
 
     return BackgroundVectorizer(height, VECTORIZE_BLOCK_SIZE, vectorize)
@@ -804,7 +813,7 @@ def _chip(
 def _vectorize(
     classes_path: Path,
     gpkg_path: Path,
-    classes: tuple[ClassInfo, ...],
+    run: PreparedRun,
     options: PredictOptions,
     provenance: Provenance,
     source: str,
@@ -812,7 +821,7 @@ def _vectorize(
     return vectorize_raster(
         classes_path,
         gpkg_path,
-        classes=classes,
+        classes=run.classes,
         min_area_m2=options.min_area_m2,
         simplify_m=options.simplify_m,
         dst_crs=options.dst_crs,
@@ -821,4 +830,5 @@ def _vectorize(
         block_size=VECTORIZE_BLOCK_SIZE,
         workers=options.vectorize_workers,
         source=source,
+        fields=run.fields(),
     )

@@ -195,6 +195,7 @@ def vectorize_raster(
     progress: ProgressCallback | None = None,
     workers: int = 0,
     source: str | None = None,
+    fields: Mapping[str, str] | None = None,
 ) -> VectorizeResult:
     """Vectorize a class raster into a styled GeoPackage layer ``landcover``.
 
@@ -230,6 +231,9 @@ def vectorize_raster(
     source : str, optional
         What the layer says it was made from (default: the raster); ``predict`` names the
         scene, not its temporary class raster.
+    fields : Mapping[str, str], optional
+        Text fields with one value for every polygon (``predict`` adds ``source_scene`` and
+        ``acquired``).
 
     Returns
     -------
@@ -267,6 +271,7 @@ def vectorize_raster(
                 progress=progress,
                 workers=workers,
                 source=source or str(raster_path),
+                fields=fields,
             )
             exported = export_layer(gpkg, out)
             for tmp, final in exported:
@@ -312,6 +317,7 @@ def vectorize_raster(
             dst_crs=target_crs,
             overwrite=overwrite,
             started=start,
+            fields=fields,
         )
 
 
@@ -327,6 +333,7 @@ def write_polygons(
     dst_crs: CRS | None,
     overwrite: bool,
     started: float,
+    fields: Mapping[str, str] | None = None,
 ) -> VectorizeResult:
     """Write vectorized polygons, batch by batch, as the styled ``landcover`` layer of a GeoPackage.
 
@@ -356,6 +363,8 @@ def write_polygons(
         Replace an existing ``out``.
     started : float
         ``time.perf_counter()`` when the vectorisation started, for the ``total`` timing.
+    fields : Mapping[str, str], optional
+        Text fields with one value for every polygon (``source_scene``, ``acquired``).
 
     Returns
     -------
@@ -373,6 +382,7 @@ def write_polygons(
         layer=LAYER,
         description=f"Land cover vectorized by geoseg from {Path(source).name}",
         overwrite=overwrite,
+        fields=fields,
     ) as writer:
         for polygons in batches:
             first = first or polygons

@@ -71,6 +71,9 @@ class LandcoverWriter:
         Layer description in ``gpkg_contents``.
     overwrite : bool
         Replace an existing file.
+    fields : Mapping[str, str]
+        Text fields with the same value on every polygon (the source scene, its acquisition
+        date), after ``area_m2``.
     """
 
     def __init__(
@@ -81,12 +84,14 @@ class LandcoverWriter:
         layer: str = "landcover",
         description: str = "",
         overwrite: bool = False,
+        fields: Mapping[str, str] | None = None,
     ) -> None:
         self.path = path
         self.crs = crs
         self.layer = layer
         self.description = description
         self.overwrite = overwrite
+        self.fields = dict(fields or {})
         self.features = 0
         self._tmp: Path | None = None
         self._finished = False
@@ -160,12 +165,15 @@ class LandcoverWriter:
     ) -> Any:
         import geopandas as gpd
 
+        columns: dict[str, Any] = {
+            "class_id": np.asarray(class_ids, dtype=np.int32),
+            "class_name": np.asarray(class_names, dtype=object),
+            "area_m2": np.asarray(area_m2, dtype=np.float64),
+        }
+        for name, value in self.fields.items():
+            columns[name] = np.full(len(columns["class_id"]), value, dtype=object)
         return gpd.GeoDataFrame(
-            {
-                "class_id": np.asarray(class_ids, dtype=np.int32),
-                "class_name": np.asarray(class_names, dtype=object),
-                "area_m2": np.asarray(area_m2, dtype=np.float64),
-            },
+            columns,
             geometry=gpd.GeoSeries(np.asarray(geometries, dtype=object), crs=self.crs),
         )
 

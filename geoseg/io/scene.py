@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,32 @@ class Scene:
             landsat_mtl_name=self.landsat_mtl_name,
             level=self.tags.get(REFLECTANCE_LEVEL_TAG, "").lower() or None,
         )
+
+    @property
+    def acquired(self) -> str:
+        """The acquisition date (``YYYY-MM-DD``) the file says, or ``""``.
+
+        From its tags (``ACQUISITION_DATE``, ``DATE_ACQUIRED``, ``SENSING_TIME``,
+        ``TIFFTAG_DATETIME``), its Landsat MTL, else a product name's date
+        (``S2B_MSIL2A_20230705T...``, ``LC08_L1TP_017051_20151205_...``).
+        """
+        mtl = self.landsat_mtl or {}
+        for text in (
+            *(self.tags.get(k, "") for k in ("ACQUISITION_DATE", "DATE_ACQUIRED", "SENSING_TIME")),
+            mtl.get("DATE_ACQUIRED", ""),
+            self.tags.get("TIFFTAG_DATETIME", "").replace(":", "-", 2),
+        ):
+            match = re.match(r"(\d{4})-(\d{2})-(\d{2})", text.strip())
+            if match:
+                return "-".join(match.groups())
+        match = re.search(
+            r"(?:^|[_-])((?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))(?:T\d{6})?(?:[_.-]|$)",
+            self.name,
+        )
+        if match:
+            day = match.group(1)
+            return f"{day[:4]}-{day[4:6]}-{day[6:]}"
+        return ""
 
     @property
     def sensor(self) -> str | None:

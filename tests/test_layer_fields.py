@@ -1,0 +1,31 @@
+"""Every polygon says which scene it came from and, where the file says it, when."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import rasterio
+from conftest import write_raster
+
+from geoseg.pipeline import predict
+
+
+def test_source_scene_and_acquisition_date(tmp_path: Path, fake_model: Path) -> None:
+    data = np.random.default_rng(0).integers(100, 3000, (6, 40, 50)).astype(np.uint16)
+    dated = write_raster(tmp_path / "S2A_MSIL2A_20210527T112121_N0300_R037_T30UVD.tif", data)
+    tagged = write_raster(tmp_path / "plain.tif", data)
+    with rasterio.open(tagged, "r+") as dst:
+        dst.update_tags(ACQUISITION_DATE="2019-08-09")
+    for scene, date in ((dated, "2021-05-27"), (tagged, "2019-08-09")):
+        out = tmp_path / f"{scene.stem}.gpkg"
+        predict(scene, out, model=fake_model)
+        frame = pyogrio.read_dataframe(out, layer="landcover")
+        assert set(frame["source_scene"]) == {scene.name}
+        assert set(frame["acquired"]) == {date}
+    both = tmp_path / "both.gpkg"
+    predict([dated, tagged], both, model=fake_model)
+    frame = pyogrio.read_dataframe(both, layer="landcover")
+    assert set(frame["source_scene"]) == {f"{dated.name};{tagged.name}"}
+    assert set(frame["acquired"]) == {"2021-05-27;2019-08-09"}
