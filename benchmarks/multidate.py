@@ -30,7 +30,7 @@ SHARED = Path(os.environ.get("GEOSEG_SHARED_DATA", REPO.parent / "shared" / "dat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenes", nargs="*", type=Path)
-    parser.add_argument("--product", default="reflectance-x1000")
+    parser.add_argument("--product", default="surface-reflectance-x1000")
     parser.add_argument("--model", default=None)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench/multidate.png"))
     args = parser.parse_args()
