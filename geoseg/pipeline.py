@@ -533,7 +533,7 @@ def predict(
                     run.classes,
                     provenance.to_json(),
                 ) as writer:
-                    warp_to_scene(model_grid_tmp, run.scene, run.bands, writer)
+                    warp_to_scene(model_grid_tmp, run.scene, run.bands, writer, mask=not run.dates)
                 counts = writer.counts
                 timings["resample_back"] = time.perf_counter() - t0
             class_pixels = {c.name: int(counts[c.id]) for c in run.classes}

@@ -109,3 +109,27 @@ def test_cli_takes_several_scenes(tmp_path: Path, fake_model: Path) -> None:
     assert result.exit_code == 0, result.output
     assert out.exists()
     assert "date a.tif alone" in result.output and "date b.tif alone" in result.output
+
+
+def test_dates_fill_each_other_when_resampled(tmp_path: Path) -> None:
+    """Scenes at 20 m for a 10 m model: the map comes back on the first date's grid, and where
+    the first date is cloud the other date's classes stay (not the first date's mask)."""
+    from conftest import make_card, save_fake_model
+
+    model = save_fake_model(tmp_path / "m10.pt", make_card(gsd=10.0))
+    transform = UTM_TRANSFORM * UTM_TRANSFORM.scale(2)
+    rng = np.random.default_rng(3)
+    cloudy = rng.integers(100, 3000, size=(6, 40, 50), dtype=np.uint16)
+    cloudy[:, :, :25] = 0
+    a = write_raster(tmp_path / "a.tif", cloudy, transform=transform)
+    b = write_raster(
+        tmp_path / "b.tif",
+        rng.integers(100, 3000, size=(6, 40, 50), dtype=np.uint16),
+        transform=transform,
+    )
+    predict([a, b], None, model=model, raster=tmp_path / "ab.tif", options=OPTIONS)
+    predict(b, None, model=model, raster=tmp_path / "b_out.tif", options=OPTIONS)
+    fused, only_b = _classes(tmp_path / "ab.tif"), _classes(tmp_path / "b_out.tif")
+    assert fused.shape == (40, 50)
+    assert (fused[:, :24] != 255).all()
+    assert (fused[:, :22] == only_b[:, :22]).mean() > 0.95

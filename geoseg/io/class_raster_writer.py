@@ -169,12 +169,18 @@ def write_category_sidecar(raster: Path, classes: tuple[ClassInfo, ...]) -> None
 
 
 def warp_to_scene(
-    src: Path, scene: Scene, bands: tuple[int, ...], writer: ClassRasterWriter, rows: int = 512
+    src: Path,
+    scene: Scene,
+    bands: tuple[int, ...],
+    writer: ClassRasterWriter,
+    rows: int = 512,
+    mask: bool = True,
 ) -> None:
     """Bring a class raster on a resampled grid back onto the scene's own grid.
 
-    Nearest-neighbour keeps class ids; the scene's own mask is applied at full resolution, so the
-    nodata edge is exact whatever the model's ground sample distance.
+    Nearest-neighbour keeps class ids; with ``mask`` the scene's own mask is applied at full
+    resolution, so the nodata edge is exact whatever the model's ground sample distance (a
+    multi-date map, valid wherever any date is, goes without).
     """
     step = max(rows, scene.block_shape[0])
     with (
@@ -194,9 +200,10 @@ def warp_to_scene(
         for span in _row_spans(scene.height, step):
             window = Window(0, span.start, scene.width, span.size)
             classes = vrt.read(1, window=window)
-            data = scene_src.read(list(bands), window=window)
-            masks = scene_src.read_masks(list(bands), window=window)
-            classes[~valid_from(data, masks)] = NODATA
+            if mask:
+                data = scene_src.read(list(bands), window=window)
+                masks = scene_src.read_masks(list(bands), window=window)
+                classes[~valid_from(data, masks)] = NODATA
             writer.write(Patch(span, Span(0, scene.width), classes))
 
 
