@@ -297,7 +297,8 @@ def prepare(
     """
     scene = open_scene(scene_path)
     if model is None:
-        name = choose_default_model(scene.descriptions, scene.colors, scene.sensor)
+        requested = len(options.bands) if options.bands else None
+        name = choose_default_model(scene.descriptions, scene.colors, scene.sensor, requested)
         log.info("using embedded model %s (no --model given)", name)
         model = name
     loaded = model if isinstance(model, LoadedModel) else load_model(model)

@@ -17,8 +17,10 @@ this order:
    x 1e-4, and an offset of -0.1 from processing baseline 04.00 on);
 5. an assumption, said in one line and recorded: floats are reflectance, 8-bit integers
    ``DN / 255`` (the documented mapping for 8-bit imagery with no radiometric metadata, e.g.
-   orthophotos), 16- and 32-bit integers reflectance x 10000, unless the darkest percent of the
-   short-wave infrared (of every band, for models without it) lies at 5000 or above: Landsat
+   orthophotos) unless they hold short-wave infrared bands, which only satellites record: then
+   Landsat TM/ETM+ DN at their typical gain (``DN x 0.0015``); 16- and 32-bit integers
+   reflectance x 10000, unless the darkest percent of the short-wave infrared (of every band,
+   for models without it) lies at 5000 or above: Landsat
    Collection 2 DN always do (their zero reflectance is 5000 in Level-1, 7273 in Level-2), while
    reflectance x 10000 puts water, shade, vegetation, snow and even cloud below 0.5 there. They are
    Level-2 surface reflectance DN if that darkest percent is 7100 or more (Level-1 puts dark
@@ -93,6 +95,10 @@ PRODUCTS: dict[str, Product] = {
     ),
     "dn8": Product(1 / 255, 0.0, "8-bit values as DN / 255"),
 }
+
+#: Reflectance per DN of 8-bit Landsat TM/ETM+ data without metadata: about their bands'
+#: top-of-atmosphere gain (the Amazon TM scene's MTL gives 0.0014 in blue).
+TM_DN_GAIN = 0.0015
 
 #: Typical clear-sky path reflectance per band (about wavelength ** -2): what the atmosphere adds
 #: to surface reflectance at the top of the atmosphere. On a Landsat 8 pair of one date (Momotombo,
@@ -289,7 +295,7 @@ def _from_data(
         return _uniform(
             product.scale, product.offset, count, why, assumed=True, surface=product.surface
         )
-    return _from_dtype(info.dtype, count)
+    return _from_dtype(info.dtype, count, band_names)
 
 
 def _uniform(
@@ -335,9 +341,19 @@ def _per_band(values: tuple[float, ...], count: int, what: str) -> tuple[float, 
     return values
 
 
-def _from_dtype(dtype: str, count: int) -> Radiometry:
+def _from_dtype(dtype: str, count: int, band_names: Sequence[str]) -> Radiometry:
     if dtype.startswith("float"):
         return _uniform(1.0, 0.0, count, "assumed reflectance (0-1): float data", True)
+    if dtype == "uint8" and any(b in ("swir16", "swir22") for b in band_names):
+        # 8-bit short-wave infrared is satellite DN (Landsat 4-7), never an orthophoto
+        return _uniform(
+            TM_DN_GAIN,
+            0.0,
+            count,
+            f"assumed 8-bit Landsat TM/ETM+ DN, reflectance = DN x {TM_DN_GAIN} (their typical "
+            "top-of-atmosphere gain; an MTL beside the scene gives the exact ones)",
+            True,
+        )
     if dtype == "uint8":
         return _uniform(1 / 255, 0.0, count, "assumed DN / 255: 8-bit data", True)
     return _uniform(1e-4, 0.0, count, f"assumed reflectance x 10000: {dtype} data", True)

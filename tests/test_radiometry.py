@@ -40,7 +40,7 @@ def test_the_order_of_decision() -> None:
     assumed = resolve_radiometry(info(), bands, SIX)
     assert assumed.scale == (1e-4,) * 6 and assumed.assumed
     assert resolve_radiometry(info(dtype="float32"), bands, SIX).scale == (1.0,) * 6
-    assert resolve_radiometry(info(dtype="uint8"), bands, SIX).scale == (1 / 255,) * 6
+    assert resolve_radiometry(info(dtype="uint8"), bands, SIX).scale == (0.0015,) * 6
     # the file's GDAL scale/offset beat any convention
     declared = info(scales=(2.75e-5,) * 6, offsets=(-0.2,) * 6, name="LC08_L1TP_x.tif")
     got = resolve_radiometry(declared, bands, SIX)
@@ -274,3 +274,11 @@ def test_what_had_to_be_assumed_is_refined_from_the_values() -> None:
     assert kept.scale == (1e-4,) * 6
     l2_named = resolve_radiometry(info(name="LC08_L2SP_x.tif"), bands, SIX)
     assert assume_from_sample(l2_named, sample(0.06, 0.4, 2.75e-5, -0.2), valid, SIX) == l2_named
+
+
+def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:
+    bands = (1, 2, 3, 4, 5, 6)
+    landsat = resolve_radiometry(info(dtype="uint8"), bands, SIX)
+    assert landsat.scale == (0.0015,) * 6 and "Landsat TM/ETM+" in landsat.source
+    photo = resolve_radiometry(info(dtype="uint8"), (1, 2, 3), ("red", "green", "blue"))
+    assert photo.scale == pytest.approx((1 / 255,) * 3)

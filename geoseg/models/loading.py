@@ -111,11 +111,13 @@ def choose_default_model(
     band_descriptions: tuple[str | None, ...],
     colors: tuple[str, ...] = (),
     sensor: str | None = None,
+    requested_bands: int | None = None,
 ) -> str:
     """Pick the embedded model to use for a scene when none is named.
 
     The first model of :data:`DEFAULT_MODELS` whose bands the scene's band names (descriptions,
-    else colour interpretation) all include wins.
+    else colour interpretation) all include wins; with ``--bands`` (``requested_bands`` of them),
+    the first with that many bands.
 
     Raises
     ------
@@ -127,7 +129,9 @@ def choose_default_model(
     cards = {n: load_model_file(embedded[n])[0] for n in candidates}
     names = {n for n in scene_band_names(band_descriptions, colors, sensor)[0] if n}
     for name, card in cards.items():
-        if set(card.bands) <= names:
+        if requested_bands is not None and len(card.bands) == requested_bands:
+            return name
+        if requested_bands is None and set(card.bands) <= names:
             return name
     wanted = "; ".join(f"{n}: {', '.join(c.bands)}" for n, c in cards.items()) or "none embedded"
     what = f"bands named {', '.join(sorted(names))}" if names else "unnamed bands"
