@@ -5,7 +5,7 @@ the whole ``run_batch`` call (listing and hashing the input, starting and stoppi
 every scene's GeoPackage with its run report, the batch report). A second, resumed run shows what
 re-running a finished batch costs.
 
-When the embedded default model ``landcover-s2-unet`` is not installed, a stand-in with the same
+When the embedded default model ``landcover-s2-dw6`` is not installed, a stand-in with the same
 card (U-Net, ResNet-18 encoder, 512 px tiles, 10 m) and random weights is used: it costs the same
 compute; its classes mean nothing. The output says which model ran.
 
@@ -28,7 +28,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "s2-tanzania-series"
-DEFAULT_MODEL = "landcover-s2-unet"
+DEFAULT_MODEL = "landcover-s2-dw6"
 
 
 def stand_in_model(folder: Path) -> Path:

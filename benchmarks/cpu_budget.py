@@ -63,7 +63,7 @@ def main() -> None:
     from geoseg.vectorize import vectorize_raster
 
     run = prepare(args.scene, None, PredictOptions())
-    predictor = Predictor(run.model, run.stats, resolve_device("cpu"))
+    predictor = Predictor(run.model, run.transform, resolve_device("cpu"), legend=run.legend)
     h, w = chip_shape(run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model))
     stages: dict[str, dict[str, float]] = {}
 

@@ -96,7 +96,11 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
         """Seconds for the model alone on ``--ceiling-tiles`` real tiles already in memory."""
         run = prepare(scene, model, options)
         predictor = Predictor(
-            run.model, run.stats, resolve_device(args.device), precision=options.precision
+            run.model,
+            run.transform,
+            resolve_device(args.device),
+            precision=options.precision,
+            legend=run.legend,
         )
         h, w = chip_shape(
             run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model)

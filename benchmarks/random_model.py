@@ -30,11 +30,13 @@ def main() -> None:
     params = {"encoder_name": args.encoder, "encoder_depth": 5}
     if args.architecture == "unet":
         params["decoder_channels"] = [256, 128, 64, 32, 16]  # smp's default U-Net decoder
-    base = load_model("landcover-s2-unet").card
+    base = load_model("landcover-s2-dw6").card
     card = base.with_updates(
         name=f"bench-{args.architecture}-{args.encoder}",
         architecture=args.architecture,
         arch_params=params,
+        tile_size=512,
+        overlap=64,
         description="benchmark only: random weights",
         training={},
         metrics={},

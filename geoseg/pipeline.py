@@ -306,12 +306,13 @@ def prepare(
     legend = card.legend(options.legend)
     match = resolve_bands(card.bands, scene.descriptions, options.bands, scene.colors, scene.sensor)
     bands = match.indexes
-    declared = resolve_radiometry(scene.radiometric_info(), bands, card.bands, options.radiometry)
+    described = scene.radiometric_info()
+    declared = resolve_radiometry(described, bands, card.bands, options.radiometry)
     sample, valid = read_sample(scene, bands)
     if not valid.any():
         raise EmptySceneError(f"scene {scene.path} holds no valid pixel (it is all nodata)")
     radiometry = to_model_level(
-        assume_from_sample(declared, sample, valid, card.bands),
+        assume_from_sample(declared, sample, valid, card.bands, described),
         card.bands,
         card.reflectance_level,
     )
@@ -366,12 +367,11 @@ def _prepare_date(
     f_left, f_bottom, f_right, f_top = _bounds(first)
     if left >= f_right or right <= f_left or bottom >= f_top or top <= f_bottom:
         raise InvalidSceneError(f"date {date.path} does not overlap the first scene {first.path}")
-    declared = resolve_radiometry(
-        date.radiometric_info(), match.indexes, card.bands, options.radiometry
-    )
+    described = date.radiometric_info()
+    declared = resolve_radiometry(described, match.indexes, card.bands, options.radiometry)
     sample, valid = read_sample(date, match.indexes, max_pixels=1_000_000)
     radiometry = to_model_level(
-        assume_from_sample(declared, sample, valid, card.bands),
+        assume_from_sample(declared, sample, valid, card.bands, described),
         card.bands,
         card.reflectance_level,
     )
@@ -589,7 +589,7 @@ def predict(
                     timings,
                     provenance=provenance,
                     classes=run.classes,
-                    class_raster_label=str(raster_path) if raster_path else None,
+                    class_raster_label=str(raster_path) if raster_path else "(not kept)",
                     overwrite=True,
                 ).json_path
         for tmp, final in finished:

@@ -131,13 +131,20 @@ def write_run_report(
         labels,
         chosen,
         raster,
-        title=f"{Path(data['class_raster']['path']).name} - geoseg {__version__}",
+        title=f"{_title_name(provenance, out_path)} - geoseg {__version__}",
         shares=shares,
     )
     save_figure(figure, png_path, overwrite)
     write_json(json_path, data, overwrite)
     logger.info("wrote run report %s and quicklook %s", json_path, png_path)
     return RunReport(json_path=json_path, quicklook_path=png_path, data=data)
+
+
+def _title_name(provenance: Provenance | None, out_path: str | PathLike[str]) -> str:
+    """The (first) scene's file name, else the output's: never a temporary file's."""
+    if provenance is not None and provenance.input_path:
+        return Path(provenance.input_path).name
+    return Path(out_path).name
 
 
 def build_report(

@@ -20,7 +20,9 @@ from geoseg.radiometry import (
     RadiometryRequest,
     SceneRadiometricInfo,
     assume_from_sample,
+    landsat_level1,
     landsat_radiometry,
+    landsat_sun_elevation,
     product_from_name,
     resolve_radiometry,
     to_model_level,
@@ -282,3 +284,65 @@ def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:
     assert landsat.scale == (0.0015,) * 6 and "Landsat TM/ETM+" in landsat.source
     photo = resolve_radiometry(info(dtype="uint8"), (1, 2, 3), ("red", "green", "blue"))
     assert photo.scale == pytest.approx((1 / 255,) * 3)
+
+
+def test_level1_dn_without_mtl_are_divided_by_the_sun_elevation_of_their_date_and_place() -> None:
+    bands = (1, 2, 3, 4, 5, 6)
+    parana = {"acquired": "2020-05-18", "centre": (-54.5, -25.3), "sensor": "landsat-oli"}
+    named = resolve_radiometry(info(name="LC08_L1TP_224078_20200518_x.tif", **parana), bands, SIX)
+    elevation = landsat_sun_elevation(-54.5, -25.3, 139, "landsat-oli")
+    assert 30 < elevation < 45  # late autumn in the southern hemisphere
+    sine = math.sin(math.radians(elevation))
+    assert named.scale == pytest.approx((2e-5 / sine,) * 6)
+    assert named.offset == pytest.approx((-0.1 / sine,) * 6)
+    assert named.assumed and "2020-05-18" in named.source and "25.3 S" in named.source
+    # the same by --product and when recognised from the values
+    product = RadiometryRequest(product="landsat-c2-l1")
+    assert resolve_radiometry(info(**parana), bands, SIX, product).scale == named.scale
+    rng = np.random.default_rng(1)
+    dn = np.round((rng.uniform(0.01, 0.4, (6, 2000)) + 0.1) / 2e-5)
+    described = info(**parana)
+    by_values = assume_from_sample(
+        resolve_radiometry(described, bands, SIX), dn, np.ones(2000, bool), SIX, described
+    )
+    assert by_values.scale == named.scale
+    # the same place in its summer: a higher sun, a smaller gain
+    summer = resolve_radiometry(info(**{**parana, "acquired": "2020-12-18"}), bands, SIX, product)
+    assert summer.scale[0] < named.scale[0]
+    # no date: an equinox, said; no place: no correction, said
+    undated = landsat_level1(info(centre=(-54.5, -25.3)), 6, "x", assumed=True)
+    assert "equinox" in undated.source
+    assert "no place known" in landsat_level1(info(), 6, "x", assumed=True).source
+    # a polar night cannot be corrected: a clear error, not a division by nearly zero
+    with pytest.raises(InvalidSceneError, match="sun is"):
+        landsat_level1(info(acquired="2020-12-21", centre=(20.0, 78.0)), 6, "x", True)
+
+
+def test_estimated_sun_elevation_matches_every_mtl_in_the_data(shared_data: Path) -> None:
+    from datetime import date
+
+    mtls = sorted(shared_data.glob("*/*_MTL.txt"))
+    assert mtls, "no MTL file found in the shared data"
+    for path in mtls:
+        mtl = parse_mtl(path.read_text())
+        corners = ("UL", "UR", "LL", "LR")
+        lat = sum(float(mtl[f"CORNER_{c}_LAT_PRODUCT"]) for c in corners) / 4
+        lon = sum(float(mtl[f"CORNER_{c}_LON_PRODUCT"]) for c in corners) / 4
+        day = date.fromisoformat(mtl["DATE_ACQUIRED"]).timetuple().tm_yday
+        oli = mtl["SPACECRAFT_ID"] in ("LANDSAT_8", "LANDSAT_9")
+        estimate = landsat_sun_elevation(lon, lat, day, "landsat-oli" if oli else "landsat-tm")
+        assert estimate == pytest.approx(float(mtl["SUN_ELEVATION"]), abs=1.0), path.name
+
+
+def test_a_scene_says_its_date_place_and_sensor(tmp_path: Path) -> None:
+    path = write_raster(
+        tmp_path / "LC08_224078_20200518_rgb.tif",
+        np.full((3, 8, 8), 7000, np.uint16),
+        descriptions=("red", "green", "blue"),
+    )
+    described = open_scene(path).radiometric_info()
+    assert described.acquired == "2020-05-18" and described.sensor == "landsat-oli"
+    assert described.centre is not None
+    lon, lat = described.centre
+    # UTM 18N, easting 400 km, northing 4000 km: about 36.1 N, 76.1 W
+    assert lon == pytest.approx(-76.1, abs=0.1) and lat == pytest.approx(36.1, abs=0.1)

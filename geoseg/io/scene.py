@@ -112,7 +112,25 @@ class Scene:
             landsat_mtl=self.landsat_mtl,
             landsat_mtl_name=self.landsat_mtl_name,
             level=self.tags.get(REFLECTANCE_LEVEL_TAG, "").lower() or None,
+            acquired=self.acquired,
+            centre=self.centre_lonlat,
+            sensor=self.sensor,
         )
+
+    @property
+    def centre_lonlat(self) -> tuple[float, float] | None:
+        """``(longitude, latitude)`` of the scene's centre, or ``None`` if it cannot be known."""
+        from rasterio.warp import transform as warp_points
+
+        x, y = self.transform * (self.width / 2, self.height / 2)
+        try:
+            lons, lats = warp_points(self.crs, "EPSG:4326", [x], [y])
+        except (RasterioError, ValueError):
+            return None
+        lon, lat = float(lons[0]), float(lats[0])
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            return None
+        return lon, lat
 
     @property
     def acquired(self) -> str:

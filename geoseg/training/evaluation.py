@@ -231,7 +231,8 @@ def evaluate(
         options = PredictOptions(bands=bands, device=device)
     info = open_scene(scene)
     if model is None:
-        model = choose_default_model(info.descriptions, info.colors, info.sensor)
+        requested = len(options.bands) if options.bands else None
+        model = choose_default_model(info.descriptions, info.colors, info.sensor, requested)
     loaded = load_model(model)
     card = loaded.card
     legend = card.legend(options.legend)
@@ -239,11 +240,13 @@ def evaluate(
         card.bands, info.descriptions, options.bands, info.colors, info.sensor
     ).indexes
     sample, valid = read_sample(info, band_indexes)
+    described = info.radiometric_info()
     radiometry = assume_from_sample(
-        resolve_radiometry(info.radiometric_info(), band_indexes, card.bands, options.radiometry),
+        resolve_radiometry(described, band_indexes, card.bands, options.radiometry),
         sample,
         valid,
         card.bands,
+        described,
     )
     spec = SceneConfig(
         name=Path(scene).stem,

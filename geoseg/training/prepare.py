@@ -312,11 +312,12 @@ def prepare_scene(
     ).indexes
     grid = grid_of(image_path)
     raw, valid = read_raster(image_path, band_indexes)
-    declared = resolve_radiometry(
-        info.radiometric_info(), band_indexes, model_bands, scene.radiometry()
-    )
+    described = info.radiometric_info()
+    declared = resolve_radiometry(described, band_indexes, model_bands, scene.radiometry())
     radiometry = to_model_level(
-        assume_from_sample(declared, raw, valid, model_bands), model_bands, reflectance_level
+        assume_from_sample(declared, raw, valid, model_bands, described),
+        model_bands,
+        reflectance_level,
     )
     image = _reflectance(raw, radiometry)
     image[:, ~valid] = 0.0
@@ -395,9 +396,12 @@ def _teacher_targets(
         )
     bands = resolve_bands(card.bands, info.descriptions, None, info.colors, info.sensor).indexes
     raw, valid = read_raster(image_path, bands)
-    declared = resolve_radiometry(info.radiometric_info(), bands, card.bands, scene.radiometry())
+    described = info.radiometric_info()
+    declared = resolve_radiometry(described, bands, card.bands, scene.radiometry())
     radiometry = to_model_level(
-        assume_from_sample(declared, raw, valid, card.bands), card.bands, card.reflectance_level
+        assume_from_sample(declared, raw, valid, card.bands, described),
+        card.bands,
+        card.reflectance_level,
     )
     transform = InputTransform(radiometry, card.normalization)
     inputs = transform.apply(raw)
