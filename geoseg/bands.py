@@ -53,6 +53,8 @@ _LANDSAT_TM_IDS = {
     "B7": "swir22",
     "B8": "pan",
 }
+#: NAIP's fixed band order (USDA FSA): its files carry no band descriptions.
+NAIP_ORDER: tuple[str | None, ...] = ("red", "green", "blue", "nir")
 _SENSOR_IDS = {
     "sentinel2": _SENTINEL2_IDS,
     "landsat-oli": _LANDSAT_OLI_IDS,
@@ -145,12 +147,15 @@ def scene_band_names(
 ) -> tuple[tuple[str | None, ...], str]:
     """The common name of each scene band, and where the names came from.
 
-    Band descriptions come first; where no band has one, GDAL's colour interpretation names
-    red, green and blue bands.
+    Band descriptions come first; where no band has one, a product's fixed order (NAIP), else
+    GDAL's colour interpretation names red, green and blue bands.
     """
     if any(descriptions):
         names = tuple(normalise_band_name(d, sensor) if d else None for d in descriptions)
         return names, "names"
+    if sensor == "naip" and len(descriptions) in (3, 4):
+        # NAIP is delivered red, green, blue (and near infrared since 2007), unnamed
+        return NAIP_ORDER[: len(descriptions)], "the NAIP product's band order"
     named = {"red": "red", "green": "green", "blue": "blue"}
     names = tuple(named.get(c.lower()) for c in colors)
     return names, "colours"

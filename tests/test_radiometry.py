@@ -346,3 +346,62 @@ def test_a_scene_says_its_date_place_and_sensor(tmp_path: Path) -> None:
     lon, lat = described.centre
     # UTM 18N, easting 400 km, northing 4000 km: about 36.1 N, 76.1 W
     assert lon == pytest.approx(-76.1, abs=0.1) and lat == pytest.approx(36.1, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "descriptions", "tags", "sensor"),
+    [
+        ("scene.tif", ("B2", "B3", "B4", "B8", "B11", "B12"), {}, None),
+        ("landsat8_parana.tif", ("B2", "B3", "B4", "B5", "B6", "B7"), {}, "landsat-oli"),
+        ("Landsat-5 scene.tif", ("B1", "B2", "B3", "B4", "B5", "B7"), {}, "landsat-tm"),
+        ("scene.tif", ("B1", "B2", "B3", "B4", "B5", "B7"), {"SENSOR": "TM"}, "landsat-tm"),
+        ("scene.tif", ("B2", "B3", "B4", "B5", "B6", "B7"), {"SENSOR": "OLI_TIRS"}, "landsat-oli"),
+        ("OLINDA.tif", ("B2", "B3", "B4", "B8", "B11", "B12"), {}, None),
+        ("export.tif", ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"), {}, "landsat-oli"),
+        ("export.tif", ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"), {}, "landsat-tm"),
+    ],
+)
+def test_the_sensor_that_numbers_the_bands(
+    tmp_path: Path, name: str, descriptions: tuple[str, ...], tags: dict[str, str], sensor: str
+) -> None:
+    from geoseg.bands import resolve_bands
+
+    path = write_raster(
+        tmp_path / name, np.full((6, 8, 8), 9000, np.uint16), descriptions=descriptions
+    )
+    if tags:
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(**tags)
+    scene = open_scene(path)
+    assert scene.sensor == sensor
+    # whatever the numbering, the six bands come out as the six-band model's, in its order
+    match = resolve_bands(SIX, scene.descriptions, None, scene.colors, scene.sensor)
+    assert match.indexes == (1, 2, 3, 4, 5, 6)
+
+
+def test_naip_is_recognised_by_its_name_band_order_and_values(tmp_path: Path) -> None:
+    from geoseg.bands import resolve_bands
+
+    path = write_raster(
+        tmp_path / "m_4709963_se_14_1_20090818.tif",
+        np.full((4, 8, 8), 100, np.uint8),
+        descriptions=(),
+    )
+    scene = open_scene(path)
+    assert scene.sensor == "naip"
+    rgbn = ("red", "green", "blue", "nir")
+    match = resolve_bands(rgbn, scene.descriptions, None, scene.colors, scene.sensor)
+    assert match.indexes == (1, 2, 3, 4) and "NAIP" in match.how
+    got = resolve_radiometry(scene.radiometric_info(), match.indexes, rgbn)
+    assert got.surface is True and got.assumed and "NAIP" in got.source
+    # green crops' NIR is bright and their red dark, as in reflectance (DN / 255 makes red 0.27)
+    crop = np.array([70, 95, 75, 185]) * np.array(got.scale) + np.array(got.offset)
+    assert crop[0] < 0.1 and crop[3] > 0.35
+    # asked for by name, for a model NAIP's bands can feed, and refused for one they cannot
+    assert resolve_radiometry(info(), (1, 2, 3), rgbn[:3], RadiometryRequest(product="naip")).scale
+    with pytest.raises(ConfigError, match="NAIP has no swir16"):
+        resolve_radiometry(info(), (1, 2, 3, 4, 5, 6), SIX, RadiometryRequest(product="naip"))
+    # any other unnamed 4-band file is still refused, not guessed
+    other = write_raster(tmp_path / "ortho.tif", np.full((4, 8, 8), 100, np.uint8), descriptions=())
+    with pytest.raises(Exception, match="no names"):
+        resolve_bands(rgbn, open_scene(other).descriptions, None, (), open_scene(other).sensor)

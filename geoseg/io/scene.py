@@ -160,18 +160,49 @@ class Scene:
 
     @property
     def sensor(self) -> str | None:
-        """``landsat-oli``, ``landsat-tm`` or ``None``: how to read bare band ids like ``B5``."""
+        """``landsat-oli``, ``landsat-tm``, ``naip`` or ``None``: how to read the bands."""
         spacecraft = (self.landsat_mtl or {}).get("SPACECRAFT_ID", "")
+        if not spacecraft and _NAIP_NAME.match(self.name):
+            return "naip"
         if not spacecraft:
             prefix = self.name[:4].upper()
             spacecraft = {"LC08": "LANDSAT_8", "LC09": "LANDSAT_9", "LE07": "LANDSAT_7"}.get(
                 prefix, "LANDSAT_5" if prefix in ("LT05", "LT04") else ""
             )
-        if not spacecraft and self.tags.get("SENSOR", "").upper() in ("TM", "ETM", "ETM+"):
-            spacecraft = "LANDSAT_5"
         if not spacecraft:
-            return None
+            # "landsat8_...", "Landsat-5 ...", or the tags GDAL and exporters write
+            words = " ".join((self.name, *(self.tags.get(k, "") for k in _SENSOR_TAGS)))
+            number = re.search(r"landsat[\s_-]?0?([4-9])", words, re.IGNORECASE)
+            if number:
+                spacecraft = f"LANDSAT_{number.group(1)}"
+            elif re.search(r"(?<![A-Za-z])E?TM\+?(?![A-Za-z])", words):
+                spacecraft = "LANDSAT_5"
+            elif re.search(r"(?<![A-Za-z])OLI(?![A-Za-z])", words):
+                spacecraft = "LANDSAT_8"
+        if not spacecraft:
+            return self._sensor_from_band_ids()
         return "landsat-oli" if landsat_band_numbers(spacecraft).get("blue") == 2 else "landsat-tm"
+
+    def _sensor_from_band_ids(self) -> str | None:
+        """Landsat Collection 2 Level-2 band ids (``SR_B5``) say the sensor by their set.
+
+        OLI's surface reflectance bands are SR_B1-SR_B7; TM/ETM+ have no SR_B6 (band 6 is
+        thermal, ``ST_B6``).
+        """
+        ids = {
+            d.strip().upper()
+            for d in self.descriptions
+            if d and re.fullmatch(r"(SR|ST)_B\d{1,2}", d.strip(), re.IGNORECASE)
+        }
+        if not ids:
+            return None
+        return "landsat-oli" if "SR_B6" in ids or "ST_B10" in ids else "landsat-tm"
+
+
+#: NAIP quarter-quad file names: m_<quad>_<quarter>_<utm zone>_<resolution>_<date>.
+_NAIP_NAME = re.compile(r"m_\d{7}_(ne|nw|se|sw)_\d{2}_\d{1,3}_\d{8}", re.IGNORECASE)
+#: Tags that may name the sensor (GDAL's and common exporters').
+_SENSOR_TAGS = ("SENSOR", "SPACECRAFT", "SPACECRAFT_ID", "PLATFORM", "SATELLITE", "MISSION")
 
 
 def open_scene(path: str | Path) -> Scene:
