@@ -150,8 +150,8 @@ _model_options = _options(
         help="What the scene's values are, where its metadata does not say: reflectance, "
         "reflectance-x10000, reflectance-x1000, surface-reflectance[-x10000|-x1000], "
         "sentinel2-l1c, sentinel2-l2a, sentinel2-l1c-pb04, sentinel2-l2a-pb04, landsat-c2-l1, "
-        "landsat-c2-l2, dn8, naip (default: from the file's scale/offset, a Landsat MTL beside it, the "
-        "product's file name, else assumed from the data type and said so).",
+        "landsat-c2-l2, dn8, naip (default: from the file's scale/offset, a Landsat MTL beside "
+        "it, the product's file name, else assumed from the data type and said so).",
     ),
     click.option(
         "--scale",
