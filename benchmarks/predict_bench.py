@@ -107,11 +107,13 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
         )
         with SceneReader(run.scene, run.bands, run.grid) as reader:
             strip = next(reader.strips(run.plan))
-        starts = np.linspace(0, max(strip.data.shape[2] - w, 0), args.ceiling_tiles).astype(int)
-        chips = [
-            Chips(strip.data[None, :, :h, c : c + w], strip.valid[None, :h, c : c + w])
-            for c in starts
-        ]
+        # the first strip may be shorter than a chip (chips sit on the CRS's pixel grid):
+        # pad it, as the pipeline pads chips; the model's time does not depend on the values
+        short = (max(h - strip.data.shape[1], 0), max(w - strip.data.shape[2], 0))
+        data = np.pad(strip.data, ((0, 0), (0, short[0]), (0, short[1])))
+        valid = np.pad(strip.valid, ((0, short[0]), (0, short[1])))
+        starts = np.linspace(0, max(data.shape[2] - w, 0), args.ceiling_tiles).astype(int)
+        chips = [Chips(data[None, :, :h, c : c + w], valid[None, :h, c : c + w]) for c in starts]
         chips = [c for c in chips if c.data.shape[2:] == (h, w)]
         size = args.batch_size or predictor.auto_batch_size((h, w))
         batches = [

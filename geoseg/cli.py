@@ -286,6 +286,13 @@ def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
     default=None,
     help="Also write the class raster (Cloud-Optimized GeoTIFF).",
 )
+@click.option(
+    "--confidence",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write each pixel's confidence: the probability of its mapped class in percent "
+    "(GeoTIFF, uint8 0-100, nodata 255); the run report gives the share below 50, 70, 90.",
+)
 @_model_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @handle_errors
@@ -293,6 +300,7 @@ def predict(
     scenes: tuple[str, ...],
     out: Path,
     raster: Path | None,
+    confidence: Path | None,
     model: str | None,
     quiet: bool,
     overwrite: bool,
@@ -317,6 +325,7 @@ def predict(
             options=options,
             overwrite=overwrite,
             progress=progress,
+            confidence=confidence,
         )
     for scene, pixels in zip(scenes, result.date_class_pixels, strict=False):
         log.info("date %s alone: %s", Path(scene).name, _shares(pixels))
@@ -329,7 +338,8 @@ def predict(
         result.timings.get("total", 0.0),
         shares,
     )
-    log.info("wrote %s", ", ".join(str(p) for p in (result.gpkg, result.raster) if p))
+    written = (result.gpkg, result.raster, result.confidence)
+    log.info("wrote %s", ", ".join(str(p) for p in written if p))
 
 
 def _shares(pixels: dict[str, int]) -> str:

@@ -169,7 +169,9 @@ class Predictor:
         return torch.einsum("nchw,cg->nghw", probabilities, self.groups)
 
     @torch.inference_mode()
-    def fuse(self, dates: list[tuple[Predictor, Chips]]) -> tuple[np.ndarray, np.ndarray]:
+    def fuse(
+        self, dates: list[tuple[Predictor, Chips]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Classes of chips seen on several dates: the most probable after averaging.
 
         Returns
@@ -178,6 +180,9 @@ class Predictor:
             ``(N, H, W)`` uint8 class ids, :data:`NODATA_CLASS` where no date is valid.
         per_date : np.ndarray
             ``(dates, N, H, W)`` uint8 class ids of each date alone (nodata where invalid).
+        confidence : np.ndarray
+            ``(N, H, W)`` uint8: the averaged probability of the chosen class in percent,
+            :data:`NODATA_CLASS` where no date is valid.
         """
         total: torch.Tensor | None = None
         count: torch.Tensor | None = None
@@ -189,8 +194,9 @@ class Predictor:
             total = probabilities if total is None else total + probabilities
             count = valid.float() if count is None else count + valid.float()
         assert total is not None and count is not None  # at least one date
-        fused = self._ids(total / count.clamp_min(1).unsqueeze(1), count > 0)
-        return fused, np.stack(singles)
+        mean = total / count.clamp_min(1).unsqueeze(1)
+        fused = self._ids(mean, count > 0)
+        return fused, np.stack(singles), _percent(mean, count > 0)
 
     def _ids(self, scores: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
         classes = self.lookup[scores.argmax(dim=1)]
@@ -231,6 +237,17 @@ class Predictor:
         return int(max(1, min(cap, 0.6 * free // per_tile)))
 
     @torch.inference_mode()
+    def classify_with_confidence(self, chips: Chips) -> tuple[np.ndarray, np.ndarray]:
+        """Class ids and confidence ``(N, H, W)`` uint8 each, nodata where the input is invalid.
+
+        Confidence is the probability of the delivered class in percent (0-100): for a view,
+        the summed probability of the group, so it speaks of the class the map shows.
+        """
+        probabilities = self.probabilities(chips)
+        valid = torch.from_numpy(chips.valid).to(self.device)
+        return self._ids(probabilities, valid), _percent(probabilities, valid)
+
+    @torch.inference_mode()
     def classify(self, chips: Chips) -> np.ndarray:
         """Class ids ``(N, H, W)`` uint8, :data:`NODATA_CLASS` where the input is invalid."""
         scores = self.scores(chips)
@@ -239,6 +256,14 @@ class Predictor:
         classes = torch.where(valid, classes, torch.full_like(classes, NODATA_CLASS))
         result: np.ndarray = classes.cpu().numpy()
         return result
+
+
+def _percent(probabilities: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+    """The top probability ``(N, H, W)`` in percent as uint8, :data:`NODATA_CLASS` where invalid."""
+    top = torch.round(probabilities.float().amax(dim=1) * 100).clamp(0, 100).to(torch.uint8)
+    top = torch.where(valid, top, torch.full_like(top, NODATA_CLASS))
+    result: np.ndarray = top.cpu().numpy()
+    return result
 
 
 def _to_device(data: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -38,6 +38,7 @@ from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_
 from geoseg.io.class_raster import BlockReader
 from geoseg.io.class_raster_writer import (
     ClassRasterWriter,
+    ConfidenceRasterWriter,
     warp_to_scene,
     write_category_sidecar,
     write_cog,
@@ -57,7 +58,7 @@ from geoseg.radiometry import (
     resolve_radiometry,
     to_model_level,
 )
-from geoseg.report import report_paths, write_run_report
+from geoseg.report import confidence_summary, report_paths, write_run_report
 from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
 from geoseg.tiling import Span, Tile, TilePlan, plan_tiles
@@ -187,6 +188,10 @@ class PredictResult:
     date_class_pixels : tuple of dict
         For a multi-date run, each date's own class pixel counts (on the model grid), in the
         order the scenes were given; empty otherwise.
+    confidence : Path or None
+        The confidence raster written, if asked for.
+    confidence_summary : dict
+        With ``confidence``: its mean and the share of mapped pixels below each threshold.
     """
 
     gpkg: Path | None
@@ -200,6 +205,8 @@ class PredictResult:
     polygons: int | None = None
     report: Path | None = None
     date_class_pixels: tuple[dict[str, int], ...] = ()
+    confidence: Path | None = None
+    confidence_summary: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -425,6 +432,7 @@ def predict(
     options: PredictOptions | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    confidence: str | Path | None = None,
 ) -> PredictResult:
     """Segment a scene into land cover: a GeoPackage of polygons and, optionally, a class raster.
 
@@ -447,6 +455,9 @@ def predict(
         Replace existing outputs.
     progress : callable, optional
         ``progress(tiles_done, tiles_total)``.
+    confidence : str or Path, optional
+        A GeoTIFF to write each pixel's confidence to: the probability of its mapped class in
+        percent (uint8 0-100, nodata 255), on the class raster's grid.
 
     Returns
     -------
@@ -461,6 +472,9 @@ def predict(
     options = options or PredictOptions()
     out_path = Path(out) if out is not None else None
     raster_path = Path(raster) if raster is not None else None
+    confidence_path = Path(confidence) if confidence is not None else None
+    if confidence_path is not None and confidence_path.suffix.lower() not in (".tif", ".tiff"):
+        raise ConfigError(f"--confidence {confidence_path} must be a GeoTIFF (.tif)")
     if out_path is None and raster_path is None:
         raise ConfigError("nothing to write: give an output GeoPackage or a class raster")
     reports = report_paths(out_path) if out_path is not None else ()
@@ -468,7 +482,11 @@ def predict(
     if out_path is not None:
         check_vector_format(out_path)  # an unknown extension fails before any work
         vector_files = output_files(out_path)
-    for path in (*vector_files, raster_path, *reports):
+    outputs = [*vector_files, raster_path, confidence_path, *reports]
+    named = [p.resolve() for p in outputs if p is not None]
+    if len(set(named)) < len(named):
+        raise ConfigError("two outputs have the same file name: give each its own")
+    for path in outputs:
         if path is not None:
             check_output_path(path, overwrite)
     bound_heap_growth()
@@ -513,7 +531,11 @@ def predict(
                 stack.enter_context(vectorizer)
             classes_tmp = temporary_sibling(anchor, "classes")
             temporaries.append(classes_tmp)
-            counts, date_counts = _classify(
+            confidence_tmp = None
+            if confidence_path is not None:
+                confidence_tmp = temporary_sibling(confidence_path, "confidence")
+                temporaries.append(confidence_tmp)
+            counts, date_counts, confidence_counts = _classify(
                 run,
                 device,
                 classes_tmp,
@@ -522,6 +544,7 @@ def predict(
                 progress,
                 timings,
                 vectorizer,
+                confidence_tmp,
             )
             if run.grid != scene_grid(run.scene):
                 model_grid_tmp, classes_tmp = classes_tmp, temporary_sibling(anchor, "scene")
@@ -536,6 +559,23 @@ def predict(
                 ) as writer:
                     warp_to_scene(model_grid_tmp, run.scene, run.bands, writer, mask=not run.dates)
                 counts = writer.counts
+                if confidence_tmp is not None:
+                    model_grid_tmp, confidence_tmp = (
+                        confidence_tmp,
+                        temporary_sibling(confidence_path or anchor, "scene"),
+                    )
+                    temporaries.append(confidence_tmp)
+                    with ConfidenceRasterWriter(
+                        confidence_tmp, run.scene.crs, scene_grid(run.scene), provenance.to_json()
+                    ) as confidence_writer:
+                        warp_to_scene(
+                            model_grid_tmp,
+                            run.scene,
+                            run.bands,
+                            confidence_writer,
+                            mask=not run.dates,
+                        )
+                    confidence_counts = confidence_writer.counts
                 timings["resample_back"] = time.perf_counter() - t0
             class_pixels = {c.name: int(counts[c.id]) for c in run.classes}
             if run.dates:
@@ -564,6 +604,15 @@ def predict(
                 finished.append((cog_tmp, raster_path))
                 report_source = cog_tmp  # its overviews make the quicklook's read cheap
                 timings["write_raster"] = time.perf_counter() - t0
+            summary: dict[str, float] = {}
+            if confidence_tmp is not None and confidence_path is not None:
+                summary = confidence_summary(confidence_counts)
+                finished.append((confidence_tmp, confidence_path))
+                log.info(
+                    "confidence: mean %.0f%%, %.1f%% of the mapped pixels below 50%%",
+                    summary["mean_percent"],
+                    summary["below_50_percent"],
+                )
             if out_path is not None:
                 assert gpkg_tmp is not None  # made with out_path, above
                 t0 = time.perf_counter()
@@ -590,6 +639,7 @@ def predict(
                     provenance=provenance,
                     classes=run.classes,
                     class_raster_label=str(raster_path) if raster_path else "(not kept)",
+                    confidence=summary,
                     overwrite=True,
                 ).json_path
         for tmp, final in finished:
@@ -614,6 +664,8 @@ def predict(
         date_class_pixels=tuple({c.name: int(n[c.id]) for c in run.classes} for n in date_counts)
         if run.dates
         else (),
+        confidence=confidence_path,
+        confidence_summary=summary,
     )
 
 
@@ -676,8 +728,12 @@ def _classify(
     progress: ProgressCallback | None,
     timings: dict[str, float],
     vectorizer: BackgroundVectorizer[VectorizeResult] | None = None,
+    confidence_path: Path | None = None,
 ) -> Any:
     """Stream the tiles of ``run`` through the model into a class raster at ``path``.
+
+    With ``confidence_path``, each pixel's confidence (:meth:`Predictor.classify_with_confidence`)
+    goes to a second raster, stitched the same way.
 
     Strips are decoded one ahead in a background thread and finished rows are written behind,
     so on a GPU the device never waits for the disk. Batches span tile rows, so every forward
@@ -710,6 +766,8 @@ def _classify(
     tiles_by_row = [[t for t in plan if t.row == i] for i in range(len(plan.row_spans))]
     pending: list[tuple[Tile, list[Chips]]] = []
     finished: dict[tuple[int, int], np.ndarray] = {}
+    finished_confidence: dict[tuple[int, int], np.ndarray] = {}
+    confidence_writer: ConfidenceRasterWriter | None = None
     next_row = 0
     done = 0
     wait_s = model_s = 0.0
@@ -727,6 +785,10 @@ def _classify(
             ClassRasterWriter(path, run.scene.crs, run.grid, run.classes, provenance)
         )
         write_behind = stack.enter_context(WriteBehind(writer.write, depth=2))
+        if confidence_path is not None:
+            confidence_writer = stack.enter_context(
+                ConfidenceRasterWriter(confidence_path, run.scene.crs, run.grid, provenance)
+            )
         strips = [
             stack.enter_context(contextlib.closing(_strips(r, plan, options.prefetch)))
             for r in readers
@@ -746,13 +808,20 @@ def _classify(
             while len(pending) >= batch_size or (i == last_row and pending):
                 group, pending = pending[:batch_size], pending[batch_size:]
                 t0 = time.perf_counter()
-                if len(predictors) == 1:
+                confidence = None
+                if len(predictors) == 1 and confidence_writer is None:
                     classes = predictor.classify(_stack([chips[0] for _, chips in group]))
+                elif len(predictors) == 1:
+                    classes, confidence = predictor.classify_with_confidence(
+                        _stack([chips[0] for _, chips in group])
+                    )
                 else:
                     batches = [
                         _stack([chips[d] for _, chips in group]) for d in range(len(predictors))
                     ]
-                    classes, singles = predictor.fuse(list(zip(predictors, batches, strict=True)))
+                    classes, singles, confidence = predictor.fuse(
+                        list(zip(predictors, batches, strict=True))
+                    )
                     for d, single in enumerate(singles):
                         for (t, _), ids in zip(group, single, strict=True):
                             core = core_patch(t, _unpad(ids, t, before(t))).data
@@ -764,12 +833,29 @@ def _classify(
                         for (t, _), c in zip(group, classes, strict=True)
                     }
                 )
+                if confidence_writer is not None and confidence is not None:
+                    finished_confidence.update(
+                        {
+                            (t.row, t.col): _unpad(c, t, before(t))
+                            for (t, _), c in zip(group, confidence, strict=True)
+                        }
+                    )
             release_free_heap()  # a strip's worth of freed arrays goes back, so RSS stays flat
             while next_row <= i and all((t.row, t.col) in finished for t in tiles_by_row[next_row]):
                 row_tiles = tiles_by_row[next_row]
                 patches = [core_patch(t, finished.pop((t.row, t.col))) for t in row_tiles]
                 row = join_row(patches, plan.width)
                 write_behind.submit(row)
+                if confidence_writer is not None:
+                    confidence_writer.write(
+                        join_row(
+                            [
+                                core_patch(t, finished_confidence.pop((t.row, t.col)))
+                                for t in row_tiles
+                            ],
+                            plan.width,
+                        )
+                    )
                 if vectorizer is not None:
                     vectorizer.add_rows(row.rows.start, row.data)
                 done += len(row_tiles)
@@ -784,7 +870,10 @@ def _classify(
             "write_classes": writer.busy_seconds,
         }
     )
-    return writer.counts, date_counts
+    if confidence_writer is not None:
+        timings["write_confidence"] = confidence_writer.busy_seconds
+    confidence = None if confidence_writer is None else confidence_writer.counts
+    return writer.counts, date_counts, confidence
 
 
 def _strips(reader: SceneReader, plan: TilePlan, prefetch: bool) -> Generator[Strip, None, None]:

@@ -72,6 +72,7 @@ def write_run_report(
     provenance: Provenance | None = None,
     classes: Sequence[ClassInfo] | None = None,
     class_raster_label: str | None = None,
+    confidence: Mapping[str, float] | None = None,
     overwrite: bool = False,
 ) -> RunReport:
     """Write ``OUT.report.json`` and ``OUT.quicklook.png`` beside ``out_path``.
@@ -95,6 +96,8 @@ def write_run_report(
     class_raster_label : str or None
         What the report calls the class raster (e.g. the final ``--raster`` path, or ``None``
         when the pipeline's class raster was a temporary file); default ``class_raster_path``.
+    confidence : mapping, optional
+        :func:`confidence_summary` of the run's confidence raster, if it wrote one.
     overwrite : bool
         Replace existing report files.
 
@@ -127,17 +130,50 @@ def write_run_report(
         raster_label=str(class_raster_path) if class_raster_label is None else class_raster_label,
     )
     shares = {c["id"]: c["area_percent"] for c in data["classes"]}
+    title = f"{_title_name(provenance, out_path)} - geoseg {__version__}"
+    if confidence:
+        data["confidence"] = dict(confidence)
+        title += f"\n{confidence['below_50_percent']:.1f}% of the map below 50% confidence"
     figure = render_quicklook(
         labels,
         chosen,
         raster,
-        title=f"{_title_name(provenance, out_path)} - geoseg {__version__}",
+        title=title,
         shares=shares,
     )
     save_figure(figure, png_path, overwrite)
     write_json(json_path, data, overwrite)
     logger.info("wrote run report %s and quicklook %s", json_path, png_path)
     return RunReport(json_path=json_path, quicklook_path=png_path, data=data)
+
+
+#: Confidence thresholds (percent) whose shares the run report gives.
+CONFIDENCE_THRESHOLDS = (50, 70, 90)
+
+
+def confidence_summary(histogram: Any) -> dict[str, float]:
+    """Mean confidence and the share of mapped pixels below each threshold (percent).
+
+    Parameters
+    ----------
+    histogram : np.ndarray
+        Pixel counts of confidence values 0-255 (255 is nodata and not counted).
+
+    >>> import numpy as np
+    >>> h = np.zeros(256, int); h[40] = 1; h[80] = 3; h[255] = 9
+    >>> confidence_summary(h)["below_50_percent"], confidence_summary(h)["mean_percent"]
+    (25.0, 70.0)
+    """
+    counts = np.asarray(histogram, dtype=np.float64)[:101]
+    total = counts.sum()
+    if total == 0:
+        return {}
+    values = np.arange(101)
+    summary = {"mean_percent": round(float((counts * values).sum() / total), 2)}
+    for threshold in CONFIDENCE_THRESHOLDS:
+        below = counts[:threshold].sum() / total * 100
+        summary[f"below_{threshold}_percent"] = round(float(below), 2)
+    return summary
 
 
 def _title_name(provenance: Provenance | None, out_path: str | PathLike[str]) -> str:

@@ -141,3 +141,40 @@ def test_evaluate_prints_a_table_and_writes_json(tmp_path: Path, fake_model: Pat
     assert "miou" in result.output.lower()
     metrics = json.loads(out.read_text())
     assert 0.0 <= metrics["pixel_accuracy"] <= 1.0
+
+
+def test_predict_writes_confidence_on_the_scene_grid(tmp_path: Path, fake_model: Path) -> None:
+    rng = np.random.default_rng(6)
+    data = rng.integers(1, 3000, size=(6, 40, 50), dtype=np.uint16)
+    data[:, :, :10] = 0
+    # 20 m pixels for a 10 m model: predicted on a resampled grid, delivered on the scene's
+    from affine import Affine
+
+    scene = write_raster(
+        tmp_path / "s.tif", data, nodata=0, transform=Affine(20, 0, 400000, 0, -20, 4000000)
+    )
+    out, raster, confidence = tmp_path / "lc.gpkg", tmp_path / "lc.tif", tmp_path / "conf.tif"
+    args = ["predict", str(scene), "--out", str(out), "--raster", str(raster)]
+    args += ["--model", str(fake_model), "--confidence", str(confidence)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    with rasterio.open(raster) as cls, rasterio.open(confidence) as conf:
+        assert (conf.crs, conf.transform, conf.shape) == (cls.crs, cls.transform, cls.shape)
+        assert conf.nodata == 255 and conf.dtypes[0] == "uint8"
+        classes, values = cls.read(1), conf.read(1)
+    np.testing.assert_array_equal(values == 255, classes == 255)
+    mapped = values[classes != 255]
+    # the top of five probabilities is at least a fifth
+    assert mapped.size and mapped.min() >= 20 and mapped.max() <= 100
+    report = json.loads((tmp_path / "lc.report.json").read_text())
+    summary = report["confidence"]
+    assert 20 <= summary["mean_percent"] <= 100
+    assert summary["below_50_percent"] <= summary["below_70_percent"] <= 100
+    assert summary["below_50_percent"] == round(100 * (mapped < 50).mean(), 2)
+    # a confidence that is not a GeoTIFF, or that would overwrite another output: one line
+    for bad in (tmp_path / "conf.png", raster):
+        args = ["predict", str(scene), "--out", str(tmp_path / "x.gpkg"), "--raster", str(raster)]
+        args += ["--model", str(fake_model), "--confidence", str(bad), "--overwrite"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.gpkg").exists()

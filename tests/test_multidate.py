@@ -30,11 +30,13 @@ def _scene(tmp_path: Path, name: str, seed: int, **kw: object) -> Path:
 
 def test_one_date_twice_is_that_date(tmp_path: Path, fake_model: Path) -> None:
     a = _scene(tmp_path, "a.tif", 1)
-    predict(a, None, model=fake_model, raster=tmp_path / "single.tif", options=OPTIONS)
-    result = predict([a, a], None, model=fake_model, raster=tmp_path / "fused.tif", options=OPTIONS)
-    np.testing.assert_array_equal(
-        _classes(tmp_path / "single.tif"), _classes(tmp_path / "fused.tif")
-    )
+    single, fused = tmp_path / "single.tif", tmp_path / "fused.tif"
+    kept = {"options": OPTIONS, "model": fake_model}
+    predict(a, None, raster=single, confidence=tmp_path / "c1.tif", **kept)  # type: ignore[arg-type]
+    result = predict([a, a], None, raster=fused, confidence=tmp_path / "c2.tif", **kept)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(_classes(single), _classes(fused))
+    # the mean of one probability twice is that probability: the same confidence
+    np.testing.assert_array_equal(_classes(tmp_path / "c1.tif"), _classes(tmp_path / "c2.tif"))
     assert len(result.date_class_pixels) == 2
     assert result.date_class_pixels[0] == result.date_class_pixels[1] == result.class_pixels
 

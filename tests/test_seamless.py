@@ -24,8 +24,11 @@ from geoseg.pipeline import PredictOptions, predict
 from geoseg.radiometry import resolve_radiometry
 
 
-def whole_image_classes(scene_path: Path, model_path: Path) -> np.ndarray:
-    """Reference: the network applied once to the whole normalised scene."""
+def whole_image_classes(scene_path: Path, model_path: Path, confidence: bool = False) -> np.ndarray:
+    """Reference: the network applied once to the whole normalised scene.
+
+    With ``confidence``, the top class probability in percent instead of the classes.
+    """
     model = load_model(model_path)
     scene = open_scene(scene_path)
     bands = tuple(range(1, scene.count + 1))
@@ -36,6 +39,10 @@ def whole_image_classes(scene_path: Path, model_path: Path) -> np.ndarray:
     x = torch.from_numpy(transform.apply(sample) * valid)[None]
     with torch.inference_mode():
         logits = model.network(x)[0]
+    if confidence:
+        top = np.round(torch.softmax(logits, 0).amax(0).numpy() * 100).astype(np.uint8)
+        top[~valid] = NODATA_CLASS
+        return top
     ids = np.asarray(model.card.class_ids, dtype=np.uint8)
     classes = ids[logits.argmax(0).numpy()]
     classes[~valid] = NODATA_CLASS
@@ -86,7 +93,21 @@ def test_tiled_equals_whole_image(
     # float32 like the reference: this checks the tiling, not bfloat16 rounding (measured apart
     # by benchmarks/precision_agreement.py)
     options = PredictOptions(batch_size=3, precision="fp32")
-    predict(scene, None, model=model, raster=out, options=options)
+    confidence = case / "confidence.tif"
+    predict(scene, None, model=model, raster=out, options=options, confidence=confidence)
     with rasterio.open(out) as src:
         tiled = src.read(1)
     np.testing.assert_array_equal(tiled, whole_image_classes(scene, model))
+    # the confidence is seam-free too (a rounding to whole percent may differ by one)
+    with rasterio.open(confidence) as src:
+        assert (src.crs, src.transform, src.shape) == (open_scene(out).crs, *_grid(out))
+        tiled_confidence = src.read(1)
+    reference = whole_image_classes(scene, model, confidence=True)
+    np.testing.assert_array_equal(tiled_confidence == NODATA_CLASS, tiled == NODATA_CLASS)
+    difference = np.abs(tiled_confidence.astype(int) - reference.astype(int))
+    assert difference.max() <= 1
+
+
+def _grid(path: Path) -> tuple[object, tuple[int, int]]:
+    with rasterio.open(path) as src:
+        return src.transform, src.shape

@@ -121,6 +121,40 @@ class ClassRasterWriter:
         return int(self.counts[:NODATA].sum())
 
 
+class ConfidenceRasterWriter(ClassRasterWriter):
+    """Stream confidence patches (uint8 percent, nodata 255) into a tiled GeoTIFF.
+
+    ``counts`` is the histogram of confidence values, for the run report.
+    """
+
+    def __init__(self, path: Path, crs: CRS, grid: Grid, provenance: str | None = None) -> None:
+        super().__init__(path, crs, grid, (), provenance)
+
+    def __enter__(self) -> ConfidenceRasterWriter:
+        profile = {
+            "driver": "GTiff",
+            "width": self.grid.width,
+            "height": self.grid.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": self.crs,
+            "transform": self.grid.transform,
+            "nodata": NODATA,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "predictor": 2,
+            "BIGTIFF": "IF_SAFER",
+        }
+        self._dataset = rasterio.open(self.path, "w", **profile)
+        self._dataset.set_band_description(1, "confidence: probability of the mapped class, %")
+        if self.provenance:
+            self._dataset.update_tags(**{PROVENANCE_TAG: self.provenance})
+        self._dataset.update_tags(1, UNITS="percent")
+        return self
+
+
 def colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
     """GDAL colour table: class colours, nodata transparent."""
     table = {c.id: (*c.rgb, 255) for c in classes}
