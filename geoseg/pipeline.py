@@ -42,6 +42,7 @@ from geoseg.io.class_raster_writer import (
     warp_to_scene,
     write_category_sidecar,
     write_cog,
+    write_raster_style,
 )
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
@@ -482,7 +483,8 @@ def predict(
     if out_path is not None:
         check_vector_format(out_path)  # an unknown extension fails before any work
         vector_files = output_files(out_path)
-    outputs = [*vector_files, raster_path, confidence_path, *reports]
+    raster_style = raster_path.with_suffix(".qml") if raster_path is not None else None
+    outputs = [*vector_files, raster_path, raster_style, confidence_path, *reports]
     named = [p.resolve() for p in outputs if p is not None]
     if len(set(named)) < len(named):
         raise ConfigError("two outputs have the same file name: give each its own")
@@ -646,6 +648,7 @@ def predict(
             tmp.replace(final)
         if raster_path is not None:
             write_category_sidecar(raster_path, run.classes)
+            write_raster_style(raster_path, run.classes)
     finally:
         for tmp in temporaries:
             remove_with_sidecars(tmp)

@@ -136,6 +136,46 @@ def qml_categorized(classes: Sequence[ClassInfo], field: str = CLASS_FIELD) -> s
     return _QML_DOCTYPE + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def qml_paletted(classes: Sequence[ClassInfo]) -> str:
+    """QGIS QML for a class raster: a paletted renderer with one entry per class, labelled.
+
+    QGIS loads ``NAME.qml`` beside ``NAME.tif`` as the raster's default style, so the legend
+    lists the classes by name instead of the 256 rows of a GeoTIFF colour table.
+
+    >>> from geoseg.models.card import ClassInfo
+    >>> 'label="water"' in qml_paletted((ClassInfo(1, "water", "#2b83ba"),))
+    True
+    """
+    root = ET.Element(
+        "qgis",
+        {"version": "3.22.0", "styleCategories": "Symbology", "hasScaleBasedVisibility": "0"},
+    )
+    pipe = ET.SubElement(root, "pipe")
+    renderer = ET.SubElement(
+        pipe,
+        "rasterrenderer",
+        {"type": "paletted", "band": "1", "opacity": "1", "alphaBand": "-1", "nodataColor": ""},
+    )
+    ET.SubElement(renderer, "rasterTransparency")
+    palette = ET.SubElement(renderer, "colorPalette")
+    for info in classes:
+        ET.SubElement(
+            palette,
+            "paletteEntry",
+            {"value": str(info.id), "color": info.color, "alpha": "255", "label": info.name},
+        )
+    ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
+    ET.SubElement(
+        pipe,
+        "huesaturation",
+        {"saturation": "0", "grayscaleMode": "0", "colorizeOn": "0", "invertColors": "0"},
+    )
+    ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
+    ET.SubElement(root, "blendMode").text = "0"
+    ET.indent(root)
+    return _QML_DOCTYPE + ET.tostring(root, encoding="unicode") + "\n"
+
+
 def _qml_fill_symbol(parent: ET.Element, name: str, info: ClassInfo) -> None:
     r, g, b = info.rgb
     rgba = f"{r},{g},{b},255"

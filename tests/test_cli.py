@@ -62,6 +62,22 @@ def test_predict_writes_gpkg_raster_and_report(tmp_path: Path, fake_model: Path)
     assert polygons.geometry.area.sum() == 100 * (classes != 255).sum()
     assert (tmp_path / "lc.report.json").exists() and (tmp_path / "lc.quicklook.png").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # QGIS's default style beside the raster: a paletted legend of the classes only, by name
+    import xml.etree.ElementTree as ET
+
+    style = ET.parse(tmp_path / "lc.qml").getroot()
+    entries = style.findall("./pipe/rasterrenderer[@type='paletted']/colorPalette/paletteEntry")
+    assert [e.get("label") for e in entries] == ["urban", "water", "forest", "farmland", "other"]
+    assert entries[0].get("color") == "#d7191c" and entries[0].get("value") == "0"
+    # a vector export whose style would take the raster's style name is refused up front
+    clash = CliRunner().invoke(
+        main,
+        [
+            *("predict", str(scene), "--out", str(tmp_path / "lc.shp"), "--raster", str(raster)),
+            *("--model", str(fake_model), "--overwrite"),
+        ],
+    )
+    assert clash.exit_code == 1 and "same file name" in clash.output
 
 
 def test_info_prints_the_card(tmp_path: Path) -> None:

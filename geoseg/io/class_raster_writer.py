@@ -28,6 +28,7 @@ from geoseg.io.scene import Scene, valid_from
 from geoseg.io.scene_reader import GDAL_READ_OPTIONS, Grid
 from geoseg.models.card import ClassInfo
 from geoseg.stitching import Patch
+from geoseg.styles import qml_paletted
 from geoseg.tiling import Span
 
 NODATA = 255
@@ -192,6 +193,14 @@ def category_names_xml(classes: tuple[ClassInfo, ...]) -> str:
         '<PAMDataset>\n  <PAMRasterBand band="1">\n    <CategoryNames>\n'
         f"{categories}    </CategoryNames>\n  </PAMRasterBand>\n</PAMDataset>\n"
     )
+
+
+def write_raster_style(raster: Path, classes: tuple[ClassInfo, ...]) -> None:
+    """Write ``raster``'s QGIS default style (``NAME.qml`` beside ``NAME.tif``), atomically."""
+    target = raster.with_suffix(".qml")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(qml_paletted(classes), encoding="utf-8")
+    os.replace(tmp, target)
 
 
 def write_category_sidecar(raster: Path, classes: tuple[ClassInfo, ...]) -> None:
