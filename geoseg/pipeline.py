@@ -44,6 +44,7 @@ from geoseg.io.class_raster_writer import (
     write_cog,
     write_raster_style,
 )
+from geoseg.io.polygon_confidence import add_mean_confidence
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
 from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
@@ -626,6 +627,10 @@ def predict(
                         classes_tmp, gpkg_tmp, run, options, provenance, str(scene_path)
                     )
                 polygons = vectors.polygon_count
+                if confidence_tmp is not None:
+                    t1 = time.perf_counter()
+                    add_mean_confidence(gpkg_tmp, vectors.layer, confidence_tmp)
+                    timings["polygon_confidence"] = time.perf_counter() - t1
                 if out_path.suffix.lower() == ".gpkg":
                     finished.append((gpkg_tmp, out_path))
                 else:

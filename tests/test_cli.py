@@ -172,6 +172,7 @@ def test_predict_writes_confidence_on_the_scene_grid(tmp_path: Path, fake_model:
     out, raster, confidence = tmp_path / "lc.gpkg", tmp_path / "lc.tif", tmp_path / "conf.tif"
     args = ["predict", str(scene), "--out", str(out), "--raster", str(raster)]
     args += ["--model", str(fake_model), "--confidence", str(confidence)]
+    args += ["--min-area", "0", "--simplify", "0"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     with rasterio.open(raster) as cls, rasterio.open(confidence) as conf:
@@ -187,6 +188,16 @@ def test_predict_writes_confidence_on_the_scene_grid(tmp_path: Path, fake_model:
     assert 20 <= summary["mean_percent"] <= 100
     assert summary["below_50_percent"] <= summary["below_70_percent"] <= 100
     assert summary["below_50_percent"] == round(100 * (mapped < 50).mean(), 2)
+    # every polygon carries the mean confidence of the pixels it covers
+    from rasterio.features import geometry_mask
+
+    polygons = gpd.read_file(out, layer="landcover")
+    assert polygons["confidence"].notna().all()
+    with rasterio.open(confidence) as conf:
+        for polygon in polygons.itertuples():
+            inside = ~geometry_mask([polygon.geometry], conf.shape, conf.transform)
+            expected = values[inside & (values != 255)].mean()
+            assert abs(polygon.confidence - expected) <= 0.05 + 1e-9
     # a confidence that is not a GeoTIFF, or that would overwrite another output: one line
     for bad in (tmp_path / "conf.png", raster):
         args = ["predict", str(scene), "--out", str(tmp_path / "x.gpkg"), "--raster", str(raster)]
