@@ -20,7 +20,7 @@ import numpy as np
 import rasterio
 import yaml
 
-from geoseg.pipeline import predict
+from geoseg.pipeline import PredictOptions, predict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--label-map", default=str(REPO / "configs/labels_dynamic_world.yaml"))
     parser.add_argument("--first-row", type=int, default=0, help="score rows from this one on")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--tta", default="none", choices=["none", "flips"])
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -41,6 +42,7 @@ def main() -> None:
             model=args.model,
             raster=Path(tmp) / "classes.tif",
             confidence=Path(tmp) / "confidence.tif",
+            options=PredictOptions(tta=args.tta),
         )
         with rasterio.open(Path(tmp) / "classes.tif") as src:
             classes = src.read(1)[args.first_row :]
@@ -58,7 +60,10 @@ def main() -> None:
     scored = (expected != 255) & (classes != 255) & (confidence != 255)
     right = classes[scored] == expected[scored]
     values = confidence[scored].astype(np.int64)
-    print(f"{result.model} on {args.scene}, rows {args.first_row}-: {scored.sum():,} px scored")
+    print(
+        f"{result.model} (tta {args.tta}) on {args.scene}, rows {args.first_row}-: "
+        f"{scored.sum():,} px scored, model {result.timings['model']:.1f} s"
+    )
     print(f"overall agreement {right.mean():.4f}; mean confidence {values.mean():.1f}%")
     print("| confidence | share of pixels | agreement |")
     print("|---|---|---|")

@@ -202,6 +202,14 @@ _model_options = _options(
         help="Forward-pass arithmetic; auto: bfloat16 where native (CUDA, AVX512-BF16/AMX CPUs).",
     ),
     click.option(
+        "--tta",
+        type=click.Choice(["none", "flips"]),
+        default="none",
+        show_default=True,
+        help="Test-time augmentation: flips averages the chip as it is, mirrored both ways and "
+        "upside down (4x the model's time).",
+    ),
+    click.option(
         "--no-resample",
         is_flag=True,
         help="Do not resample scenes whose pixel size differs from the model's.",
@@ -224,6 +232,7 @@ _MODEL_OPTION_NAMES = (
     "batch_size",
     "compile_model",
     "precision",
+    "tta",
     "no_resample",
     "min_area",
     "simplify",
@@ -256,6 +265,7 @@ def _predict_options(values: dict[str, Any]) -> Any:
             v["product"], _number_list(v["scale"], "--scale"), _number_list(v["offset"], "--offset")
         ),
         legend=v["legend"],
+        tta=v["tta"],
     )
 
 

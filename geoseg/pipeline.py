@@ -26,6 +26,7 @@ from geoseg.bands import BandMatch, resolve_bands
 from geoseg.errors import BandMappingError, ConfigError, EmptySceneError, InvalidSceneError
 from geoseg.inference import (
     PRECISIONS,
+    TTA_MODES,
     Chips,
     Predictor,
     chip_shape,
@@ -128,6 +129,9 @@ class PredictOptions:
     legend : str, optional
         The classes to deliver: one of the model's legends (``full`` for its own classes);
         default the model's default legend.
+    tta : {"none", "flips"}
+        Test-time augmentation (:class:`~geoseg.inference.Predictor`): ``flips`` averages four
+        mirrored predictions of every chip, at 4x the model's time.
     """
 
     bands: tuple[str, ...] | None = None
@@ -145,6 +149,7 @@ class PredictOptions:
     precision: str = "auto"
     radiometry: RadiometryRequest = field(default_factory=RadiometryRequest)
     legend: str | None = None
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -157,6 +162,8 @@ class PredictOptions:
             raise ConfigError(f"min area {self.min_area_m2} must be >= 0")
         if self.simplify_m < 0:
             raise ConfigError(f"simplify tolerance {self.simplify_m} must be >= 0")
+        if self.tta not in TTA_MODES:
+            raise ConfigError(f"--tta {self.tta!r} is not one of {', '.join(TTA_MODES)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.vectorize_workers < 0:
@@ -755,6 +762,7 @@ def _classify(
         compile=options.compile,
         precision=options.precision,
         legend=run.legend,
+        tta=options.tta,
     )
     plan = run.plan
     multiple = tile_multiple(run.model)

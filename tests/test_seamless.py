@@ -111,3 +111,36 @@ def test_tiled_equals_whole_image(
 def _grid(path: Path) -> tuple[object, tuple[int, int]]:
     with rasterio.open(path) as src:
         return src.transform, src.shape
+
+
+def test_flip_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    data = rng.integers(1, 4000, size=(6, 70, 53), dtype=np.uint16)
+    scene = write_raster(tmp_path / "scene.tif", data, descriptions=S2_BANDS)
+    card = make_card(arch_params={"layers": 2, "width": 8}, tile_size=24, overlap=8)
+    model_path = save_fake_model(tmp_path / "model.pt", card, seed=3)
+    options = PredictOptions(batch_size=2, precision="fp32", tta="flips")
+    predict(scene, None, model=model_path, raster=tmp_path / "tta.tif", options=options)
+    with rasterio.open(tmp_path / "tta.tif") as src:
+        tiled = src.read(1)
+    # reference: the whole image's logits averaged over the same four flips
+    model = load_model(model_path)
+    scene_info = open_scene(scene)
+    bands = tuple(range(1, 7))
+    sample, valid = read_sample(scene_info, bands)
+    radiometry = resolve_radiometry(scene_info.radiometric_info(), bands, model.card.bands)
+    x = torch.from_numpy(InputTransform(radiometry, model.card.normalization).apply(sample))[None]
+    with torch.inference_mode():
+        flips: list[tuple[int, ...]] = [(), (-1,), (-2,), (-2, -1)]
+        logits = sum(
+            torch.flip(model.network(torch.flip(x, d) if d else x), d) if d else model.network(x)
+            for d in flips
+        )
+    reference = np.asarray(model.card.class_ids, np.uint8)[logits[0].argmax(0).numpy()]
+    np.testing.assert_array_equal(tiled, reference)
+    # and flips change something: the check can fail
+    plain = tmp_path / "plain.tif"
+    options = PredictOptions(batch_size=2, precision="fp32")
+    predict(scene, None, model=model_path, raster=plain, options=options)
+    with rasterio.open(plain) as src:
+        assert (src.read(1) != tiled).any()
