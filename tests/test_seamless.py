@@ -127,7 +127,7 @@ def test_flip_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) -> 
     model = load_model(model_path)
     scene_info = open_scene(scene)
     bands = tuple(range(1, 7))
-    sample, valid = read_sample(scene_info, bands)
+    sample, _ = read_sample(scene_info, bands)
     radiometry = resolve_radiometry(scene_info.radiometric_info(), bands, model.card.bands)
     x = torch.from_numpy(InputTransform(radiometry, model.card.normalization).apply(sample))[None]
     with torch.inference_mode():
