@@ -81,6 +81,7 @@ def test_fields_geometry_and_provenance(gpkg: Path) -> None:
         "class_id": "int32",
         "class_name": "object",
         "area_m2": "float64",
+        "reviewed": "bool",
     }
     assert info["geometry_type"] == "Polygon" and info["crs"] == "EPSG:32633"
     provenance = json.loads(info["layer_metadata"]["GEOSEG_PROVENANCE"])

@@ -257,3 +257,55 @@ def test_radiometric_augmentation_acts_on_reflectance(
     shift = (y - plain.image[0].numpy()).mean(axis=(1, 2))
     # haze is one additive term per band, largest in blue and smallest in swir22
     assert abs(shift[0]) > abs(shift[3]) > abs(shift[5]) and abs(shift[0]) > 0
+
+
+def test_reviewed_polygons_of_a_geoseg_map_are_the_labels(
+    image: Path, tmp_path: Path, fake_model: Path
+) -> None:
+    """The review loop's data path: predict, correct and tick some polygons, train on those."""
+    import sqlite3
+
+    from geoseg.pipeline import PredictOptions, predict
+
+    gpkg = tmp_path / "map.gpkg"
+    options = PredictOptions(min_area_m2=0, simplify_m=0)
+    predict(image, gpkg, model=fake_model, options=options)
+    polygons = gpd.read_file(gpkg, layer="landcover")
+    assert not polygons["reviewed"].any()  # written unchecked
+    # an analyst corrects two polygons to water in QGIS and ticks them
+    checked = polygons.index[:2]
+    with sqlite3.connect(gpkg) as db:
+        # QGIS edits through GDAL; sqlite3 has no spatial functions: leave the geometry alone
+        db.execute("DROP TRIGGER IF EXISTS rtree_landcover_geom_update3")
+        db.execute("DROP TRIGGER IF EXISTS rtree_landcover_geom_update4")
+        fids = [int(f) for f in pyogrio_fids(gpkg)[:2]]
+        db.executemany(
+            "UPDATE landcover SET class_name = 'water', reviewed = 1 WHERE fid = ?",
+            [(f,) for f in fids],
+        )
+    spec = SceneConfig(
+        name="reviewed",
+        image=str(image),
+        labels=str(gpkg),
+        label_column="class_name",
+        label_filter="reviewed",
+    )
+    data = prepare(spec, tmp_path)
+    water = [c.id for c in LANDCOVER_CLASSES].index(1)
+    labelled = data.labels != IGNORE
+    # only the ticked polygons are labels, and they say what the analyst said
+    assert labelled.any() and set(np.unique(data.labels[labelled]).tolist()) == {water}
+    assert labelled.sum() <= polygons.loc[checked].area.sum() / 100 + 1
+    # a filter column that is not there, or nothing ticked: clear errors, not an empty set
+    with pytest.raises(LabelError, match="no column 'checked'"):
+        rasterize_polygons(gpkg, "class_name", grid_of(image), where="checked")
+    fresh = tmp_path / "fresh.gpkg"
+    predict(image, fresh, model=fake_model, options=options)
+    with pytest.raises(LabelError, match="has reviewed set"):
+        rasterize_polygons(fresh, "class_name", grid_of(image), where="reviewed")
+
+
+def pyogrio_fids(path: Path) -> list[int]:
+    import pyogrio
+
+    return pyogrio.read_dataframe(path, layer="landcover", fid_as_index=True).index.tolist()

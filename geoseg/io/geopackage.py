@@ -28,6 +28,8 @@ from geoseg.styles import LayerStyle
 #: Name of the geometry column (GDAL's GeoPackage default, named explicitly for the style row).
 GEOMETRY_COLUMN = "geom"
 STYLE_TABLE = "layer_styles"
+#: The boolean field an analyst sets on polygons they checked (false as written).
+REVIEWED_FIELD = "reviewed"
 #: Vertices per write of a batch (about 16 bytes each in the encoded copy pyogrio makes).
 CHUNK_VERTICES = 1_000_000
 
@@ -172,6 +174,9 @@ class LandcoverWriter:
         }
         for name, value in self.fields.items():
             columns[name] = np.full(len(columns["class_id"]), value, dtype=object)
+        # for the analyst who corrects class_name in QGIS and ticks what was checked: a recipe
+        # can train on the reviewed polygons only (``label_filter: reviewed``)
+        columns[REVIEWED_FIELD] = np.zeros(len(columns["class_id"]), dtype=bool)
         return gpd.GeoDataFrame(
             columns,
             geometry=gpd.GeoSeries(np.asarray(geometries, dtype=object), crs=self.crs),

@@ -150,7 +150,11 @@ def read_probabilities(path: str | Path, grid: ImageGrid, scale: float = 255.0) 
 
 
 def rasterize_polygons(
-    path: str | Path, column: str, grid: ImageGrid, layer: str | None = None
+    path: str | Path,
+    column: str,
+    grid: ImageGrid,
+    layer: str | None = None,
+    where: str | None = None,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Burn labelled polygons onto ``grid``.
 
@@ -163,7 +167,10 @@ def rasterize_polygons(
     grid : ImageGrid
         Target grid; polygons are reprojected to its CRS.
     layer : str, optional
-        Layer name for multi-layer files.
+        Layer name for multi-layer files (default: the first layer with geometries).
+    where : str, optional
+        A boolean attribute: only polygons where it is true are burnt (``reviewed``, the
+        field an analyst ticks in a geoseg GeoPackage after checking a polygon).
 
     Returns
     -------
@@ -183,6 +190,11 @@ def rasterize_polygons(
     from rasterio.features import rasterize
 
     try:
+        if layer is None:
+            import pyogrio
+
+            spatial = [name for name, kind in pyogrio.list_layers(path) if kind]
+            layer = spatial[0] if spatial else None
         frame = gpd.read_file(path, layer=layer)
     except Exception as exc:  # pyogrio raises its own DataSourceError and friends
         raise LabelError(f"cannot read label polygons {path}: {exc}") from exc
@@ -194,6 +206,12 @@ def rasterize_polygons(
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
     if frame.empty:
         raise LabelError(f"label polygons {path} hold no geometry")
+    if where is not None:
+        if where not in frame.columns:
+            raise LabelError(f"label polygons {path} have no column {where!r} to filter on")
+        frame = frame[frame[where].fillna(False).astype(bool)]
+        if frame.empty:
+            raise LabelError(f"no polygon of {path} has {where} set: nothing to train on")
     _check_overlap(str(path), frame.crs, tuple(frame.total_bounds), grid)
     frame = frame.to_crs(grid.crs)
     values = tuple(sorted({str(v) for v in frame[column]}))

@@ -55,6 +55,9 @@ class SceneConfig:
     label_map : dict
         Label value (raster value or polygon class, as text) to model class *name* or id, or
         ``ignore``. Empty: raster values are class ids and polygon classes are class names.
+    label_filter : str, optional
+        A boolean attribute of the vector labels: only polygons where it is true are labels
+        (``reviewed`` in a geoseg GeoPackage an analyst has checked and corrected).
     probabilities : str, optional
         Teacher class probabilities (one band per label value, uint8 / 255) for distillation;
         bands are grouped into model classes with ``label_map``.
@@ -78,6 +81,7 @@ class SceneConfig:
     bands: tuple[str, ...] = ()
     label_column: str | None = None
     label_map: dict[str, Any] = field(default_factory=dict)
+    label_filter: str | None = None
     probabilities: str | None = None
     holdout: HoldoutConfig | None = None
     train: bool = True

@@ -445,7 +445,9 @@ def read_labels(
     if is_vector(labels_path):
         if not scene.label_column:
             raise ConfigError(f"scene {scene.name!r}: vector labels need label_column")
-        codes, values = rasterize_polygons(labels_path, scene.label_column, grid)
+        codes, values = rasterize_polygons(
+            labels_path, scene.label_column, grid, where=scene.label_filter
+        )
         present = values
     else:
         codes = read_class_raster(labels_path, grid)
