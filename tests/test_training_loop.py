@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 from conftest import S2_BANDS, make_card, save_fake_model, write_raster
 
@@ -96,6 +98,16 @@ def test_train_writes_a_self_describing_model(tmp_path: Path, scene: Any) -> Non
     assert result.megapixels_per_second > 0
     assert (tmp_path / "run" / "metrics.json").exists()
     load_model(result.model_path)  # loads as prediction would
+    # the training pixels per class, outside the holdout (columns 36-47), written beside it
+    balance = json.loads((tmp_path / "run" / "class_distribution.json").read_text())
+    image, lab, _ = scene
+    with rasterio.open(lab) as src:
+        labels = src.read(1)[:, :36]
+    expected = {"water": (labels == 0).sum(), "forest": (labels == 1).sum()}
+    expected["urban"] = (labels == 2).sum()
+    assert {k: balance["total"][k] for k in expected} == expected
+    assert balance["scenes"]["syn"] == balance["total"]
+    assert sorted(balance["absent"]) == ["farmland", "other"]
 
 
 def test_resume_gives_the_same_weights(tmp_path: Path, scene: Any) -> None:

@@ -39,6 +39,7 @@ from geoseg.models.catalogue import (
 )
 from geoseg.models.loading import LoadedModel
 from geoseg.normalization import normalise_reflectance
+from geoseg.training.balance import class_distribution
 from geoseg.training.config import TrainConfig
 from geoseg.training.datasets import GeoPatchSampler, PatchSampler
 from geoseg.training.evaluation import classify_normalised, size_multiple
@@ -49,6 +50,8 @@ from geoseg.training.prepare import SceneData, prepare_scene
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+#: Written beside the checkpoint: the training pixels per class (see geoseg.training.balance).
+CLASS_DISTRIBUTION = "class_distribution.json"
 
 
 @dataclass(frozen=True)
@@ -465,6 +468,15 @@ def train(
         )
         for spec in config.scenes
     ]
+    balance = class_distribution(scenes, card.classes)
+    (out_dir / CLASS_DISTRIBUTION).write_text(json.dumps(balance, indent=2), encoding="utf-8")
+    log.info(
+        "training pixels: %s",
+        ", ".join(f"{n} {100 * v:.1f}%" for n, v in balance["share"].items()),
+    )
+    for key, what in (("absent", "no training pixel"), ("scarce", "under 0.5% of the pixels")):
+        if balance[key]:
+            log.warning("classes with %s: %s", what, ", ".join(balance[key]))
     if config.model.init_from and teacher is not None:
         source = _load_init(config)
         regressed = refit_input_bands(
