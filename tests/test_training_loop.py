@@ -100,7 +100,7 @@ def test_train_writes_a_self_describing_model(tmp_path: Path, scene: Any) -> Non
     load_model(result.model_path)  # loads as prediction would
     # the training pixels per class, outside the holdout (columns 36-47), written beside it
     balance = json.loads((tmp_path / "run" / "class_distribution.json").read_text())
-    image, lab, _ = scene
+    _, lab, _ = scene
     with rasterio.open(lab) as src:
         labels = src.read(1)[:, :36]
     expected = {"water": (labels == 0).sum(), "forest": (labels == 1).sum()}
