@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--first-row", type=int, default=0, help="score rows from this one on")
     parser.add_argument("--model", default=None)
     parser.add_argument("--tta", default="none", choices=["none", "flips"])
+    parser.add_argument("--smooth", type=int, default=0, help="majority filter window")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -42,7 +43,7 @@ def main() -> None:
             model=args.model,
             raster=Path(tmp) / "classes.tif",
             confidence=Path(tmp) / "confidence.tif",
-            options=PredictOptions(tta=args.tta),
+            options=PredictOptions(tta=args.tta, smooth=args.smooth),
         )
         with rasterio.open(Path(tmp) / "classes.tif") as src:
             classes = src.read(1)[args.first_row :]
@@ -61,7 +62,7 @@ def main() -> None:
     right = classes[scored] == expected[scored]
     values = confidence[scored].astype(np.int64)
     print(
-        f"{result.model} (tta {args.tta}) on {args.scene}, rows {args.first_row}-: "
+        f"{result.model} (tta {args.tta}, smooth {args.smooth}) on {args.scene}, rows {args.first_row}-: "
         f"{scored.sum():,} px scored, model {result.timings['model']:.1f} s"
     )
     print(f"overall agreement {right.mean():.4f}; mean confidence {values.mean():.1f}%")

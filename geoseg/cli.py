@@ -210,6 +210,15 @@ _model_options = _options(
         "upside down (4x the model's time).",
     ),
     click.option(
+        "--smooth",
+        type=int,
+        default=0,
+        show_default=True,
+        metavar="N",
+        help="Majority filter of N x N pixels (odd, 3-15) on the class map before it is "
+        "written and vectorized; 0: none.",
+    ),
+    click.option(
         "--no-resample",
         is_flag=True,
         help="Do not resample scenes whose pixel size differs from the model's.",
@@ -233,6 +242,7 @@ _MODEL_OPTION_NAMES = (
     "compile_model",
     "precision",
     "tta",
+    "smooth",
     "no_resample",
     "min_area",
     "simplify",
@@ -266,6 +276,7 @@ def _predict_options(values: dict[str, Any]) -> Any:
         ),
         legend=v["legend"],
         tta=v["tta"],
+        smooth=v["smooth"],
     )
 
 

@@ -62,6 +62,7 @@ from geoseg.radiometry import (
     to_model_level,
 )
 from geoseg.report import confidence_summary, report_paths, write_run_report
+from geoseg.smoothing import StreamingMajority, check_size
 from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
 from geoseg.tiling import Span, Tile, TilePlan, plan_tiles
@@ -132,6 +133,10 @@ class PredictOptions:
     tta : {"none", "flips"}
         Test-time augmentation (:class:`~geoseg.inference.Predictor`): ``flips`` averages four
         mirrored predictions of every chip, at 4x the model's time.
+    smooth : int
+        Majority-filter window (odd, 3-15 pixels of the model grid) applied to the class map
+        before it is written and vectorized (:mod:`geoseg.smoothing`); 0: none. The confidence
+        raster stays the model's.
     """
 
     bands: tuple[str, ...] | None = None
@@ -150,6 +155,7 @@ class PredictOptions:
     radiometry: RadiometryRequest = field(default_factory=RadiometryRequest)
     legend: str | None = None
     tta: str = "none"
+    smooth: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and self.batch_size < 1:
@@ -162,6 +168,11 @@ class PredictOptions:
             raise ConfigError(f"min area {self.min_area_m2} must be >= 0")
         if self.simplify_m < 0:
             raise ConfigError(f"simplify tolerance {self.simplify_m} must be >= 0")
+        if self.smooth:
+            try:
+                check_size(self.smooth)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if self.tta not in TTA_MODES:
             raise ConfigError(f"--tta {self.tta!r} is not one of {', '.join(TTA_MODES)}")
         if self.precision not in PRECISIONS:
@@ -783,6 +794,8 @@ def _classify(
     pending: list[tuple[Tile, list[Chips]]] = []
     finished: dict[tuple[int, int], np.ndarray] = {}
     finished_confidence: dict[tuple[int, int], np.ndarray] = {}
+    # the majority filter holds back a few rows until the rows below them are known
+    smoother = StreamingMajority(options.smooth, plan.height) if options.smooth else None
     confidence_writer: ConfidenceRasterWriter | None = None
     next_row = 0
     done = 0
@@ -861,7 +874,10 @@ def _classify(
                 row_tiles = tiles_by_row[next_row]
                 patches = [core_patch(t, finished.pop((t.row, t.col))) for t in row_tiles]
                 row = join_row(patches, plan.width)
-                write_behind.submit(row)
+                for final in smoother.push(row) if smoother is not None else [row]:
+                    write_behind.submit(final)
+                    if vectorizer is not None:
+                        vectorizer.add_rows(final.rows.start, final.data)
                 if confidence_writer is not None:
                     confidence_writer.write(
                         join_row(
@@ -872,8 +888,6 @@ def _classify(
                             plan.width,
                         )
                     )
-                if vectorizer is not None:
-                    vectorizer.add_rows(row.rows.start, row.data)
                 done += len(row_tiles)
                 next_row += 1
                 if progress is not None:

@@ -144,3 +144,25 @@ def test_flip_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) -> 
     predict(scene, None, model=model_path, raster=plain, options=options)
     with rasterio.open(plain) as src:
         assert (src.read(1) != tiled).any()
+
+
+def test_smoothing_keeps_tiles_equal_to_the_smoothed_whole_image(tmp_path: Path) -> None:
+    from geoseg.smoothing import majority_filter
+
+    rng = np.random.default_rng(4)
+    data = rng.integers(1, 4000, size=(6, 61, 47), dtype=np.uint16)
+    data[:, :5, :9] = 0  # some nodata
+    scene = write_raster(tmp_path / "scene.tif", data, nodata=0, descriptions=S2_BANDS)
+    card = make_card(arch_params={"layers": 1, "width": 8}, tile_size=20, overlap=4)
+    model = save_fake_model(tmp_path / "model.pt", card, seed=4)
+    options = PredictOptions(batch_size=2, precision="fp32", smooth=5)
+    result = predict(
+        scene, tmp_path / "lc.gpkg", model=model, raster=tmp_path / "s.tif", options=options
+    )
+    with rasterio.open(tmp_path / "s.tif") as src:
+        smoothed = src.read(1)
+    expected = majority_filter(whole_image_classes(scene, model), 5)
+    np.testing.assert_array_equal(smoothed, expected)
+    assert (smoothed != whole_image_classes(scene, model)).any()  # it did something
+    counts = np.bincount(expected[expected != NODATA_CLASS].ravel(), minlength=5)
+    assert sum(result.class_pixels.values()) == counts.sum()
