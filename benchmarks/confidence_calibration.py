@@ -62,7 +62,8 @@ def main() -> None:
     right = classes[scored] == expected[scored]
     values = confidence[scored].astype(np.int64)
     print(
-        f"{result.model} (tta {args.tta}, smooth {args.smooth}) on {args.scene}, rows {args.first_row}-: "
+        f"{result.model} (tta {args.tta}, smooth {args.smooth}) on {args.scene}, "
+        f"rows {args.first_row}-: "
         f"{scored.sum():,} px scored, model {result.timings['model']:.1f} s"
     )
     print(f"overall agreement {right.mean():.4f}; mean confidence {values.mean():.1f}%")
