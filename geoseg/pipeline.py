@@ -293,6 +293,11 @@ class PreparedRun:
             "radiometry": self.radiometry.to_dict(),
             "legend": self.legend.name,
         }
+        for scene in (self.scene, *(d.scene for d in self.dates)):
+            if scene.qa_pixel is not None:
+                masks = decided.setdefault("cloud_masks", {})
+                qa_file, qa_band = scene.qa_pixel
+                masks[scene.path] = f"QA_PIXEL: band {qa_band} of {Path(qa_file).name}"
         if self.dates:
             decided["fusion"] = "mean of the class probabilities over the dates valid at a pixel"
             decided["dates"] = [
@@ -347,6 +352,13 @@ def prepare(
     # said once the scene is known to be usable, so a refused scene gets one line only
     log.info("%s", match.describe(card.bands, scene.descriptions))
     (log.warning if radiometry.assumed else log.info)("reflectance: %s", radiometry.source)
+    if scene.qa_pixel is not None:
+        log.info(
+            "clouds: fill, cloud, cirrus and cloud shadow flagged in %s (QA_PIXEL, band %d) "
+            "are nodata",
+            Path(scene.qa_pixel[0]).name,
+            scene.qa_pixel[1],
+        )
     _check_sample(scene, sample, valid, radiometry)
     grid = scene_grid(scene)
     if options.resample and card.gsd is not None:

@@ -24,7 +24,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from geoseg.io.gdal import open_raster, warped_to_grid
-from geoseg.io.scene import Scene, valid_from
+from geoseg.io.scene import Scene, qa_source, valid_from
 from geoseg.io.scene_reader import GDAL_READ_OPTIONS, Grid
 from geoseg.models.card import ClassInfo
 from geoseg.stitching import Patch
@@ -239,6 +239,7 @@ def warp_to_scene(
             nodata=NODATA,
         ) as vrt,
         open_raster(scene.path) as scene_src,
+        qa_source(scene) as qa,
     ):
         for span in _row_spans(scene.height, step):
             window = Window(0, span.start, scene.width, span.size)
@@ -246,7 +247,7 @@ def warp_to_scene(
             if mask:
                 data = scene_src.read(list(bands), window=window)
                 masks = scene_src.read_masks(list(bands), window=window)
-                classes[~valid_from(data, masks)] = NODATA
+                classes[~(valid_from(data, masks) & qa.clear(window))] = NODATA
             writer.write(Patch(span, Span(0, scene.width), classes))
 
 

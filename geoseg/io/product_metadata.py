@@ -73,3 +73,26 @@ def read_landsat_mtl(scene_path: str) -> tuple[dict[str, str], str] | None:
         log.warning("cannot read %s (%s): ignoring it", mtl, exc.strerror or exc)
         return None
     return parse_mtl(text), mtl.name
+
+
+def find_landsat_qa(scene_path: str) -> Path | None:
+    """The Landsat Collection 2 ``*_QA_PIXEL.TIF`` beside a scene that belongs to it, if any.
+
+    It belongs to the scene when its product id (the name before ``_QA_PIXEL``) starts the
+    scene's file name, as for ``LC08_L2SP_..._T1_SR_B2.TIF`` or a stack named after the product.
+    """
+    if scene_path.startswith("/vsi") or "://" in scene_path:
+        return None
+    path = Path(scene_path)
+    try:
+        candidates = sorted(path.parent.iterdir())
+    except OSError:
+        return None
+    for candidate in candidates:
+        name = candidate.name
+        if not name.upper().endswith(("_QA_PIXEL.TIF", "_QA_PIXEL.TIFF")) or candidate == path:
+            continue
+        product = name[: name.upper().index("_QA_PIXEL")]
+        if path.name.upper().startswith(product.upper()):
+            return candidate
+    return None

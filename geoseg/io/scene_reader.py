@@ -25,7 +25,7 @@ from rasterio.windows import Window
 
 from geoseg.errors import InvalidSceneError
 from geoseg.io.gdal import open_raster, warped_to_grid
-from geoseg.io.scene import Scene, valid_from
+from geoseg.io.scene import QaSource, Scene, valid_from
 from geoseg.tiling import Span, TilePlan
 
 # GDAL decodes the blocks of one read on all cores (the cache is bounded in geoseg.io)
@@ -98,15 +98,40 @@ class SceneReader:
         self.crs = crs if crs is not None else scene.crs
         self._stack = contextlib.ExitStack()
         self._dataset: Any = None
+        self._qa = QaSource()
         self.busy_seconds = 0.0
 
     def __enter__(self) -> SceneReader:
         self._stack.enter_context(rasterio.Env(**GDAL_READ_OPTIONS))
         src = self._stack.enter_context(open_raster(self.scene.path))
+        qa_src = None
+        if self.scene.qa_pixel is not None:
+            qa_path, qa_band = self.scene.qa_pixel
+            if qa_path == self.scene.path:
+                qa_src = src
+            else:
+                qa_src = self._stack.enter_context(open_raster(qa_path))
         if self.grid == scene_grid(self.scene) and self.crs == self.scene.crs:
             self._dataset = src
             self._block_rows = self.scene.block_shape[0]
+            if qa_src is not None:
+                self._qa = QaSource(qa_src, qa_band)
         else:
+            if qa_src is not None:
+                # flags are never averaged: the nearest QA value of each grid pixel
+                self._qa = QaSource(
+                    self._stack.enter_context(
+                        warped_to_grid(
+                            qa_src,
+                            self.crs,
+                            self.grid.transform,
+                            self.grid.width,
+                            self.grid.height,
+                            Resampling.nearest,
+                        )
+                    ),
+                    qa_band,
+                )
             downsampling = abs(self.grid.transform.a) > abs(self.scene.transform.a)
             self._dataset = self._stack.enter_context(
                 warped_to_grid(
@@ -142,7 +167,7 @@ class SceneReader:
                 f"scene {self.scene.path} could not be read at rows {rows.start}-{rows.stop}: "
                 f"{text[0] if text else type(exc).__name__}"
             ) from exc
-        valid = valid_from(data, masks)
+        valid = valid_from(data, masks) & self._qa.clear(window)
         self.busy_seconds += time.perf_counter() - t0
         return data, valid
 
