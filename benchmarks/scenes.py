@@ -123,22 +123,22 @@ def write_stack(out: Path, bands: dict[str, str] = BANDS) -> None:
         _describe(dst, bands)
 
 
-def write_large(out: Path, height: int, width: int) -> None:
+def write_large(out: Path, height: int, width: int, bands: dict[str, str] = BANDS) -> None:
     """A ``height`` x ``width`` scene of mirrored copies of the whole stack, in 1024-row strips."""
-    stack, transform, crs = virginia_stack()
+    stack, transform, crs = virginia_stack(bands=bands)
     _, h, w = stack.shape
     # mirror-tiling: index i of a period of 2h reads row i, then rows backwards
     rows = np.concatenate([np.arange(h), np.arange(h)[::-1]])
     cols = np.concatenate([np.arange(w), np.arange(w)[::-1]])
     col_index = cols[np.arange(width) % (2 * w)]
-    with rasterio.open(out, "w", **_profile(width, height, transform, crs)) as dst:
+    with rasterio.open(out, "w", **_profile(width, height, transform, crs, len(bands))) as dst:
         for start in range(0, height, 1024):
             stop = min(start + 1024, height)
             row_index = rows[np.arange(start, stop) % (2 * h)]
             dst.write(
                 stack[:, row_index][:, :, col_index], window=Window(0, start, width, stop - start)
             )
-        _describe(dst)
+        _describe(dst, bands)
 
 
 def main() -> None:
@@ -147,7 +147,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=10_000)
     parser.add_argument("--width", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--nine", action="store_true", help="stack: Dynamic World's nine bands")
+    parser.add_argument(
+        "--nine", action="store_true", help="stack, large: Dynamic World's nine bands"
+    )
     args = parser.parse_args()
     if args.kind == "demo":
         out = args.out or REPO / "data" / "demo" / "virginia_s2_crop.tif"
@@ -157,7 +159,7 @@ def main() -> None:
         write_stack(out, NINE_BANDS if args.nine else BANDS)
     else:
         out = args.out or Path(f"/tmp/virginia_{args.height}x{args.width}.tif")
-        write_large(out, args.height, args.width)
+        write_large(out, args.height, args.width, NINE_BANDS if args.nine else BANDS)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
