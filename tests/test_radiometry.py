@@ -405,3 +405,35 @@ def test_naip_is_recognised_by_its_name_band_order_and_values(tmp_path: Path) ->
     other = write_raster(tmp_path / "ortho.tif", np.full((4, 8, 8), 100, np.uint8), descriptions=())
     with pytest.raises(Exception, match="no names"):
         resolve_bands(rgbn, open_scene(other).descriptions, None, (), open_scene(other).sensor)
+
+
+def test_eight_bit_landsat_dn_without_mtl_follow_sensor_sun_and_distance(
+    shared_data: Path,
+) -> None:
+    from geoseg.radiometry import landsat_dn8
+
+    folder = shared_data / "landsat5-amazon-rstoolbox"
+    mtl = parse_mtl((folder / "LT52240631988227CUB02_MTL.txt").read_text())
+    exact = landsat_radiometry(mtl, SIX, "MTL")
+    amazon = info(
+        dtype="uint8", acquired="1988-08-14", centre=(-49.89, -3.75), spacecraft="LANDSAT_5"
+    )
+    typical = landsat_dn8(amazon, SIX)
+    # the MTL's own gains, an estimated sun (50.4 vs 49.8 degrees): within 2% per band
+    assert typical.scale == pytest.approx(exact.scale, rel=0.02)
+    assert typical.offset == pytest.approx(exact.offset, rel=0.05)
+    assert "TM DN" in typical.source and typical.surface is False
+    # ETM+ records green and red at about 0.6x TM's radiance per DN; neither said: in between
+    etm = landsat_dn8(dataclasses_replace(amazon, spacecraft="LANDSAT_7"), SIX)
+    unsaid = landsat_dn8(dataclasses_replace(amazon, spacecraft=""), SIX)
+    assert etm.scale[1] < unsaid.scale[1] < typical.scale[1]
+    assert "not said" in unsaid.source
+    # and the same scene resolved from what it says, with no MTL beside it
+    got = resolve_radiometry(amazon, (1, 2, 3, 4, 5, 6), SIX)
+    assert got.scale == typical.scale and got.assumed
+
+
+def dataclasses_replace(described: SceneRadiometricInfo, **changes: object) -> SceneRadiometricInfo:
+    import dataclasses
+
+    return dataclasses.replace(described, **changes)  # type: ignore[arg-type]

@@ -121,6 +121,7 @@ class Scene:
             acquired=self.acquired,
             centre=self.centre_lonlat,
             sensor=self.sensor,
+            spacecraft=self.spacecraft,
         )
 
     @property
@@ -162,29 +163,50 @@ class Scene:
         if match:
             day = match.group(1)
             return f"{day[:4]}-{day[4:6]}-{day[6:]}"
+        dashed = re.search(
+            r"(?:^|[_-])((?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?:[_.]|$)",
+            self.name,
+        )
+        return dashed.group(1) if dashed else ""
+
+    @property
+    def spacecraft(self) -> str:
+        """``LANDSAT_5`` ... ``LANDSAT_9`` where the file says which Landsat it is, else ``""``.
+
+        From its MTL, its product name (``LC08_``, ``LT05_``, ``LE07_``), ``landsat8`` or
+        ``Landsat-5`` in its name or sensor tags, or TM/ETM+/OLI there.
+        """
+        spacecraft = (self.landsat_mtl or {}).get("SPACECRAFT_ID", "").strip('"')
+        if spacecraft:
+            return spacecraft
+        prefix = self.name[:4].upper()
+        named = {
+            "LC08": "LANDSAT_8",
+            "LC09": "LANDSAT_9",
+            "LE07": "LANDSAT_7",
+            "LT05": "LANDSAT_5",
+            "LT04": "LANDSAT_4",
+        }.get(prefix)
+        if named:
+            return named
+        words = " ".join((self.name, *(self.tags.get(k, "") for k in _SENSOR_TAGS)))
+        number = re.search(r"landsat[\s_-]?0?([4-9])", words, re.IGNORECASE)
+        if number:
+            return f"LANDSAT_{number.group(1)}"
+        if re.search(r"(?<![A-Za-z])ETM\+?(?![A-Za-z])", words):
+            return "LANDSAT_7"
+        if re.search(r"(?<![A-Za-z])TM(?![A-Za-z])", words):
+            return "LANDSAT_5"
+        if re.search(r"(?<![A-Za-z])OLI(?![A-Za-z])", words):
+            return "LANDSAT_8"
         return ""
 
     @property
     def sensor(self) -> str | None:
         """``landsat-oli``, ``landsat-tm``, ``naip`` or ``None``: how to read the bands."""
-        spacecraft = (self.landsat_mtl or {}).get("SPACECRAFT_ID", "")
+        spacecraft = self.spacecraft
         if not spacecraft and _NAIP_NAME.match(self.name):
             return "naip"
-        if not spacecraft:
-            prefix = self.name[:4].upper()
-            spacecraft = {"LC08": "LANDSAT_8", "LC09": "LANDSAT_9", "LE07": "LANDSAT_7"}.get(
-                prefix, "LANDSAT_5" if prefix in ("LT05", "LT04") else ""
-            )
-        if not spacecraft:
-            # "landsat8_...", "Landsat-5 ...", or the tags GDAL and exporters write
-            words = " ".join((self.name, *(self.tags.get(k, "") for k in _SENSOR_TAGS)))
-            number = re.search(r"landsat[\s_-]?0?([4-9])", words, re.IGNORECASE)
-            if number:
-                spacecraft = f"LANDSAT_{number.group(1)}"
-            elif re.search(r"(?<![A-Za-z])E?TM\+?(?![A-Za-z])", words):
-                spacecraft = "LANDSAT_5"
-            elif re.search(r"(?<![A-Za-z])OLI(?![A-Za-z])", words):
-                spacecraft = "LANDSAT_8"
         if not spacecraft:
             return self._sensor_from_band_ids()
         return "landsat-oli" if landsat_band_numbers(spacecraft).get("blue") == 2 else "landsat-tm"
