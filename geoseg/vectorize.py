@@ -380,7 +380,11 @@ def write_polygons(
         out,
         out_crs,
         layer=LAYER,
-        description=f"Land cover vectorized by geoseg from {Path(source).name}",
+        description=(
+            f"Land cover vectorized by geoseg from {Path(source).name}; area_m2 is each "
+            "polygon's geodesic area on its CRS's ellipsoid (true ground area, not the planar "
+            "area of the CRS)"
+        ),
         overwrite=overwrite,
         fields=fields,
     ) as writer:
