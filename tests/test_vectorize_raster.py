@@ -33,7 +33,7 @@ def test_geoseg_class_raster_to_styled_geopackage(tmp_path: Path) -> None:
     result = vectorize_raster(raster, tmp_path / "out.gpkg", provenance=prov, block_size=16)
     frame, info = _read(result.path)
     assert info["crs"] == "EPSG:32633" and info["geometry_type"] == "Polygon"
-    assert list(info["fields"]) == ["class_id", "class_name", "area_m2"]
+    assert list(info["fields"]) == ["class_id", "class_name", "area_m2", "reviewed"]
     assert result.polygon_count == len(frame)
     names = {c.id: c.name for c in LANDCOVER_CLASSES}
     assert all(names[i] == n for i, n in zip(frame.class_id, frame.class_name, strict=True))
