@@ -359,6 +359,10 @@ def test_a_scene_says_its_date_place_and_sensor(tmp_path: Path) -> None:
         ("OLINDA.tif", ("B2", "B3", "B4", "B8", "B11", "B12"), {}, None),
         ("export.tif", ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"), {}, "landsat-oli"),
         ("export.tif", ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"), {}, "landsat-tm"),
+        # bare ids that only Landsat numbers so: OLI's B2-B7, TM's B1-B5 and B7
+        ("scene.tif", ("B2", "B3", "B4", "B5", "B6", "B7"), {}, "landsat-oli"),
+        ("scene.tif", ("B1", "B2", "B3", "B4", "B5", "B7"), {}, "landsat-tm"),
+        ("scene.tif", ("B02", "B03", "B04", "B08", "B11", "B12"), {}, None),
     ],
 )
 def test_the_sensor_that_numbers_the_bands(

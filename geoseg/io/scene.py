@@ -212,19 +212,27 @@ class Scene:
         return "landsat-oli" if landsat_band_numbers(spacecraft).get("blue") == 2 else "landsat-tm"
 
     def _sensor_from_band_ids(self) -> str | None:
-        """Landsat Collection 2 Level-2 band ids (``SR_B5``) say the sensor by their set.
+        """The sensor that band ids alone imply, where they can only be Landsat's.
 
-        OLI's surface reflectance bands are SR_B1-SR_B7; TM/ETM+ have no SR_B6 (band 6 is
-        thermal, ``ST_B6``).
+        Landsat Collection 2 Level-2 ids (``SR_B5``): OLI has SR_B1-SR_B7, TM/ETM+ no SR_B6 (their
+        band 6 is thermal, ``ST_B6``). Bare ids (``B5``) are Sentinel-2's unless the set cannot be:
+        bands 1-7 only, with no B8 (Sentinel-2's 10 m NIR, which every Sentinel-2 stack for land
+        cover keeps) and with B6 (OLI's SWIR) or, without B6, with B7 (TM/ETM+'s SWIR 2).
         """
-        ids = {
-            d.strip().upper()
-            for d in self.descriptions
-            if d and re.fullmatch(r"(SR|ST)_B\d{1,2}", d.strip(), re.IGNORECASE)
+        described = [d.strip().upper() for d in self.descriptions if d]
+        ids = {d for d in described if re.fullmatch(r"(SR|ST)_B\d{1,2}", d)}
+        if ids:
+            return "landsat-oli" if "SR_B6" in ids or "ST_B10" in ids else "landsat-tm"
+        bare = {
+            int(match.group(1))
+            for d in described
+            if (match := re.fullmatch(r"(?:BAND[\s_]?|B)0*(\d{1,2})", d))
         }
-        if not ids:
+        if len(bare) < 4 or len(bare) != len(described) or not bare <= set(range(1, 8)):
             return None
-        return "landsat-oli" if "SR_B6" in ids or "ST_B10" in ids else "landsat-tm"
+        if 6 in bare:
+            return "landsat-oli"
+        return "landsat-tm" if 7 in bare else None
 
 
 #: NAIP quarter-quad file names: m_<quad>_<quarter>_<utm zone>_<resolution>_<date>.
