@@ -75,8 +75,9 @@ class ClassRasterWriter:
         self.busy_seconds = 0.0
         self._dataset: Any = None
 
-    def __enter__(self) -> ClassRasterWriter:
-        profile = {
+    def _profile(self) -> dict[str, Any]:
+        """A tiled, compressed uint8 GeoTIFF on the grid, nodata 255."""
+        return {
             "driver": "GTiff",
             "width": self.grid.width,
             "height": self.grid.height,
@@ -91,7 +92,9 @@ class ClassRasterWriter:
             "compress": "deflate",
             "BIGTIFF": "IF_SAFER",
         }
-        self._dataset = rasterio.open(self.path, "w", **profile)
+
+    def __enter__(self) -> ClassRasterWriter:
+        self._dataset = rasterio.open(self.path, "w", **self._profile())
         self._dataset.write_colormap(1, colormap(self.classes))
         self._dataset.set_band_description(1, "land cover class")
         tags = {CLASSES_TAG: classes_json(self.classes)}
@@ -132,23 +135,8 @@ class ConfidenceRasterWriter(ClassRasterWriter):
         super().__init__(path, crs, grid, (), provenance)
 
     def __enter__(self) -> ConfidenceRasterWriter:
-        profile = {
-            "driver": "GTiff",
-            "width": self.grid.width,
-            "height": self.grid.height,
-            "count": 1,
-            "dtype": "uint8",
-            "crs": self.crs,
-            "transform": self.grid.transform,
-            "nodata": NODATA,
-            "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
-            "compress": "deflate",
-            "predictor": 2,
-            "BIGTIFF": "IF_SAFER",
-        }
-        self._dataset = rasterio.open(self.path, "w", **profile)
+        # smooth values: horizontal differencing compresses them better
+        self._dataset = rasterio.open(self.path, "w", **self._profile(), predictor=2)
         self._dataset.set_band_description(1, "confidence: probability of the mapped class, %")
         if self.provenance:
             self._dataset.update_tags(**{PROVENANCE_TAG: self.provenance})
