@@ -255,12 +255,20 @@ def test_what_had_to_be_assumed_is_refined_from_the_values() -> None:
     assumed = resolve_radiometry(info(), bands, SIX)
     valid = np.ones(2000, bool)
 
-    def sample(reflectance_low: float, reflectance_high: float, scale: float, offset: float):
-        r = rng.uniform(reflectance_low, reflectance_high, (6, 2000))
+    def sample(
+        reflectance_low: float,
+        reflectance_high: float,
+        scale: float,
+        offset: float,
+        sky: tuple[float, ...] = (0.0,) * 6,
+    ):
+        r = rng.uniform(reflectance_low, reflectance_high, (6, 2000)) + np.array(sky)[:, None]
         return np.round((r - offset) / scale)
 
-    # Landsat Collection 2 Level-1 DN of a scene with water (dark short-wave infrared)
-    l1 = assume_from_sample(assumed, sample(0.01, 0.4, 2e-5, -0.1), valid, SIX)
+    # Landsat Collection 2 Level-1 DN of a scene with water (dark short-wave infrared): top of
+    # the atmosphere, the sky's light brightens the blue most
+    path = (0.08, 0.05, 0.03, 0.015, 0.005, 0.002)
+    l1 = assume_from_sample(assumed, sample(0.01, 0.4, 2e-5, -0.1, path), valid, SIX)
     assert l1.scale == (2e-5,) * 6 and l1.surface is False and "Level-1" in l1.source
     # Level-2 surface reflectance DN
     l2 = assume_from_sample(assumed, sample(0.0, 0.4, 2.75e-5, -0.2), valid, SIX)
@@ -272,7 +280,7 @@ def test_what_had_to_be_assumed_is_refined_from_the_values() -> None:
     assert toa.surface is False
     # what the file or the user said is never second-guessed
     declared = resolve_radiometry(info(scales=(1e-4,) * 6), bands, SIX)
-    kept = assume_from_sample(declared, sample(0.01, 0.4, 2e-5, -0.1), valid, SIX)
+    kept = assume_from_sample(declared, sample(0.01, 0.4, 2e-5, -0.1, path), valid, SIX)
     assert kept.scale == (1e-4,) * 6
     l2_named = resolve_radiometry(info(name="LC08_L2SP_x.tif"), bands, SIX)
     assert assume_from_sample(l2_named, sample(0.06, 0.4, 2.75e-5, -0.2), valid, SIX) == l2_named
@@ -300,7 +308,8 @@ def test_level1_dn_without_mtl_are_divided_by_the_sun_elevation_of_their_date_an
     product = RadiometryRequest(product="landsat-c2-l1")
     assert resolve_radiometry(info(**parana), bands, SIX, product).scale == named.scale
     rng = np.random.default_rng(1)
-    dn = np.round((rng.uniform(0.01, 0.4, (6, 2000)) + 0.1) / 2e-5)
+    sky = np.array([0.08, 0.05, 0.03, 0.015, 0.005, 0.002])[:, None]
+    dn = np.round((rng.uniform(0.01, 0.4, (6, 2000)) + sky + 0.1) / 2e-5)
     described = info(**parana)
     by_values = assume_from_sample(
         resolve_radiometry(described, bands, SIX), dn, np.ones(2000, bool), SIX, described
@@ -441,3 +450,28 @@ def dataclasses_replace(described: SceneRadiometricInfo, **changes: object) -> S
     import dataclasses
 
     return dataclasses.replace(described, **changes)  # type: ignore[arg-type]
+
+
+def test_every_tile_of_a_landsat_file_is_read_as_its_level(shared_data: Path) -> None:
+    """Tile files of one scene must not become different products (a 4 x 4 cut of each file)."""
+    files = sorted((shared_data / "landsat-xlandsat").glob("*_B2-B7_*.tif"))
+    assert files, "no Landsat stack in the shared data"
+    nameless = info()  # as a tile file that lost its product name
+    for path in files:
+        level = "landsat-c2-l1" if "_L1TP_" in path.name else "landsat-c2-l2"
+        expected = {"landsat-c2-l1": 2e-5, "landsat-c2-l2": 2.75e-5}[level]
+        with rasterio.open(path) as src:
+            data = src.read()
+        height, width = data.shape[1:]
+        for i in range(4):
+            for j in range(4):
+                tile = data[:, i * height // 4 : (i + 1) * height // 4, j * width // 4 :][
+                    :, :, : width // 4
+                ]
+                valid = np.all(tile != 0, axis=0)
+                if valid.sum() < 500:
+                    continue
+                got = assume_from_sample(
+                    resolve_radiometry(nameless, (1, 2, 3, 4, 5, 6), SIX), tile, valid, SIX
+                )
+                assert got.scale[0] == pytest.approx(expected), (path.name, i, j, got.source)
