@@ -53,15 +53,22 @@ def _scene(seed: int = 0) -> np.ndarray:
     return data.astype(np.uint16)
 
 
-def test_crop_at_odd_offset_gets_the_same_classes(tmp_path: Path, dw_like: Path) -> None:
+@pytest.mark.parametrize("half_pixel", [False, True], ids=["on round numbers", "half a pixel off"])
+def test_crop_at_odd_offset_gets_the_same_classes(
+    tmp_path: Path, dw_like: Path, half_pixel: bool
+) -> None:
     data = _scene()
+    # Landsat's grids sit half a 10 m pixel off the CRS's round numbers (x = 440985 m)
+    origin = UTM_TRANSFORM * UTM_TRANSFORM.translation(0.5, 0.5) if half_pixel else UTM_TRANSFORM
     whole = _predict(
-        write_raster(tmp_path / "whole.tif", data, descriptions=DYNAMIC_WORLD_BANDS),
+        write_raster(
+            tmp_path / "whole.tif", data, transform=origin, descriptions=DYNAMIC_WORLD_BANDS
+        ),
         dw_like,
         tmp_path / "w.tif",
     )
     r0, c0, size = 31, 29, 96
-    crop_transform = UTM_TRANSFORM * UTM_TRANSFORM.translation(c0, r0)
+    crop_transform = origin * origin.translation(c0, r0)
     crop = write_raster(
         tmp_path / "crop.tif",
         np.ascontiguousarray(data[:, r0 : r0 + size, c0 : c0 + size]),
