@@ -152,8 +152,9 @@ _DN8_RADIANCE[""] = {
 #: Typical clear-sky path reflectance per band (about wavelength ** -2): what the atmosphere adds
 #: to surface reflectance at the top of the atmosphere. On a Landsat 8 pair of one date (Momotombo,
 #: Level-1 top-of-atmosphere vs Level-2 surface reflectance), landcover-s2-dw6's map of the
-#: surface reflectance agrees with its map of the top-of-atmosphere reflectance on 86.7% of the
-#: pixels with these added, on 72.1% without (values chosen while looking at that pair).
+#: surface reflectance agrees with its map of the top-of-atmosphere reflectance on 91.3% of the
+#: pixels with these added, on 83.9% without (values chosen while looking at that pair;
+#: ``benchmarks/level_agreement.py``).
 PATH_REFLECTANCE: dict[str, float] = {
     "coastal": 0.09,
     "blue": 0.07,
