@@ -477,6 +477,39 @@ def vectorize(
     )
 
 
+@main.command("review-list")
+@click.argument("gpkg", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--top", default=20, show_default=True, help="How many polygons to list.")
+@click.option(
+    "--min-area",
+    default=10_000.0,
+    show_default=True,
+    metavar="M2",
+    help="Leave out polygons smaller than this (square metres).",
+)
+@click.option("--layer", default="landcover", show_default=True, help="The polygon layer.")
+@handle_errors
+def review_list(gpkg: Path, top: int, min_area: float, layer: str) -> None:
+    """List the unreviewed polygons of GPKG to check first: least confident first.
+
+    Needs a map predicted with --confidence. Polygons already ticked reviewed are left out.
+    In QGIS, select one with the expression "fid" = N, or zoom to its x, y.
+    """
+    from geoseg.io.review_candidates import read_review_candidates
+    from geoseg.review import rank_for_review
+
+    items = rank_for_review(**read_review_candidates(gpkg, layer), top=top, min_area_m2=min_area)
+    if not items:
+        click.echo("nothing to review: every polygon is reviewed, small or without confidence")
+        return
+    click.echo(f"{'fid':>7}  {'class':<12} {'area (ha)':>10} {'confidence':>10}  x, y")
+    for item in items:
+        click.echo(
+            f"{item.fid:>7}  {item.class_name:<12} {item.area_m2 / 1e4:>10.2f} "
+            f"{item.confidence:>9.1f}%  {item.x:.1f}, {item.y:.1f}"
+        )
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1)

@@ -205,3 +205,40 @@ def test_predict_writes_confidence_on_the_scene_grid(tmp_path: Path, fake_model:
         result = CliRunner().invoke(main, args)
         assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_review_list_ranks_unreviewed_polygons_least_confident_first(
+    tmp_path: Path, fake_model: Path
+) -> None:
+    import sqlite3
+
+    rng = np.random.default_rng(8)
+    data = rng.integers(1, 3000, size=(6, 40, 50), dtype=np.uint16)
+    scene = write_raster(tmp_path / "s.tif", data, crs="EPSG:32633")
+    out = tmp_path / "lc.gpkg"
+    args = ["predict", str(scene), "--out", str(out), "--model", str(fake_model)]
+    args += ["--confidence", str(tmp_path / "c.tif"), "--min-area", "0", "--simplify", "0"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    polygons = gpd.read_file(out, layer="landcover")
+    result = CliRunner().invoke(main, ["review-list", str(out), "--min-area", "0", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.strip().splitlines()[1:]]
+    shown = [float(r[3].rstrip("%")) for r in rows]
+    assert len(rows) == 3 and shown == sorted(shown)
+    assert shown[0] == round(float(polygons["confidence"].min()), 1)
+    least = int(rows[0][0])
+    # a polygon the analyst ticked is not listed again
+    with sqlite3.connect(out) as db:
+        db.execute("DROP TRIGGER IF EXISTS rtree_landcover_geom_update3")
+        db.execute("DROP TRIGGER IF EXISTS rtree_landcover_geom_update4")
+        db.execute("UPDATE landcover SET reviewed = 1 WHERE fid = ?", (int(least),))
+    again = CliRunner().invoke(main, ["review-list", str(out), "--min-area", "0", "--top", "500"])
+    listed = [int(line.split()[0]) for line in again.output.strip().splitlines()[1:]]
+    assert least not in listed and len(listed) == len(polygons) - 1
+    # a map without confidence, and a bad --top: one line each
+    plain = tmp_path / "plain.gpkg"
+    args = ["predict", str(scene), "--out", str(plain), "--model", str(fake_model)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    for bad in (["review-list", str(plain)], ["review-list", str(out), "--top", "0"]):
+        result = CliRunner().invoke(main, bad)
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
