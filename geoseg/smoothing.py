@@ -53,7 +53,8 @@ def _filter_rows(labels: np.ndarray, size: int, nodata: int, first: int, stop: i
     offset = top - (first - halo)
     padded[offset : offset + bottom - top, halo : halo + width] = labels[top:bottom]
     centre = labels[first:stop]
-    classes = [int(c) for c in np.unique(centre) if c != nodata]
+    # every class of the window counts, also one found only in the rows above or below
+    classes = [int(c) for c in np.unique(labels[top:bottom]) if c != nodata]
     if not classes:
         return centre.copy()
     rows = stop - first

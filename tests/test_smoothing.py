@@ -64,6 +64,16 @@ def test_streamed_rows_equal_the_whole_map_and_the_rule(
     np.testing.assert_array_equal(out, whole)
 
 
+def test_a_class_only_in_the_rows_above_still_wins() -> None:
+    # found by the property test: the rows released last held no 2, the rows above them did
+    labels = np.array([[2, 2], [255, 3], [0, 4]], np.uint8)
+    stream = StreamingMajority(3, 3)
+    out = [p.data for p in stream.push(Patch(Span(0, 2), Span(0, 2), labels[:2]))]
+    out += [p.data for p in stream.push(Patch(Span(2, 3), Span(0, 2), labels[2:]))]
+    np.testing.assert_array_equal(np.concatenate(out), majority_filter(labels, 3))
+    assert majority_filter(labels, 3)[1, 1] == 2
+
+
 def test_it_removes_specks_and_keeps_nodata() -> None:
     labels = np.zeros((9, 9), np.uint8)
     labels[4, 4] = 3  # a single pixel of another class
