@@ -268,9 +268,15 @@ class Predictor:
         Confidence is the probability of the delivered class in percent (0-100): for a view,
         the summed probability of the group, so it speaks of the class the map shows.
         """
-        probabilities = self.probabilities(chips)
+        logits = self.logits(chips)
+        probabilities = torch.softmax(logits, dim=1)
+        if self.groups is not None:
+            probabilities = torch.einsum("nchw,cg->nghw", probabilities, self.groups)
+        # the classes from the same scores as classify (the logits for the model's own
+        # classes): a softmax can round two close logits to one probability
+        scores = logits if self.groups is None else probabilities
         valid = torch.from_numpy(chips.valid).to(self.device)
-        return self._ids(probabilities, valid), _percent(probabilities, valid)
+        return self._ids(scores, valid), _percent(probabilities, valid)
 
     @torch.inference_mode()
     def classify(self, chips: Chips) -> np.ndarray:
