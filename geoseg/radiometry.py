@@ -106,7 +106,7 @@ PRODUCTS: dict[str, Product] = {
 #: green 50, blue 55, nir 15), green crops (70, 95, 75, 185) and bare soil (165, 150, 140, 165)
 #: near Sentinel-2 surface reflectance of the same covers. DN / 255 makes vegetation's red 5x too
 #: bright: on the North Dakota 2009 quarter-quad it gives 73.6% "other" where fields are, these
-#: 78.0% farmland with the ponds as water.
+#: 77.2% farmland with the ponds as water.
 NAIP_REFLECTANCE: dict[str, tuple[float, float]] = {
     "red": (0.0015, -0.035),
     "green": (0.0011, -0.015),
