@@ -35,9 +35,9 @@ def stand_in_model(folder: Path) -> Path:
     """A random-weight model with the default model's card (architecture, tiles, GSD)."""
     import torch
 
-    from geoseg.io.model_file import save_model_file
     from geoseg.models.architectures import build_network
     from geoseg.models.card import LANDCOVER_CLASSES, ModelCard
+    from geoseg.models.loading import save_model_file
 
     card = ModelCard(
         name="landcover-s2-unet-standin",

@@ -87,7 +87,7 @@ def main() -> None:
 def _classes(tags: dict[str, str]) -> list[dict[str, object]]:
     import json
 
-    from geoseg.io.class_raster_writer import CLASSES_TAG
+    from geoseg.core import CLASSES_TAG
 
     return list(json.loads(tags[CLASSES_TAG]))
 

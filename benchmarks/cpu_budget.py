@@ -64,7 +64,9 @@ def main() -> None:
 
     run = prepare(args.scene, None, PredictOptions())
     predictor = Predictor(run.model, run.transform, resolve_device("cpu"), legend=run.legend)
-    h, w = chip_shape(run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model))
+    h, w = chip_shape(
+        run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model.card)
+    )
     stages: dict[str, dict[str, float]] = {}
 
     chips: list[Any] = []

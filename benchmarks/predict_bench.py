@@ -103,7 +103,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
             legend=run.legend,
         )
         h, w = chip_shape(
-            run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model)
+            run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model.card)
         )
         with SceneReader(run.scene, run.bands, run.grid) as reader:
             strip = next(reader.strips(run.plan))

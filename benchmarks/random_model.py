@@ -15,9 +15,8 @@ from pathlib import Path
 
 import torch
 
-from geoseg.io.model_file import save_model_file
 from geoseg.models.architectures import build_network
-from geoseg.models.loading import load_model
+from geoseg.models.loading import load_model, save_model_file
 
 
 def main() -> None:

@@ -155,7 +155,7 @@ def _changes(before: Path, after: Path, human: gpd.GeoDataFrame) -> None:
 def _classes(src: rasterio.DatasetReader) -> list[dict[str, object]]:
     import json
 
-    from geoseg.io.class_raster_writer import CLASSES_TAG
+    from geoseg.core import CLASSES_TAG
 
     return list(json.loads(src.tags()[CLASSES_TAG]))
 

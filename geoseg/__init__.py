@@ -3,6 +3,23 @@
 The library is the product; the ``geoseg`` command is a thin adapter over it. Heavy modules
 (torch, rasterio) are imported on first use so ``import geoseg`` and ``geoseg --help`` stay instant.
 
+Modules are layered, lowest first; a module imports only from its own layer or the ones above it in
+this list, and no two modules import each other (``tests/test_layers.py`` reads the imports and
+holds the code to it; a module is in the layer of the longest name listed that contains it):
+
+1. foundation: geoseg, geoseg.errors, geoseg.core
+2. values: geoseg.config, geoseg.tiling, geoseg.stitching, geoseg.radiometry, geoseg.bands,
+   geoseg.models, geoseg.models.card, geoseg.models.catalogue, geoseg.styles, geoseg.review,
+   geoseg.memory, geoseg.provenance, geoseg.smoothing
+3. io: geoseg.io
+4. models: geoseg.models.dynamic_world, geoseg.models.architectures, geoseg.models.loading,
+   geoseg.normalization
+5. stages: geoseg.inference, geoseg.streaming, geoseg.vectorize, geoseg.background_vectorize,
+   geoseg.report
+6. pipeline: geoseg.pipeline
+7. applications: geoseg.batch, geoseg.training
+8. interface: geoseg.cli
+
 >>> import geoseg
 >>> sorted(geoseg.__all__)
 ['PredictOptions', '__version__', 'batch', 'evaluate', 'predict', 'train', 'vectorize_raster']

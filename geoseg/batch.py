@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from geoseg import __version__
+from geoseg.core import first_line
 from geoseg.errors import BatchError, GeosegError
 from geoseg.io.archive import (
     BatchInput,
@@ -504,10 +505,12 @@ def process_scene(task: SceneTask) -> SceneOutcome:
             "timings": result.timings,
         }
     except GeosegError as exc:
-        return SceneOutcome(task.key, task.scene, False, time.perf_counter() - start, _line(exc))
+        return SceneOutcome(
+            task.key, task.scene, False, time.perf_counter() - start, first_line(exc)
+        )
     except Exception as exc:  # one bad scene must never stop the batch
         log.debug("scene %s failed unexpectedly", task.scene, exc_info=True)
-        reason = f"unexpected {type(exc).__name__}: {_line(exc)}"
+        reason = f"unexpected {type(exc).__name__}: {first_line(exc)}"
         return SceneOutcome(task.key, task.scene, False, time.perf_counter() - start, reason)
     return SceneOutcome(task.key, task.scene, True, time.perf_counter() - start, None, summary)
 
@@ -599,7 +602,7 @@ def _plan(
         try:
             sha = _scene_sha256(manifest, scene)
         except BatchError as exc:
-            settle(SceneReport(scene.name, scene.path, "failed", error=_line(exc)))
+            settle(SceneReport(scene.name, scene.path, "failed", error=first_line(exc)))
             continue
         key = work_key(sha, planning.model_sha256, planning.params, scene.name)
         outputs = _output_names(stems[scene.name], planning.raster)
@@ -760,7 +763,9 @@ def _dask_client(
         try:
             client = dist.Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, ValueError, TimeoutError) as exc:
-            raise BatchError(f"cannot connect to Dask scheduler {scheduler}: {_line(exc)}") from exc
+            raise BatchError(
+                f"cannot connect to Dask scheduler {scheduler}: {first_line(exc)}"
+            ) from exc
         try:
             try:
                 client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
@@ -866,7 +871,7 @@ def _dask_reason(exc: BaseException | None) -> str:
             "its worker process died each time it ran it (crash or out of memory); "
             "it was retried on other workers"
         )
-    return f"{type(exc).__name__}: {_line(exc)}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 # --- worker side ---------------------------------------------------------------------------
@@ -915,11 +920,6 @@ def _worker_model(task: SceneTask) -> LoadedModel:
             )
         _WORKER_MODELS[cache_key] = loaded
     return loaded
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _CallableModule(types.ModuleType):

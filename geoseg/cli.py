@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from geoseg import __version__
+from geoseg.core import first_line
 from geoseg.errors import GeosegError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +41,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except GeosegError as exc:
-            _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            _fail(first_line(exc))
         except KeyboardInterrupt:
             _fail("interrupted; no partial output was left behind", 130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
@@ -48,10 +49,9 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             if os.environ.get("GEOSEG_DEBUG"):
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             _fail(
-                f"unexpected {type(exc).__name__}: {first} (set GEOSEG_DEBUG=1 for a traceback "
-                "and please report it)"
+                f"unexpected {type(exc).__name__}: {first_line(exc)} (set GEOSEG_DEBUG=1 for a "
+                "traceback and please report it)"
             )
         return None
 
@@ -411,8 +411,7 @@ _FITS: dict[str, tuple[str, ...]] = {
 @handle_errors
 def info(model: str, as_json: bool) -> None:
     """Print the model card of MODEL (embedded name or file)."""
-    from geoseg.io.model_file import load_model_file
-    from geoseg.models.loading import resolve_model_path
+    from geoseg.models.loading import load_model_file, resolve_model_path
 
     card, _, sha256 = load_model_file(resolve_model_path(model))
     if as_json:

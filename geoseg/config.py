@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from geoseg.core import first_line
 from geoseg.errors import ConfigError
 
 T = TypeVar("T")
@@ -37,7 +38,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(f"config {path} is not valid YAML: {first_line(exc)}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

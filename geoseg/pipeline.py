@@ -379,7 +379,7 @@ def prepare(
                 scene.gsd,
                 scene.gsd * factor,
             )
-    multiple = tile_multiple(loaded)
+    multiple = tile_multiple(loaded.card)
     tile_size = options.tile_size or card.tile_size
     tile_size = math.ceil(tile_size / multiple) * multiple
     overlap = card.overlap if options.overlap is None else options.overlap
@@ -788,7 +788,7 @@ def _classify(
         tta=options.tta,
     )
     plan = run.plan
-    multiple = tile_multiple(run.model)
+    multiple = tile_multiple(run.model.card)
     shape = chip_shape(plan.height, plan.width, plan.tile_size, multiple)
     origin = grid_origin(run.grid.transform)
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from geoseg import __version__
-from geoseg.io.class_raster import NODATA, ClassRaster, open_class_raster, read_decimated
+from geoseg.core import NODATA
+from geoseg.io.class_raster import ClassRaster, open_class_raster, read_decimated
 from geoseg.io.report_files import save_figure, write_json
 from geoseg.models.card import ClassInfo
 from geoseg.provenance import Provenance

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from geoseg.core import NODATA
 from geoseg.stitching import Patch
 from geoseg.tiling import Span
-
-NODATA = 255
 
 
 def check_size(size: int) -> None:

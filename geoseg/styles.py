@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from geoseg.models.card import ClassInfo
+from geoseg.core import ClassInfo
 
 #: The attribute the categorized renderer classifies on.
 CLASS_FIELD = "class_id"
@@ -142,7 +142,7 @@ def qml_paletted(classes: Sequence[ClassInfo]) -> str:
     QGIS loads ``NAME.qml`` beside ``NAME.tif`` as the raster's default style, so the legend
     lists the classes by name instead of the 256 rows of a GeoTIFF colour table.
 
-    >>> from geoseg.models.card import ClassInfo
+    >>> from geoseg.core import ClassInfo
     >>> 'label="water"' in qml_paletted((ClassInfo(1, "water", "#2b83ba"),))
     True
     """

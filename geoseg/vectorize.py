@@ -55,10 +55,10 @@ from rasterio.errors import CRSError
 from rasterio.features import shapes, sieve
 from rasterio.windows import Window
 
+from geoseg.core import LAYER, NODATA
 from geoseg.errors import VectorizeError
 from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
 from geoseg.io.class_raster import (
-    NODATA,
     BlockReader,
     block_reader,
     colour_for,
@@ -80,8 +80,6 @@ DEFAULT_MIN_AREA_M2 = 2500.0
 DEFAULT_SIMPLIFY_M = 10.0
 #: Default processing block side in pixels (memory per block is a few tens of MB).
 DEFAULT_BLOCK_SIZE = 2048
-#: Layer name of the delivered GeoPackage.
-LAYER = "landcover"
 #: Largest halo (pixels) read around a block for sieving; see :func:`_halo`.
 MAX_HALO = 256
 #: Smallest raster (pixels) for which ``workers=0`` (auto) starts worker processes: below it

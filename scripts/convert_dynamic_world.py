@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geoseg.io.model_file import save_model_file
 from geoseg.models.catalogue import dynamic_world_card
 from geoseg.models.dynamic_world import DynamicWorldNet
+from geoseg.models.loading import save_model_file
 
 # TensorFlow layer -> (module path in DynamicWorldNet, batch-norm layer that follows it)
 _BLOCKS = {

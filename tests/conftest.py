@@ -13,9 +13,9 @@ import rasterio
 import torch
 from affine import Affine
 
-from geoseg.io.model_file import save_model_file
 from geoseg.models.architectures import build_network
 from geoseg.models.card import LANDCOVER_CLASSES, ModelCard
+from geoseg.models.loading import save_model_file
 
 S2_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
 REPO = Path(__file__).resolve().parents[1]

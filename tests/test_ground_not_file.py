@@ -15,9 +15,8 @@ import pytest
 import rasterio
 from conftest import UTM_TRANSFORM, write_raster
 
-from geoseg.io.model_file import save_model_file
 from geoseg.models.catalogue import DYNAMIC_WORLD_BANDS
-from geoseg.models.loading import load_model
+from geoseg.models.loading import load_model, save_model_file
 from geoseg.pipeline import PredictOptions, predict
 
 MARGIN = 28  # the network sees about 23 px around a pixel

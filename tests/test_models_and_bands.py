@@ -12,10 +12,9 @@ from conftest import S2_BANDS, make_card, save_fake_model
 from geoseg.bands import normalise_band_name, resolve_bands
 from geoseg.config import build_config, load_config
 from geoseg.errors import BandMappingError, ConfigError, ModelError
-from geoseg.io.model_file import load_model_file, save_model_file
 from geoseg.models.architectures import ARCHITECTURES, build_network, get_architecture
 from geoseg.models.card import ClassInfo, ModelCard
-from geoseg.models.loading import load_model
+from geoseg.models.loading import load_model, load_model_file, save_model_file
 
 
 def test_card_round_trips_through_a_model_file(tmp_path: Path) -> None:

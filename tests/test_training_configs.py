@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import make_card, save_fake_model
 
-from geoseg.io.model_file import load_model_file
 from geoseg.models.catalogue import DYNAMIC_WORLD_BANDS, DYNAMIC_WORLD_CLASSES, LANDCOVER_VIEW
+from geoseg.models.loading import load_model_file
 from geoseg.training import load_train_config, train
 
 REPO = Path(__file__).resolve().parents[1]

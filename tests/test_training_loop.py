@@ -13,9 +13,8 @@ import torch
 from conftest import S2_BANDS, make_card, save_fake_model, write_raster
 
 from geoseg.errors import ConfigError, LabelError
-from geoseg.io.model_file import load_model_file
 from geoseg.models.architectures import build_network
-from geoseg.models.loading import load_model
+from geoseg.models.loading import load_model, load_model_file
 from geoseg.training import evaluate, train
 from geoseg.training.config import train_config_from_dict
 from geoseg.training.loop import Progress, transplant_weights

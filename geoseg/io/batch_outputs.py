@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geoseg.core import LAYER
 from geoseg.errors import BatchError, OutputError
 from geoseg.io.atomic import atomic_output, remove_with_sidecars
 from geoseg.io.geopackage import add_default_style, read_default_style
@@ -22,7 +23,6 @@ from geoseg.styles import LayerStyle
 
 log = logging.getLogger(__name__)
 
-LAYER = "landcover"
 #: CRS of a merged layer whose scenes are in different CRSs (a layer holds one CRS).
 COMMON_CRS = "EPSG:4326"
 

@@ -27,16 +27,9 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, ClassInfo, first_line
 from geoseg.errors import GeosegError, VectorizeError
 from geoseg.io.gdal import open_raster
-from geoseg.models.card import ClassInfo
-
-#: Value geoseg uses for "no class" in normalised blocks and in the class rasters it writes.
-NODATA = 255
-#: Metadata tag holding the classes as JSON.
-CLASSES_TAG = "GEOSEG_CLASSES"
-#: Metadata tag holding the provenance JSON of the run that wrote the raster (if any).
-PROVENANCE_TAG = "GEOSEG_PROVENANCE"
 
 #: GDAL block cache (MB) while reading a class raster block by block (see :func:`block_reader`).
 
@@ -142,7 +135,7 @@ def open_class_raster(path: str | PathLike[str]) -> ClassRaster:
             )
     except RasterioError as exc:
         raise VectorizeError(
-            f"class raster {name} is not a readable raster: {_first_line(exc)}"
+            f"class raster {name} is not a readable raster: {first_line(exc)}"
         ) from exc
 
 
@@ -162,7 +155,7 @@ def block_reader(raster: ClassRaster) -> Iterator[BlockReader]:
                 data = src.read(1, window=window)
             except RasterioError as exc:
                 raise VectorizeError(
-                    f"class raster {raster.path} is corrupt at {window}: {_first_line(exc)}"
+                    f"class raster {raster.path} is corrupt at {window}: {first_line(exc)}"
                 ) from exc
             return normalise_block(data, raster.nodata)
 
@@ -211,7 +204,7 @@ def read_decimated(raster: ClassRaster, max_pixels: int = 2_000_000) -> np.ndarr
             data = src.read(1, out_shape=(out_h, out_w), resampling=Resampling.nearest)
     except RasterioError as exc:
         raise VectorizeError(
-            f"class raster {raster.path} cannot be read: {_first_line(exc)}"
+            f"class raster {raster.path} cannot be read: {first_line(exc)}"
         ) from exc
     return normalise_block(data, raster.nodata)
 
@@ -239,9 +232,9 @@ def read_classes_file(path: str | PathLike[str]) -> tuple[ClassInfo, ...]:
 
             data = yaml.safe_load(text)
     except (ValueError, ImportError) as exc:
-        raise VectorizeError(f"classes file {file} does not parse: {_first_line(exc)}") from exc
+        raise VectorizeError(f"classes file {file} does not parse: {first_line(exc)}") from exc
     except Exception as exc:  # yaml.YAMLError does not derive from ValueError
-        raise VectorizeError(f"classes file {file} does not parse: {_first_line(exc)}") from exc
+        raise VectorizeError(f"classes file {file} does not parse: {first_line(exc)}") from exc
     if isinstance(data, dict) and "classes" in data:
         data = data["classes"]
     return classes_from_records(data, f"classes file {file}")
@@ -266,7 +259,7 @@ def classes_from_records(data: Any, where: str) -> tuple[ClassInfo, ...]:
         try:
             classes.append(ClassInfo(int(entry["id"]), str(entry["name"]), str(entry["color"])))
         except (GeosegError, TypeError, ValueError) as exc:
-            raise VectorizeError(f"{where}: {_first_line(exc)}") from exc
+            raise VectorizeError(f"{where}: {first_line(exc)}") from exc
     ids = [c.id for c in classes]
     if len(set(ids)) != len(ids):
         raise VectorizeError(f"{where} repeats class ids: {sorted(ids)}")
@@ -288,7 +281,7 @@ def _classes_from_tag(text: str | None, name: str) -> tuple[ClassInfo, ...] | No
         data = json.loads(text)
     except ValueError as exc:
         raise VectorizeError(
-            f"class raster {name} has a malformed {CLASSES_TAG} tag: {_first_line(exc)}"
+            f"class raster {name} has a malformed {CLASSES_TAG} tag: {first_line(exc)}"
         ) from exc
     return classes_from_records(data, f"the {CLASSES_TAG} tag of {name}")
 
@@ -331,8 +324,3 @@ def colour_for(value: int, colormap: Mapping[int, tuple[int, int, int]] | None) 
         rf, gf, bf = colorsys.hsv_to_rgb((value * 0.618033988749895) % 1.0, 0.65, 0.85)
         r, g, b = round(rf * 255), round(gf * 255), round(bf * 255)
     return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,17 +23,13 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, ClassInfo
 from geoseg.io.gdal import open_raster, warped_to_grid
 from geoseg.io.scene import Scene, qa_source, valid_from
 from geoseg.io.scene_reader import GDAL_READ_OPTIONS, Grid
-from geoseg.models.card import ClassInfo
 from geoseg.stitching import Patch
 from geoseg.styles import qml_paletted
 from geoseg.tiling import Span
-
-NODATA = 255
-CLASSES_TAG = "GEOSEG_CLASSES"
-PROVENANCE_TAG = "GEOSEG_PROVENANCE"
 
 
 def classes_json(classes: tuple[ClassInfo, ...]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.core import first_line
 from geoseg.errors import OutputError
 from geoseg.io.atomic import atomic_output
 from geoseg.styles import LayerStyle
@@ -148,7 +149,7 @@ class LandcoverWriter:
             try:
                 add_default_style(self._temporary, self.layer, style)
             except (OSError, sqlite3.Error) as exc:
-                message = f"cannot write GeoPackage {self.path}: {_first_line(exc)}"
+                message = f"cannot write GeoPackage {self.path}: {first_line(exc)}"
                 raise OutputError(message) from exc
         self._finished = True
 
@@ -210,7 +211,7 @@ class LandcoverWriter:
                 **options,
             )
         except (DataSourceError, DataLayerError, OSError) as exc:
-            raise OutputError(f"cannot write GeoPackage {self.path}: {_first_line(exc)}") from exc
+            raise OutputError(f"cannot write GeoPackage {self.path}: {first_line(exc)}") from exc
         self.features += len(frame)
 
 
@@ -327,8 +328,3 @@ def _has_table(connection: sqlite3.Connection, name: str) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
     return row is not None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -21,12 +21,13 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 
+from geoseg.core import NODATA
 from geoseg.errors import InvalidSceneError, LabelError
 from geoseg.io.atomic import atomic_output
 from geoseg.io.gdal import warped_to_grid
 from geoseg.io.scene import valid_from
 
-IGNORE = 255
+IGNORE = NODATA
 """Label value of pixels that carry no label (ignored by losses and metrics)."""
 
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".zip")

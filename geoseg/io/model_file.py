@@ -1,7 +1,9 @@
 """Reading and writing geoseg model files.
 
 A model file is one ``torch.save`` archive holding a format marker, the model card (plain JSON-able
-data) and the weights. Floating-point weights of large models are stored as float16, which halves
+data) and the weights. This module trades the card as that plain data only: building and checking
+a :class:`~geoseg.models.card.ModelCard` is :mod:`geoseg.models.loading`'s job, so ``io`` never
+imports ``models``. Floating-point weights of large models are stored as float16, which halves
 the file and is loaded back to float32; small models (under :data:`HALF_ABOVE` values, e.g.
 Dynamic World's 231k) keep float32, where halving would save little and cost agreement with the
 original. Files are loaded with ``weights_only=True`` so a model file can never run code.
@@ -19,7 +21,6 @@ import torch
 
 from geoseg.errors import ModelError
 from geoseg.io.atomic import atomic_output
-from geoseg.models.card import ModelCard
 
 FORMAT = "geoseg-model"
 FORMAT_VERSION = 1
@@ -27,8 +28,8 @@ FORMAT_VERSION = 1
 HALF_ABOVE = 2_000_000
 
 
-def save_model_file(
-    path: str | Path, card: ModelCard, state_dict: Mapping[str, torch.Tensor]
+def write_model_file(
+    path: str | Path, card: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
 ) -> str:
     """Write a model file atomically and return its SHA-256.
 
@@ -36,8 +37,8 @@ def save_model_file(
     ----------
     path : str or Path
         Destination; replaced if it exists.
-    card : ModelCard
-        The model's self-description.
+    card : Mapping
+        The model's self-description as plain data (``ModelCard.to_dict()``).
     state_dict : Mapping[str, torch.Tensor]
         The network's weights.
     """
@@ -52,7 +53,7 @@ def save_model_file(
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "card": card.to_dict(),
+            "card": dict(card),
             "state_dict": weights,
         },
         buffer,
@@ -63,12 +64,13 @@ def save_model_file(
     return hashlib.sha256(payload).hexdigest()
 
 
-def load_model_file(path: str | Path) -> tuple[ModelCard, dict[str, torch.Tensor], str]:
+def read_model_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], str]:
     """Read a model file.
 
     Returns
     -------
-    card : ModelCard
+    card : dict
+        The card as plain data, for ``ModelCard.from_dict``.
     state_dict : dict of str to torch.Tensor
         Weights as float32.
     sha256 : str
@@ -95,6 +97,8 @@ def load_model_file(path: str | Path) -> tuple[ModelCard, dict[str, torch.Tensor
             f"{path} is model format version {data.get('format_version')}, this geoseg reads "
             f"version {FORMAT_VERSION}"
         )
-    card = ModelCard.from_dict(data["card"])
+    card = data.get("card")
+    if not isinstance(card, dict):
+        raise ModelError(f"{path} is not a geoseg model file (no card)")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in data["state_dict"].items()}
     return card, state, hashlib.sha256(payload).hexdigest()

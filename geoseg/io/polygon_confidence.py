@@ -21,7 +21,7 @@ import shapely
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from geoseg.io.class_raster_writer import NODATA
+from geoseg.core import NODATA
 
 #: Rows of the confidence raster burnt at a time.
 STRIP_ROWS = 1024

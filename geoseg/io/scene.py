@@ -23,6 +23,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from geoseg.core import first_line
 from geoseg.errors import InvalidSceneError
 from geoseg.io.gdal import open_raster
 from geoseg.io.product_metadata import find_landsat_qa, read_landsat_mtl
@@ -262,7 +263,7 @@ def open_scene(path: str | Path) -> Scene:
             _check_readable(src, name)
     except RasterioError as exc:
         raise InvalidSceneError(
-            f"scene {label or name} is not a readable raster: {_first_line(exc)}"
+            f"scene {label or name} is not a readable raster: {first_line(exc)}"
         ) from exc
     return dataclasses.replace(scene, label=label) if label else scene
 
@@ -376,13 +377,8 @@ def _check_readable(src: Any, name: str) -> None:
             src.read(window=window)
         except RasterioError as exc:
             raise InvalidSceneError(
-                f"scene {name} is corrupt or truncated: {_first_line(exc)}"
+                f"scene {name} is corrupt or truncated: {first_line(exc)}"
             ) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def ground_sample_distance(crs: CRS, transform: Affine, width: int, height: int) -> float:

@@ -6,45 +6,12 @@ the card, beside the weights (see :mod:`geoseg.io.model_file`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from geoseg.core import ClassInfo as ClassInfo  # re-exported: a card's classes
 from geoseg.errors import ModelError
-
-_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """One output class of a model.
-
-    Parameters
-    ----------
-    id : int
-        The value written to the class raster (0-254; 255 is nodata).
-    name : str
-        Human-readable class name, e.g. ``"water"``.
-    color : str
-        ``#rrggbb`` colour used by the raster colour table and the QGIS style.
-    """
-
-    id: int
-    name: str
-    color: str
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.id <= 254:
-            raise ModelError(f"class id {self.id} is outside 0-254 (255 is reserved for nodata)")
-        if not _HEX_COLOUR.match(self.color):
-            raise ModelError(f"class {self.name!r} colour {self.color!r} is not '#rrggbb'")
-
-    @property
-    def rgb(self) -> tuple[int, int, int]:
-        """The colour as an ``(r, g, b)`` tuple of 0-255 integers."""
-        return (int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16))
-
 
 NormalizationMethod = Literal["log_sigmoid", "standard", "scene_percentile", "fixed"]
 

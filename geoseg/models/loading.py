@@ -1,15 +1,22 @@
-"""Resolve a model name or path to a ready network, and choose among the embedded models."""
+"""Model files as cards and networks; resolve a model name or path; choose an embedded model.
+
+:mod:`geoseg.io.model_file` reads and writes the file with the card as plain data; the card is
+built (and checked) here, so the I/O layer never imports the models package.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from geoseg.bands import scene_band_names
+from geoseg.core import first_line
 from geoseg.errors import ModelError
-from geoseg.io.model_file import load_model_file
+from geoseg.io.model_file import read_model_file, write_model_file
 from geoseg.models.architectures import build_network
 from geoseg.models.card import ModelCard
 
@@ -23,6 +30,25 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "landcover-rgbn-dw",
     "landcover-rgb-dw",
 )
+
+
+def save_model_file(
+    path: str | Path, card: ModelCard, state_dict: Mapping[str, torch.Tensor]
+) -> str:
+    """Write a model file (card and weights) atomically and return its SHA-256."""
+    return write_model_file(path, card.to_dict(), state_dict)
+
+
+def load_model_file(path: str | Path) -> tuple[ModelCard, dict[str, torch.Tensor], str]:
+    """Read a model file: its card, its weights as float32 and the file's SHA-256.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, is not a geoseg model file or its card is invalid.
+    """
+    card, state, sha256 = read_model_file(path)
+    return ModelCard.from_dict(card), state, sha256
 
 
 @dataclass(frozen=True)
@@ -91,8 +117,7 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     try:
         network.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"weights in {path} do not fit its card ({first})") from exc
+        raise ModelError(f"weights in {path} do not fit its card ({first_line(exc)})") from exc
     network.eval()
     source = path.stem if path.parent == WEIGHTS_DIR else str(path)
     return LoadedModel(card=card, network=network, sha256=sha256, source=source)

@@ -1,8 +1,7 @@
 """Evaluating a model on a labelled scene, with the tiling and normalisation of prediction.
 
-:func:`classify_normalised` runs prediction's own tiling (``geoseg.tiling``, ``geoseg.stitching``)
-on an in-memory image, so validation during training needs no files and scores what ``predict``
-delivers.
+:func:`geoseg.inference.classify_normalised` runs prediction's own tiling on an in-memory image,
+so validation during training needs no files and scores what ``predict`` delivers.
 """
 
 from __future__ import annotations
@@ -15,101 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from geoseg.errors import LabelError
-from geoseg.inference import chip_shape
 from geoseg.io.labels import IGNORE
-from geoseg.models.architectures import get_architecture
-from geoseg.models.card import ModelCard
-from geoseg.stitching import assemble
-from geoseg.tiling import plan_tiles
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def probabilities_normalised(
-    network: nn.Module,
-    image: np.ndarray,
-    tile: int,
-    overlap: int,
-    multiple: int = 32,
-    device: torch.device | None = None,
-    batch_size: int = 4,
-) -> np.ndarray:
-    """Class probabilities ``(classes, H, W)`` float32 of a model-input ``(bands, H, W)`` image.
-
-    Tiles, their owned cores and chip padding are prediction's own (:func:`plan_tiles`,
-    :func:`chip_shape`, :func:`core_patch`), so scores describe what ``predict`` delivers.
-
-    Parameters
-    ----------
-    network : nn.Module
-        Maps ``(N, bands, h, w)`` to logits ``(N, classes, h, w)``.
-    image : np.ndarray
-        Model input (normalised), 0 at invalid pixels.
-    tile, overlap : int
-        Tile side and overlap in pixels.
-    multiple : int
-        Chips are zero-padded to a multiple of this (the architecture's requirement).
-    device : torch.device, optional
-        Where to run (default CPU).
-    batch_size : int
-        Tiles per forward pass.
-    """
-    device = device or torch.device("cpu")
-    bands, height, width = image.shape
-    plan = plan_tiles(height, width, tile, min(overlap, (tile - 1) // 2))
-    shape = chip_shape(height, width, plan.tile_size, multiple)
-    tiles = list(plan)
-    chips: dict[tuple[int, int], np.ndarray] = {}
-    was_training = network.training
-    network.eval()
-    for first in range(0, len(tiles), batch_size):
-        chunk = tiles[first : first + batch_size]
-        batch = np.zeros((len(chunk), bands, *shape), dtype=np.float32)
-        for k, t in enumerate(chunk):
-            batch[k, :, : t.rows.size, : t.cols.size] = image[
-                :, t.rows.start : t.rows.stop, t.cols.start : t.cols.stop
-            ]
-        logits = network(torch.from_numpy(batch).to(device))
-        probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
-        chips.update({(t.row, t.col): probabilities[k] for k, t in enumerate(chunk)})
-    network.train(was_training)
-    return assemble(plan, chips)
-
-
-def classify_normalised(
-    network: nn.Module,
-    image: np.ndarray,
-    tile: int,
-    overlap: int,
-    multiple: int = 32,
-    device: torch.device | None = None,
-    batch_size: int = 4,
-    groups: np.ndarray | None = None,
-) -> np.ndarray:
-    """Class index ``(H, W)`` uint8 of every pixel of a model-input ``(bands, H, W)`` image.
-
-    With ``groups`` (a ``(classes, outputs)`` 0/1 matrix, see
-    :meth:`geoseg.models.card.Legend.matrix`) the probabilities of each group are summed and the
-    index is the group's, as prediction delivers a legend.
-    """
-    probabilities = probabilities_normalised(
-        network, image, tile, overlap, multiple, device, batch_size
-    )
-    if groups is not None:
-        probabilities = np.einsum("chw,cg->ghw", probabilities, groups)
-    out: np.ndarray = probabilities.argmax(axis=0).astype(np.uint8)
-    return out
-
-
-def size_multiple(card: ModelCard) -> int:
-    """The input-size multiple the card's architecture needs."""
-    return get_architecture(card.architecture).size_multiple(card.arch_params)
 
 
 @dataclass(frozen=True)

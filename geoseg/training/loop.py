@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from geoseg.errors import ConfigError, DeviceError
+from geoseg.errors import ConfigError
+from geoseg.inference import classify_normalised, resolve_device, tile_multiple
 from geoseg.io.atomic import atomic_output
 from geoseg.io.labels import IGNORE
-from geoseg.io.model_file import save_model_file
 from geoseg.models.architectures import build_network
 from geoseg.models.card import LANDCOVER_CLASSES, ModelCard
 from geoseg.models.catalogue import (
@@ -37,12 +37,11 @@ from geoseg.models.catalogue import (
     LANDCOVER_VIEW,
     dynamic_world_normalization,
 )
-from geoseg.models.loading import LoadedModel
+from geoseg.models.loading import LoadedModel, save_model_file
 from geoseg.normalization import normalise_reflectance
 from geoseg.training.balance import class_distribution
 from geoseg.training.config import TrainConfig
 from geoseg.training.datasets import GeoPatchSampler, PatchSampler
-from geoseg.training.evaluation import classify_normalised, size_multiple
 from geoseg.training.losses import TrainingObjective, build_loss
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
 from geoseg.training.prepare import SceneData, prepare_scene
@@ -103,14 +102,6 @@ class TrainResult:
     steps: int = 0
     megapixels_per_second: float = 0.0
     resumed_from: int = 0
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("optim.device is cuda but CUDA is not available: use auto or cpu")
-    return torch.device(name)
 
 
 DEFAULT_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
@@ -377,7 +368,7 @@ def validate(
             continue
         image = model_input(scene.image, card)
         predicted = classify_normalised(
-            network, image, card.tile_size, card.overlap, size_multiple(card), device, groups=groups
+            network, image, card.tile_size, card.overlap, tile_multiple(card), device, groups=groups
         )
         labels = scene.labels[scene.holdout]
         reference = to_group[np.where(labels == IGNORE, len(card.classes), labels)]
@@ -449,7 +440,7 @@ def train(
     optim = config.optim
     torch.set_num_threads(max(1, optim.threads))
     torch.manual_seed(optim.seed)
-    device = _device(optim.device)
+    device = resolve_device(optim.device)
     out_dir = Path(config.output)
     out_dir.mkdir(parents=True, exist_ok=True)
 

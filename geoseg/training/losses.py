@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geoseg.core import NODATA as IGNORE_INDEX
 from geoseg.errors import ConfigError
-
-IGNORE_INDEX = 255
 
 
 class CrossEntropyLoss(nn.Module):

@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-IGNORE = 255
-
 
 class ConfusionMatrix:
     """Accumulates ``cm[true, predicted]`` counts, skipping unlabelled reference pixels.

@@ -386,7 +386,7 @@ def _teacher_targets(
     """The teacher's class probabilities over a scene, where it is valid, and an input sample."""
     import torch
 
-    from geoseg.training.evaluation import probabilities_normalised, size_multiple
+    from geoseg.inference import probabilities_normalised, tile_multiple
 
     card = teacher.card
     if [c.name for c in card.classes] != [c.name for c in classes]:
@@ -412,7 +412,7 @@ def _teacher_targets(
         inputs,
         card.tile_size,
         card.overlap,
-        size_multiple(card),
+        tile_multiple(card),
         torch.device("cpu"),
     )
     probabilities[:, ~valid] = 0.0

@@ -1,0 +1,113 @@
+"""The import graph keeps the layers of the package docstring: imports only run downward.
+
+Every import statement counts, including those inside functions (a lazy import is still a
+dependency); ``if TYPE_CHECKING`` blocks count too, since they name the same modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import geoseg
+
+PACKAGE = Path(geoseg.__file__).resolve().parent
+
+
+def _layers() -> dict[str, int]:
+    """Module name prefix -> layer number, as the package docstring lists them."""
+    text = geoseg.__doc__ or ""
+    layers: dict[str, int] = {}
+    for number, body in re.findall(r"^(\d+)\. \w+: (.*?)(?=^\d+\. |^\s*$)", text, re.M | re.S):
+        for name in re.findall(r"geoseg[\w.]*", body):
+            layers[name] = int(number)
+    return layers
+
+
+def _module_name(path: Path) -> str:
+    parts = ("geoseg", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def _imports(path: Path) -> set[str]:
+    """The geoseg modules a file imports, with relative imports resolved."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                name = ".".join([*base, node.module] if node.module else base)
+            else:
+                name = node.module or ""
+            found.add(name)
+            # ``from geoseg.io import scene`` imports the module geoseg.io.scene
+            for alias in node.names:
+                if (PACKAGE.parent / f"{name}.{alias.name}".replace(".", "/")).with_suffix(
+                    ".py"
+                ).exists():
+                    found.add(f"{name}.{alias.name}")
+    return {n for n in found if n == "geoseg" or n.startswith("geoseg.")}
+
+
+def _layer_of(name: str, layers: dict[str, int]) -> int:
+    owners = [p for p in layers if name == p or name.startswith(p + ".")]
+    if not owners:
+        raise AssertionError(f"{name} is in no layer of the geoseg package docstring")
+    return layers[max(owners, key=len)]
+
+
+GRAPH = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_the_docstring_lists_every_layer() -> None:
+    layers = _layers()
+    assert sorted(set(layers.values())) == list(range(1, 9))
+    assert {"geoseg.core", "geoseg.io", "geoseg.pipeline", "geoseg.cli"} <= set(layers)
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH))
+def test_imports_run_downward(module: str) -> None:
+    layers = _layers()
+    own = _layer_of(module, layers)
+    upward = sorted(n for n in GRAPH[module] if _layer_of(n, layers) > own)
+    assert not upward, f"{module} (layer {own}) imports a later layer: {upward}"
+
+
+def test_no_two_modules_import_each_other() -> None:
+    # depth-first search for a cycle among the modules
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        path.append(name)
+        for target in sorted(GRAPH.get(name, ())):
+            if target == name or target not in GRAPH:
+                continue
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[name] = 2
+        return None
+
+    for module in sorted(GRAPH):
+        if module not in state and (cycle := visit(module)):
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    # the checker itself can fail: an io module importing the pipeline is caught
+    layers = _layers()
+    assert _layer_of("geoseg.pipeline", layers) > _layer_of("geoseg.io.scene", layers)
+    assert _layer_of("geoseg.io.scene", layers) == _layer_of("geoseg.io", layers)
+    with pytest.raises(AssertionError, match="in no layer"):
+        _layer_of("geoseg_other.thing", layers)
