@@ -47,7 +47,7 @@ def test_card_rejects_bad_values() -> None:
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_every_architecture_maps_bands_to_class_logits(name: str) -> None:
-    params = {"encoder_name": "resnet18"} if name != "convnet" else {}
+    params = {"encoder_name": "resnet18"} if name not in ("convnet", "segnet") else {}
     network = build_network(name, 6, 5, params).eval()
     size = 2 * get_architecture(name).size_multiple(params)
     with torch.inference_mode():
@@ -57,7 +57,11 @@ def test_every_architecture_maps_bands_to_class_logits(name: str) -> None:
 
 def test_unknown_architecture_lists_options() -> None:
     with pytest.raises(
-        ModelError, match="available options are: convnet, dynamic_world, pspnet, unet"
+        ModelError,
+        match=(
+            "available options are: convnet, deeplabv3plus, dynamic_world, fpn, pspnet, "
+            "segnet, unet"
+        ),
     ):
         get_architecture("segformer")
 

@@ -217,3 +217,23 @@ def test_training_through_torchgeo_datasets(tmp_path: Path, scene: Any) -> None:
     # the datasets torchgeo read: reflectance bands + teacher probabilities, and labels
     written = sorted(p.name for p in (tmp_path / "run" / "prepared" / "torchgeo").iterdir())
     assert written == ["syn-labels.tif", "syn-reflectance.tif"]
+
+
+@pytest.mark.parametrize(
+    ("architecture", "params"),
+    [
+        ("deeplabv3plus", {"encoder_name": "resnet18", "decoder_channels": 16}),
+        ("fpn", {"encoder_name": "resnet18", "pyramid_channels": 32, "segmentation_channels": 32}),
+        ("segnet", {"widths": [8, 16]}),
+    ],
+)
+def test_the_comparison_architectures_train_from_a_recipe(
+    tmp_path: Path, scene: Any, architecture: str, params: dict[str, Any]
+) -> None:
+    config = recipe(tmp_path, scene, steps=2, batch_size=2, patch_size=32)
+    config["model"].update(architecture=architecture, arch_params=params, tile_size=64)
+    result = train(train_config_from_dict(config))
+    loaded = load_model(result.model_path)
+    assert loaded.card.architecture == architecture
+    image = torch.zeros(1, 6, 64, 64)
+    assert loaded.network(image).shape == (1, 5, 64, 64)

@@ -75,6 +75,90 @@ def _build_pspnet(in_channels: int, classes: int, params: Mapping[str, Any]) -> 
     return network
 
 
+def _build_deeplabv3plus(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
+    import segmentation_models_pytorch as smp
+
+    # atrous spatial pyramid pooling at output stride 16, a light decoder joining the stride-4
+    # features: context without the full-resolution decoder of a U-Net
+    network: nn.Module = smp.DeepLabV3Plus(
+        encoder_name=str(params.get("encoder_name", "resnet18")),
+        encoder_weights=None,
+        encoder_output_stride=int(params.get("output_stride", 16)),
+        decoder_channels=int(params.get("decoder_channels", 128)),
+        in_channels=in_channels,
+        classes=classes,
+    )
+    return network
+
+
+def _build_fpn(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
+    import segmentation_models_pytorch as smp
+
+    # a feature pyramid summed at stride 4 and upsampled: cheaper than a U-Net decoder
+    network: nn.Module = smp.FPN(
+        encoder_name=str(params.get("encoder_name", "resnet18")),
+        encoder_weights=None,
+        decoder_pyramid_channels=int(params.get("pyramid_channels", 128)),
+        decoder_segmentation_channels=int(params.get("segmentation_channels", 64)),
+        in_channels=in_channels,
+        classes=classes,
+    )
+    return network
+
+
+class SegNet(nn.Module):
+    """SegNet: 3x3 convolutions and max-pooling, unpooled with the encoder's pooling indices.
+
+    Boundaries come back where the encoder found them, without a learnt upsampling or skip
+    connections of whole feature maps.
+
+    Parameters
+    ----------
+    in_channels, classes : int
+        Input bands and output classes.
+    widths : sequence of int
+        Channels of each encoder stage (each stage halves the resolution once).
+    """
+
+    def __init__(
+        self, in_channels: int, classes: int, widths: tuple[int, ...] = (32, 64, 128, 256)
+    ) -> None:
+        super().__init__()
+
+        def stage(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
+
+        ins = (in_channels, *widths[:-1])
+        self.encoders = nn.ModuleList(stage(a, b) for a, b in zip(ins, widths, strict=True))
+        # decoder stage k maps widths[k] back to widths[k - 1] (the last one to widths[0])
+        outs = (*widths[:-1][::-1], widths[0])
+        self.decoders = nn.ModuleList(stage(a, b) for a, b in zip(widths[::-1], outs, strict=True))
+        self.classifier = nn.Conv2d(widths[0], classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits of the same height and width as ``x`` (a multiple of 2**stages)."""
+        indices: list[torch.Tensor] = []
+        for encoder in self.encoders:
+            x, where = nn.functional.max_pool2d(encoder(x), 2, return_indices=True)
+            indices.append(where)
+        for decoder, where in zip(self.decoders, indices[::-1], strict=True):
+            x = decoder(nn.functional.max_unpool2d(x, where, 2))
+        out: torch.Tensor = self.classifier(x)
+        return out
+
+
+def _build_segnet(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
+    widths = tuple(int(w) for w in params.get("widths", (32, 64, 128, 256)))
+    return SegNet(in_channels, classes, widths)
+
+
 def _drop_unused_stages(network: nn.Module, depth: int) -> None:
     """Remove the ResNet stages a truncated encoder never runs.
 
@@ -140,6 +224,17 @@ ARCHITECTURES: dict[str, Architecture] = {
         "Dynamic World v1 (depthwise-separable convolutions at half resolution, 231k parameters)",
         # measured 1.60 -> 1.23 s per 512 px tile on a 2-core CPU in float32
         channels_last=True,
+    ),
+    "deeplabv3plus": Architecture(
+        _build_deeplabv3plus,
+        lambda _: 32,
+        "DeepLabV3+ (smp, ResNet encoder, atrous pyramid pooling, output stride 16)",
+    ),
+    "fpn": Architecture(_build_fpn, lambda _: 32, "FPN (smp, ResNet encoder, feature pyramid)"),
+    "segnet": Architecture(
+        _build_segnet,
+        lambda params: int(2 ** len(params.get("widths", (32, 64, 128, 256)))),
+        "SegNet (pooling-index unpooling, no skip connections; geoseg's own)",
     ),
     "convnet": Architecture(_build_convnet, lambda _: 1, "stack of 3x3 convolutions (tests)"),
 }
