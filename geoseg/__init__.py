@@ -10,12 +10,11 @@ holds the code to it; a module is in the layer of the longest name listed that c
 1. foundation: geoseg, geoseg.errors, geoseg.core
 2. values: geoseg.config, geoseg.tiling, geoseg.stitching, geoseg.radiometry, geoseg.bands,
    geoseg.models, geoseg.models.card, geoseg.models.catalogue, geoseg.styles, geoseg.review,
-   geoseg.memory, geoseg.provenance, geoseg.smoothing
+   geoseg.memory, geoseg.provenance, geoseg.smoothing, geoseg.workers
 3. io: geoseg.io
 4. models: geoseg.models.dynamic_world, geoseg.models.architectures, geoseg.models.loading,
    geoseg.normalization
-5. stages: geoseg.inference, geoseg.streaming, geoseg.vectorize, geoseg.background_vectorize,
-   geoseg.report
+5. stages: geoseg.inference, geoseg.streaming, geoseg.vectorize, geoseg.report
 6. pipeline: geoseg.pipeline
 7. applications: geoseg.batch, geoseg.training
 8. interface: geoseg.cli

@@ -53,6 +53,7 @@ from geoseg.io.batch_outputs import (
 )
 from geoseg.io.manifest import MANIFEST_NAME, Manifest, RunRecord, exclusive_folder, work_key
 from geoseg.pipeline import PredictOptions
+from geoseg.workers import scene_workers
 
 if TYPE_CHECKING:
     from geoseg.models.loading import LoadedModel
@@ -308,20 +309,9 @@ def result_parameters(options: PredictOptions) -> dict[str, Any]:
     return params
 
 
-def default_workers() -> tuple[int, int]:
-    """A sensible ``(worker processes, torch threads per worker)`` for this machine.
-
-    One process per GPU when there are GPUs; otherwise half the cores (at least one) with the
-    cores shared out as torch threads, so processes do not fight over them.
-    """
-    import torch
-
-    cores = os.cpu_count() or 1
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if gpus:
-        return gpus, max(1, cores // gpus)
-    workers = max(1, cores // 2)
-    return workers, max(1, cores // workers)
+#: The ``(worker processes, torch threads per worker)`` a batch starts by default; the policy
+#: lives in :mod:`geoseg.workers` beside the one for vectorizing.
+default_workers = scene_workers
 
 
 def run_batch(
@@ -355,7 +345,7 @@ def run_batch(
         Prediction settings, as for :func:`geoseg.pipeline.predict`.
     workers : int, optional
         Worker processes of a local Dask cluster; ``0`` runs in this process without Dask.
-        Default: :func:`default_workers` (unless ``scheduler`` is given).
+        Default: :func:`~geoseg.workers.scene_workers` (unless ``scheduler`` is given).
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``) to submit to instead. Its
         workers must see the input and output paths (a shared file system) and have geoseg.
@@ -778,7 +768,7 @@ def _dask_client(
         finally:
             client.close()
         return
-    count, threads = default_workers()
+    count, threads = scene_workers()
     if workers is not None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         count = workers

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from rasterio.crs import CRS
 
-from geoseg.background_vectorize import BackgroundVectorizer
 from geoseg.bands import BandMatch, resolve_bands
 from geoseg.errors import BandMappingError, ConfigError, EmptySceneError, InvalidSceneError
 from geoseg.inference import (
@@ -71,13 +70,12 @@ from geoseg.vectorize import (
     DEFAULT_MIN_AREA_M2,
     DEFAULT_SIMPLIFY_M,
     VectorizeResult,
-    check_not_importing_main,
-    effective_workers,
     parse_crs,
-    polygon_batches,
+    vectorize_blocks,
     vectorize_raster,
-    write_polygons,
 )
+from geoseg.vectorize.background import BackgroundVectorizer
+from geoseg.workers import check_not_importing_main, effective_workers
 
 log = logging.getLogger(__name__)
 
@@ -727,30 +725,26 @@ def _background_vectorizer(
     classes = run.classes
 
     def vectorize(read: BlockReader) -> VectorizeResult:
-        batches = polygon_batches(
+        return vectorize_blocks(
             read,
             width,
             height,
             run.grid.transform,
             run.scene.crs,
-            min_area_m2=options.min_area_m2,
-            simplify_m=options.simplify_m,
-            block_size=VECTORIZE_BLOCK_SIZE,
-            allowed_ids=frozenset(c.id for c in classes),
-            workers=workers,
-            background=True,
-        )
-        return write_polygons(
-            batches,
             gpkg,
-            crs=run.scene.crs,
             classes=classes,
+            allowed_ids=frozenset(c.id for c in classes),
             source=source,
             colormap=None,
             provenance=provenance,
+            min_area_m2=options.min_area_m2,
+            simplify_m=options.simplify_m,
+            block_size=VECTORIZE_BLOCK_SIZE,
             dst_crs=dst_crs,
             overwrite=True,
             started=time.perf_counter(),
+            workers=workers,
+            background=True,
             fields=run.fields(),
         )
 

@@ -49,9 +49,11 @@ def _imports(path: Path) -> set[str]:
             found.add(name)
             # ``from geoseg.io import scene`` imports the module geoseg.io.scene
             for alias in node.names:
-                if (PACKAGE.parent / f"{name}.{alias.name}".replace(".", "/")).with_suffix(
-                    ".py"
-                ).exists():
+                if (
+                    (PACKAGE.parent / f"{name}.{alias.name}".replace(".", "/"))
+                    .with_suffix(".py")
+                    .exists()
+                ):
                     found.add(f"{name}.{alias.name}")
     return {n for n in found if n == "geoseg" or n.startswith("geoseg.")}
 

@@ -149,7 +149,7 @@ class SegNet(nn.Module):
             x, where = nn.functional.max_pool2d(encoder(x), 2, return_indices=True)
             indices.append(where)
         for decoder, where in zip(self.decoders, indices[::-1], strict=True):
-            x = decoder(nn.functional.max_unpool2d(x, where, 2))
+            x = decoder(nn.functional.max_unpool2d(x, where, (2, 2)))
         out: torch.Tensor = self.classifier(x)
         return out
 

@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from geoseg.io.class_raster import BlockReader
 from geoseg.streaming import RowBuffer
-from geoseg.vectorize import MAX_HALO
+from geoseg.vectorize.blocks import MAX_HALO
 
 T = TypeVar("T")
 
@@ -39,9 +39,9 @@ class BackgroundVectorizer(Generic[T]):
     block_size : int
         Side of the vectorize blocks, pixels (sizes the row buffer).
     vectorize : callable
-        Vectorizes a raster from a block reader, e.g. :func:`geoseg.vectorize.polygon_batches`
-        with everything but ``read`` bound (``background=True``, at least two workers), written
-        by :func:`geoseg.vectorize.write_polygons`; what it returns is :meth:`result`.
+        Vectorizes a raster from a block reader, e.g. :func:`geoseg.vectorize.vectorize_blocks`
+        with everything but ``read`` bound (``background=True``, at least two workers); what it
+        returns is :meth:`result`.
     """
 
     def __init__(self, height: int, block_size: int, vectorize: Callable[[BlockReader], T]) -> None:
