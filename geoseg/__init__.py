@@ -31,12 +31,14 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-# public name -> module that defines it
-_LAZY = {
+# public name -> module that defines it, or (module, name there) when the two names differ
+_LAZY: dict[str, str | tuple[str, str]] = {
     "predict": "geoseg.pipeline",
     "PredictOptions": "geoseg.pipeline",
     "vectorize_raster": "geoseg.vectorize",
-    "batch": "geoseg.batch",
+    # only until ``geoseg.batch`` the package is imported, which binds that name to it: code in
+    # the package calls ``geoseg.batch.run_batch``
+    "batch": ("geoseg.batch", "run_batch"),
     "train": "geoseg.training",
     "evaluate": "geoseg.training",
 }
@@ -46,5 +48,7 @@ __all__ = ["__version__", *_LAZY]
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        target = _LAZY[name]
+        module, attribute = target if isinstance(target, tuple) else (target, name)
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'geoseg' has no attribute {name!r}")
