@@ -34,7 +34,7 @@ __version__ = "0.2.0"
 # public name -> module that defines it, or (module, name there) when the two names differ
 _LAZY: dict[str, str | tuple[str, str]] = {
     "predict": "geoseg.pipeline",
-    "PredictOptions": "geoseg.pipeline",
+    "PredictOptions": "geoseg.config",
     "vectorize_raster": "geoseg.vectorize",
     # only until ``geoseg.batch`` the package is imported, which binds that name to it: code in
     # the package calls ``geoseg.batch.run_batch``

@@ -1,25 +1,30 @@
 """The ``geoseg`` command: parse options, call one library function, report.
 
 Exit codes: 0 success, 1 a :class:`~geoseg.errors.GeosegError` (printed as one line, no traceback),
-2 usage errors (click), 130 interrupted. Heavy modules are imported inside commands so that
-``geoseg --help`` is instant.
+2 usage errors (click), 130 interrupted; the group translates every command's errors (see
+:class:`GeosegGroup`). The prediction options are declared once (:func:`_field_option`), each
+naming the :class:`~geoseg.config.PredictOptions` field it sets and taking its default from there.
+Heavy modules are imported inside commands so that ``geoseg --help`` is instant.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
+import operator
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
 from geoseg import __version__
+from geoseg.config import PRECISIONS, TTA_MODES, PredictOptions
 from geoseg.core import first_line
 from geoseg.errors import GeosegError
 
@@ -28,18 +33,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("geoseg")
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"geoseg: error: {message}", err=True)
     sys.exit(code)
 
 
-def handle_errors(func: F) -> F:
-    """Turn geoseg errors into one-line messages and exit codes; no tracebacks for users."""
+class GeosegGroup(click.Group):
+    """The ``geoseg`` group: turns every command's errors into one line and an exit status.
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    A :class:`~geoseg.errors.GeosegError` prints its first line and exits 1, an interruption
+    exits 130, click's own errors keep click's handling (usage errors exit 2), and anything else
+    is an unexpected error in one line (``GEOSEG_DEBUG=1`` shows its traceback). No tracebacks
+    for users.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, translating its errors."""
         try:
-            return func(*args, **kwargs)
+            return super().invoke(ctx)
         except GeosegError as exc:
             _fail(first_line(exc))
         except KeyboardInterrupt:
@@ -53,9 +64,6 @@ def handle_errors(func: F) -> F:
                 f"unexpected {type(exc).__name__}: {first_line(exc)} (set GEOSEG_DEBUG=1 for a "
                 "traceback and please report it)"
             )
-        return None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _setup_logging(quiet: bool) -> None:
@@ -90,7 +98,7 @@ def _progress_bar(enabled: bool, unit: str) -> Iterator[Callable[[int, int], Non
             bar.close()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GeosegGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="geoseg")
 def main() -> None:
     """Land-cover segmentation of GeoTIFF scenes into styled GeoPackages."""
@@ -107,24 +115,88 @@ def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
+#: PredictOptions' defaults, which the options below take (and their help texts show).
+_DEFAULTS = PredictOptions()
+
+#: Click parameter name -> (the PredictOptions field it sets, its value -> the field's value).
+_PREDICT_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {}
+
+
+def _default(target: str) -> Any:
+    """The default of a PredictOptions field (``a.b``: field ``b`` of field ``a``)."""
+    value: Any = _DEFAULTS
+    for name in target.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def _field_option(
+    flag: str, target: str, *, convert: Callable[[Any], Any] | None = None, **attrs: Any
+) -> Callable[[F], F]:
+    """A click option that sets the PredictOptions field ``target``: one definition per option.
+
+    ``target`` ``a.b`` is field ``b`` of the dataclass in field ``a`` (``radiometry.scale``).
+    ``convert`` turns the option's value into the field's; without it the option's default is
+    the field's.
+    """
+    name = target.replace(".", "_")
+    _PREDICT_FIELDS[name] = (target, convert or (lambda value: value))
+    if convert is None:
+        attrs.setdefault("default", _default(target))
+    return click.option(flag, name, **attrs)
+
+
+def _predict_options(values: dict[str, Any]) -> PredictOptions:
+    """The library's PredictOptions from the shared command-line options (popped from values)."""
+    settings: dict[str, Any] = {}
+    for name, (target, convert) in _PREDICT_FIELDS.items():
+        outer, _, inner = target.partition(".")
+        value = convert(values.pop(name))
+        if inner:
+            settings.setdefault(outer, {})[inner] = value
+        else:
+            settings[outer] = value
+    for outer, value in settings.items():
+        if isinstance(value, dict):  # a nested dataclass's fields
+            settings[outer] = dataclasses.replace(_default(outer), **value)
+    return PredictOptions(**settings)
+
+
+def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a comma-separated list of numbers", param_hint=flag
+        ) from None
+
+
+def _band_list(bands: str | None) -> tuple[str, ...] | None:
+    return tuple(b.strip() for b in bands.split(",")) if bands else None
+
+
 _vector_options = _options(
-    click.option(
+    _field_option(
         "--min-area",
+        "min_area_m2",
         type=float,
-        default=None,
-        help="Regions smaller than this (m2) merge into their neighbours [default: 2500].",
+        help="Regions smaller than this (m2) merge into their neighbours "
+        f"[default: {_default('min_area_m2'):g}].",
     ),
-    click.option(
+    _field_option(
         "--simplify",
+        "simplify_m",
         type=float,
-        default=None,
-        help="Coverage simplification tolerance in metres, 0 for off [default: 10].",
+        help="Coverage simplification tolerance in metres, 0 for off "
+        f"[default: {_default('simplify_m'):g}].",
     ),
-    click.option("--dst-crs", default=None, help="Reproject polygons to this CRS on purpose."),
-    click.option(
+    _field_option("--dst-crs", "dst_crs", help="Reproject polygons to this CRS on purpose."),
+    _field_option(
         "--jobs",
+        "vectorize_workers",
         type=click.IntRange(min=0),
-        default=0,
         help="Processes vectorizing in parallel; 0: every CPU on scenes of 16 Mpx or more.",
     ),
 )
@@ -137,15 +209,16 @@ _model_options = _options(
         metavar="NAME|PATH",
         help="Embedded model name or model file (default: the embedded model that fits).",
     ),
-    click.option(
+    _field_option(
         "--bands",
-        default=None,
+        "bands",
+        convert=_band_list,
         metavar="LIST",
         help="Scene band for each model band, comma-separated 1-based indexes or descriptions.",
     ),
-    click.option(
+    _field_option(
         "--product",
-        default=None,
+        "radiometry.product",
         metavar="NAME",
         help="What the scene's values are, where its metadata does not say: reflectance, "
         "reflectance-x10000, reflectance-x1000, surface-reflectance[-x10000|-x1000], "
@@ -153,73 +226,82 @@ _model_options = _options(
         "landsat-c2-l2, dn8, naip (default: from the file's scale/offset, a Landsat MTL beside "
         "it, the product's file name, else assumed from the data type and said so).",
     ),
-    click.option(
+    _field_option(
         "--scale",
-        default=None,
+        "radiometry.scale",
+        convert=functools.partial(_number_list, flag="--scale"),
         metavar="LIST",
         help="reflectance = value * scale + offset: one value or one per model band.",
     ),
-    click.option("--offset", default=None, metavar="LIST", help="See --scale [default: 0]."),
-    click.option(
+    _field_option(
+        "--offset",
+        "radiometry.offset",
+        convert=functools.partial(_number_list, flag="--offset"),
+        metavar="LIST",
+        help="See --scale [default: 0].",
+    ),
+    _field_option(
         "--legend",
-        default=None,
+        "legend",
         metavar="NAME",
         help="Classes to deliver: the model's default view (landcover: urban, water, forest, "
         "farmland, other) or 'full' (e.g. Dynamic World's nine classes).",
     ),
-    click.option(
-        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    _field_option(
+        "--device", "device", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True
     ),
-    click.option(
+    _field_option(
         "--tile-size",
+        "tile_size",
         type=click.IntRange(min=8),
-        default=None,
         help="Tile side in pixels (default: the model's).",
     ),
-    click.option(
+    _field_option(
         "--overlap",
+        "overlap",
         type=click.IntRange(min=0),
-        default=None,
         help="Overlap between tiles in pixels (default: the model's).",
     ),
-    click.option(
+    _field_option(
         "--batch-size",
+        "batch_size",
         type=click.IntRange(min=1),
-        default=None,
         help="Tiles per forward pass [default: 1 on CPU, what fits in GPU memory on CUDA].",
     ),
-    click.option(
+    _field_option(
         "--compile",
-        "compile_model",
+        "compile",
         is_flag=True,
         help="torch.compile the model first (worth it for large scenes on a GPU).",
     ),
-    click.option(
+    _field_option(
         "--precision",
-        type=click.Choice(["auto", "fp32", "bf16"]),
-        default="auto",
+        "precision",
+        type=click.Choice(PRECISIONS),
         show_default=True,
         help="Forward-pass arithmetic; auto: bfloat16 where native (CUDA, AVX512-BF16/AMX CPUs).",
     ),
-    click.option(
+    _field_option(
         "--tta",
-        type=click.Choice(["none", "flips"]),
-        default="none",
+        "tta",
+        type=click.Choice(list(TTA_MODES)),
         show_default=True,
         help="Test-time augmentation: flips averages the chip as it is, mirrored both ways and "
         "upside down (4x the model's time).",
     ),
-    click.option(
+    _field_option(
         "--smooth",
+        "smooth",
         type=int,
-        default=0,
         show_default=True,
         metavar="N",
         help="Majority filter of N x N pixels (odd, 3-15) on the class map before it is "
         "written and vectorized; 0: none.",
     ),
-    click.option(
+    _field_option(
         "--no-resample",
+        "resample",
+        convert=operator.not_,
         is_flag=True,
         help="Do not resample scenes whose pixel size differs from the model's.",
     ),
@@ -228,67 +310,18 @@ _model_options = _options(
 )
 
 
-#: Keyword arguments the shared model/prediction options give a command.
-_MODEL_OPTION_NAMES = (
-    "bands",
-    "product",
-    "scale",
-    "offset",
-    "legend",
-    "device",
-    "tile_size",
-    "overlap",
-    "batch_size",
-    "compile_model",
-    "precision",
-    "tta",
-    "smooth",
-    "no_resample",
-    "min_area",
-    "simplify",
-    "dst_crs",
-    "jobs",
-)
+def _prediction_options(func: F) -> F:
+    """The shared model and prediction options; the command is given them as ``options``.
 
+    The command's other keyword arguments from them are ``model`` and ``quiet``; a bad value
+    raises :class:`~geoseg.errors.ConfigError` when the command runs.
+    """
 
-def _predict_options(values: dict[str, Any]) -> Any:
-    """The library's PredictOptions from the shared command-line options (popped from values)."""
-    from geoseg.pipeline import PredictOptions
-    from geoseg.radiometry import RadiometryRequest
-    from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, options=_predict_options(kwargs), **kwargs)
 
-    v = {name: values.pop(name) for name in _MODEL_OPTION_NAMES}
-    return PredictOptions(
-        bands=_band_list(v["bands"]),
-        tile_size=v["tile_size"],
-        overlap=v["overlap"],
-        batch_size=v["batch_size"],
-        device=v["device"],
-        resample=not v["no_resample"],
-        dst_crs=v["dst_crs"],
-        compile=v["compile_model"],
-        vectorize_workers=v["jobs"],
-        precision=v["precision"],
-        min_area_m2=v["min_area"] if v["min_area"] is not None else DEFAULT_MIN_AREA_M2,
-        simplify_m=v["simplify"] if v["simplify"] is not None else DEFAULT_SIMPLIFY_M,
-        radiometry=RadiometryRequest(
-            v["product"], _number_list(v["scale"], "--scale"), _number_list(v["offset"], "--offset")
-        ),
-        legend=v["legend"],
-        tta=v["tta"],
-        smooth=v["smooth"],
-    )
-
-
-def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a comma-separated list of numbers", param_hint=flag
-        ) from None
+    return cast(F, _model_options(command))
 
 
 @main.command()
@@ -314,9 +347,8 @@ def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
     help="Also write each pixel's confidence: the probability of its mapped class in percent "
     "(GeoTIFF, uint8 0-100, nodata 255); the run report gives the share below 50, 70, 90.",
 )
-@_model_options
+@_prediction_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
-@handle_errors
 def predict(
     scenes: tuple[str, ...],
     out: Path,
@@ -325,7 +357,7 @@ def predict(
     model: str | None,
     quiet: bool,
     overwrite: bool,
-    **model_options: Any,
+    options: PredictOptions,
 ) -> None:
     """Segment SCENES into land cover polygons (and optionally a class raster).
 
@@ -336,7 +368,6 @@ def predict(
     _setup_logging(quiet)
     from geoseg.pipeline import predict as run_predict
 
-    options = _predict_options(model_options)
     with _progress_bar(not quiet, "tile") as progress:
         result = run_predict(
             scenes[0] if len(scenes) == 1 else scenes,
@@ -368,12 +399,7 @@ def _shares(pixels: dict[str, int]) -> str:
     return ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in pixels.items())
 
 
-def _band_list(bands: str | None) -> tuple[str, ...] | None:
-    return tuple(b.strip() for b in bands.split(",")) if bands else None
-
-
 @main.command()
-@handle_errors
 def models() -> None:
     """List the embedded models: the first that fits a scene's bands is the default for it."""
     from geoseg.models.loading import DEFAULT_MODELS, read_embedded_cards
@@ -408,7 +434,6 @@ _FITS: dict[str, tuple[str, ...]] = {
 @main.command()
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
-@handle_errors
 def info(model: str, as_json: bool) -> None:
     """Print the model card of MODEL (embedded name or file)."""
     from geoseg.models.loading import load_model_file, resolve_model_path
@@ -417,9 +442,7 @@ def info(model: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({**card.to_dict(), "sha256": sha256}, indent=2))
         return
-    from geoseg.models.catalogue import CLASS_MEANINGS
-
-    click.echo(card.describe(CLASS_MEANINGS))
+    click.echo(card.describe())
     click.echo(f"\nsha256        {sha256}")
 
 
@@ -442,21 +465,20 @@ def info(model: str, as_json: bool) -> None:
 @_vector_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
-@handle_errors
 def vectorize(
     raster: str,
     out: Path,
     classes_file: Path | None,
-    min_area: float | None,
-    simplify: float | None,
+    min_area_m2: float,
+    simplify_m: float,
     dst_crs: str | None,
-    jobs: int,
+    vectorize_workers: int,
     overwrite: bool,
     quiet: bool,
 ) -> None:
     """Vectorize a class raster made elsewhere into a styled GeoPackage."""
     _setup_logging(quiet)
-    from geoseg.vectorize import DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M, vectorize_raster
+    from geoseg.vectorize import vectorize_raster
 
     result = vectorize_raster(
         raster,
@@ -464,9 +486,9 @@ def vectorize(
         classes=classes_file,
         dst_crs=dst_crs,
         overwrite=overwrite,
-        min_area_m2=min_area if min_area is not None else DEFAULT_MIN_AREA_M2,
-        simplify_m=simplify if simplify is not None else DEFAULT_SIMPLIFY_M,
-        workers=jobs,
+        min_area_m2=min_area_m2,
+        simplify_m=simplify_m,
+        workers=vectorize_workers,
     )
     log.info(
         "wrote %s: %d polygons, %.1f km2",
@@ -487,7 +509,6 @@ def vectorize(
     help="Leave out polygons smaller than this (square metres).",
 )
 @click.option("--layer", default="landcover", show_default=True, help="The polygon layer.")
-@handle_errors
 def review_list(gpkg: Path, top: int, min_area: float, layer: str) -> None:
     """List the unreviewed polygons of GPKG to check first: least confident first.
 
@@ -514,7 +535,6 @@ def review_list(gpkg: Path, top: int, min_area: float, layer: str) -> None:
 @click.argument("overrides", nargs=-1)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if a checkpoint exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
-@handle_errors
 def train(config: Path, overrides: tuple[str, ...], no_resume: bool, quiet: bool) -> None:
     """Train a model from a CONFIG recipe, with optional key=value OVERRIDES."""
     _setup_logging(quiet)
@@ -546,8 +566,7 @@ def train(config: Path, overrides: tuple[str, ...], no_resume: bool, quiet: bool
     default=None,
     help="Also write the metrics as JSON.",
 )
-@_model_options
-@handle_errors
+@_prediction_options
 def evaluate(
     scene: str,
     labels: str,
@@ -558,7 +577,7 @@ def evaluate(
     json_path: Path | None,
     model: str | None,
     quiet: bool,
-    **model_options: Any,
+    options: PredictOptions,
 ) -> None:
     """Score a model on SCENE against reference LABELS (raster or polygons).
 
@@ -576,7 +595,7 @@ def evaluate(
         label_column=label_column,
         rows=_span(rows, "--rows"),
         cols=_span(cols, "--cols"),
-        options=_predict_options(model_options),
+        options=options,
     )
     click.echo(result.table())
     if json_path:
@@ -642,8 +661,7 @@ def _span(text: str | None, option: str) -> tuple[int, int] | None:
 )
 @click.option("--raster", is_flag=True, help="Also write each scene's class raster.")
 @click.option("--merged", is_flag=True, help="Also write one GeoPackage of all scenes.")
-@_model_options
-@handle_errors
+@_prediction_options
 def batch(
     input_: str,
     out: Path,
@@ -654,7 +672,7 @@ def batch(
     merged: bool,
     model: str | None,
     quiet: bool,
-    **model_options: Any,
+    options: PredictOptions,
 ) -> None:
     """Segment every scene of INPUT (folder, glob, .zip, .tar[.gz], .txt list) into --out."""
     _setup_logging(quiet)
@@ -663,7 +681,6 @@ def batch(
         logging.getLogger(name).setLevel(logging.WARNING)
     from geoseg.batch import run_batch
 
-    options = _predict_options(model_options)
     with _progress_bar(not quiet, "scene") as bar:
         progress = None
         if bar is not None:

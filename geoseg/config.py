@@ -1,25 +1,222 @@
-"""Typed, frozen configuration loaded from YAML, with unknown keys and wrong types as errors.
+"""Typed, frozen configuration: the settings of a run, and YAML files of them.
+
+:class:`PredictOptions` and :class:`VectorizeOptions` hold the settings of a prediction and of
+vectorizing, with their defaults: the library, the command line (its ``--help`` shows these
+defaults) and the benchmarks take them from here, and each value is checked once, when the options
+are made, with a one-line :class:`~geoseg.errors.ConfigError`.
 
 Any frozen dataclass whose fields are plain types (bool, int, float, str, tuples, optional values
 and nested dataclasses) can be loaded with :func:`load_config`; command-line overrides use dotted
 keys (``train.epochs=3``).
+
+>>> VectorizeOptions().min_area_m2
+2500.0
+>>> PredictOptions(simplify_m=-1)
+Traceback (most recent call last):
+...
+geoseg.errors.ConfigError: simplify tolerance -1 m must be >= 0 (0 turns simplification off)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from geoseg.core import first_line
 from geoseg.errors import ConfigError
+from geoseg.radiometry import RadiometryRequest
+
+if TYPE_CHECKING:
+    from rasterio.crs import CRS
 
 T = TypeVar("T")
+
+#: Default minimum mapping unit: 0.25 ha, 25 Sentinel-2 pixels (Urban Atlas uses the same MMU).
+DEFAULT_MIN_AREA_M2 = 2500.0
+
+#: Default simplification tolerance: one 10 m pixel, which turns pixel staircases into lines.
+DEFAULT_SIMPLIFY_M = 10.0
+
+#: Default processing block side in pixels (memory per block is a few tens of MB).
+DEFAULT_BLOCK_SIZE = 2048
+
+#: The smallest processing block side vectorizing accepts, in pixels.
+MIN_BLOCK_SIZE = 16
+
+#: Forward-pass arithmetic a prediction accepts (see :class:`geoseg.inference.Predictor`).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+#: Test-time augmentations: the flips (tensor dims) whose logits are averaged.
+TTA_MODES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "none": ((),),
+    "flips": ((), (-1,), (-2,), (-2, -1)),
+}
+
+
+@dataclass(frozen=True)
+class VectorizeOptions:
+    """How a class raster becomes polygons (see :mod:`geoseg.vectorize`).
+
+    Parameters
+    ----------
+    min_area_m2 : float
+        Regions smaller than this ground area are merged into their largest neighbour before
+        polygonizing; 0 keeps every pixel.
+    simplify_m : float
+        Coverage simplification tolerance in metres; 0 keeps the exact pixel outlines.
+    block_size : int
+        Side of the processing blocks, pixels (at least 16); bounds memory, not the result.
+    workers : int
+        Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on rasters of 16
+        megapixels or more, 1 stays in this process. The result does not depend on it.
+    dst_crs : str, CRS or None
+        Reproject the polygons to this CRS on purpose; ``None`` keeps the raster's CRS.
+
+    Raises
+    ------
+    ConfigError
+        If a value is out of range.
+    """
+
+    min_area_m2: float = DEFAULT_MIN_AREA_M2
+    simplify_m: float = DEFAULT_SIMPLIFY_M
+    block_size: int = DEFAULT_BLOCK_SIZE
+    workers: int = 0
+    dst_crs: str | CRS | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.min_area_m2) or self.min_area_m2 < 0:
+            raise ConfigError(
+                f"minimum area {self.min_area_m2} m2 must be >= 0 (0 turns sieving off)"
+            )
+        if not math.isfinite(self.simplify_m) or self.simplify_m < 0:
+            raise ConfigError(
+                f"simplify tolerance {self.simplify_m} m must be >= 0 (0 turns simplification off)"
+            )
+        if self.block_size < MIN_BLOCK_SIZE:
+            raise ConfigError(
+                f"block size {self.block_size} must be at least {MIN_BLOCK_SIZE} pixels"
+            )
+        if self.workers < 0:
+            raise ConfigError(f"vectorize workers {self.workers} must be >= 0 (0: automatic)")
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Settings of a prediction run (``None`` means the model card's recommendation).
+
+    The vectorisation settings are fields of their own (``min_area_m2``, ``simplify_m``,
+    ``dst_crs``, ``vectorize_workers``), checked as :class:`VectorizeOptions` checks them;
+    :meth:`vectorize_options` gathers them.
+
+    Parameters
+    ----------
+    bands : tuple of str, optional
+        Scene band (1-based index or description) for each model band, in model order.
+    tile_size, overlap : int, optional
+        Tile side and overlap in pixels of the model grid.
+    batch_size : int, optional
+        Tiles per forward pass; default: 1 on the CPU, as many as fit in free memory on CUDA.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    resample : bool
+        Resample scenes whose ground sample distance differs from the model's.
+    min_area_m2, simplify_m : float
+        Vectorisation: polygons smaller than this are merged into neighbours; simplification
+        tolerance in metres.
+    dst_crs : str, optional
+        Reproject polygons on purpose (never done silently).
+    prefetch : bool
+        Decode the next strip while the model runs (off only to measure what it gains).
+    compile : bool
+        ``torch.compile`` the network first (pays off on large scenes on a GPU).
+    vectorize_workers : int
+        Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on scenes of 16
+        megapixels or more. Results do not depend on it.
+    precision : {"auto", "fp32", "bf16"}
+        Forward-pass arithmetic: ``auto`` is bfloat16 where the device has it natively (CUDA,
+        CPUs with AVX512-BF16 or AMX), else float32.
+    radiometry : RadiometryRequest
+        What the user says about the scene's values (``--product``, ``--scale``, ``--offset``);
+        by default geoseg works it out from the data (:mod:`geoseg.radiometry`).
+    legend : str, optional
+        The classes to deliver: one of the model's legends (``full`` for its own classes);
+        default the model's default legend.
+    tta : {"none", "flips"}
+        Test-time augmentation (:class:`~geoseg.inference.Predictor`): ``flips`` averages four
+        mirrored predictions of every chip, at 4x the model's time.
+    smooth : int
+        Majority-filter window (odd, 3-15 pixels of the model grid) applied to the class map
+        before it is written and vectorized (:mod:`geoseg.smoothing`); 0: none. The confidence
+        raster stays the model's.
+
+    Raises
+    ------
+    ConfigError
+        If a value is out of range or not one of those listed.
+    """
+
+    bands: tuple[str, ...] | None = None
+    tile_size: int | None = None
+    overlap: int | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+    resample: bool = True
+    min_area_m2: float = DEFAULT_MIN_AREA_M2
+    simplify_m: float = DEFAULT_SIMPLIFY_M
+    dst_crs: str | None = None
+    prefetch: bool = True
+    compile: bool = False
+    vectorize_workers: int = 0
+    precision: str = "auto"
+    radiometry: RadiometryRequest = field(default_factory=RadiometryRequest)
+    legend: str | None = None
+    tta: str = "none"
+    smooth: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch size {self.batch_size} must be at least 1")
+        if self.tile_size is not None and self.tile_size < 8:
+            raise ConfigError(f"tile size {self.tile_size} must be at least 8")
+        if self.overlap is not None and self.overlap < 0:
+            raise ConfigError(f"overlap {self.overlap} must be >= 0")
+        self.vectorize_options()  # checks the vectorisation settings
+        if self.smooth:
+            from geoseg.smoothing import check_size  # numpy: only when smoothing is asked for
+
+            try:
+                check_size(self.smooth)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.tta not in TTA_MODES:
+            raise ConfigError(f"--tta {self.tta!r} is not one of {', '.join(TTA_MODES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+    def vectorize_options(self, block_size: int = DEFAULT_BLOCK_SIZE) -> VectorizeOptions:
+        """The run's vectorisation settings, with blocks of ``block_size`` pixels.
+
+        Raises
+        ------
+        ConfigError
+            If a vectorisation setting is out of range.
+        """
+        return VectorizeOptions(
+            min_area_m2=self.min_area_m2,
+            simplify_m=self.simplify_m,
+            block_size=block_size,
+            workers=self.vectorize_workers,
+            dst_crs=self.dst_crs,
+        )
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

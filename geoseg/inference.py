@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoseg.config import PRECISIONS, TTA_MODES
 from geoseg.core import NODATA as NODATA_CLASS
 from geoseg.errors import ConfigError, DeviceError
 from geoseg.memory import network_allocations
@@ -72,10 +73,6 @@ class Chips:
     valid: np.ndarray
 
 
-#: Forward-pass arithmetic :class:`Predictor` accepts.
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively (rather than emulating it slowly)."""
     if device.type == "cuda":
@@ -84,13 +81,6 @@ def native_bf16(device: torch.device) -> bool:
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     # private helpers of torch.cpu: absent in some builds, where float32 is the safe answer
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
-
-
-#: Test-time augmentations: the flips (tensor dims) whose logits are averaged.
-TTA_MODES: dict[str, tuple[tuple[int, ...], ...]] = {
-    "none": ((),),
-    "flips": ((), (-1,), (-2,), (-2, -1)),
-}
 
 
 class Predictor:

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rasterio.crs import CRS
 
 from geoseg.bands import BandMatch, resolve_bands
+from geoseg.config import DEFAULT_BLOCK_SIZE
+from geoseg.config import PredictOptions as PredictOptions  # re-exported: callers import it here
 from geoseg.errors import BandMappingError, ConfigError, EmptySceneError, InvalidSceneError
 from geoseg.inference import (
-    PRECISIONS,
-    TTA_MODES,
     Chips,
     Predictor,
     chip_shape,
@@ -55,20 +54,16 @@ from geoseg.normalization import InputTransform
 from geoseg.provenance import Provenance
 from geoseg.radiometry import (
     Radiometry,
-    RadiometryRequest,
     assume_from_sample,
     resolve_radiometry,
     to_model_level,
 )
 from geoseg.report import confidence_summary, report_paths, write_run_report
-from geoseg.smoothing import StreamingMajority, check_size
+from geoseg.smoothing import StreamingMajority
 from geoseg.stitching import core_patch, join_row
 from geoseg.streaming import WriteBehind, read_ahead
 from geoseg.tiling import Span, Tile, TilePlan, plan_tiles
 from geoseg.vectorize import (
-    DEFAULT_BLOCK_SIZE,
-    DEFAULT_MIN_AREA_M2,
-    DEFAULT_SIMPLIFY_M,
     VectorizeResult,
     parse_crs,
     vectorize_blocks,
@@ -89,94 +84,6 @@ ProgressCallback = Callable[[int, int], None]
 # upsample by more than MAX_UPSAMPLING per side (finer pixels than that add cost, not information).
 GSD_TOLERANCE = 1.25
 MAX_UPSAMPLING = 4.0
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """Settings of a prediction run (``None`` means the model card's recommendation).
-
-    Parameters
-    ----------
-    bands : tuple of str, optional
-        Scene band (1-based index or description) for each model band, in model order.
-    tile_size, overlap : int, optional
-        Tile side and overlap in pixels of the model grid.
-    batch_size : int, optional
-        Tiles per forward pass; default: 1 on the CPU, as many as fit in free memory on CUDA.
-    device : str
-        ``auto``, ``cpu`` or ``cuda``.
-    resample : bool
-        Resample scenes whose ground sample distance differs from the model's.
-    min_area_m2, simplify_m : float
-        Vectorisation: polygons smaller than this are merged into neighbours; simplification
-        tolerance in metres.
-    dst_crs : str, optional
-        Reproject polygons on purpose (never done silently).
-    prefetch : bool
-        Decode the next strip while the model runs (off only to measure what it gains).
-    compile : bool
-        ``torch.compile`` the network first (pays off on large scenes on a GPU).
-    vectorize_workers : int
-        Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on scenes of 16
-        megapixels or more. Results do not depend on it.
-    precision : {"auto", "fp32", "bf16"}
-        Forward-pass arithmetic: ``auto`` is bfloat16 where the device has it natively (CUDA,
-        CPUs with AVX512-BF16 or AMX), else float32.
-    radiometry : RadiometryRequest
-        What the user says about the scene's values (``--product``, ``--scale``, ``--offset``);
-        by default geoseg works it out from the data (:mod:`geoseg.radiometry`).
-    legend : str, optional
-        The classes to deliver: one of the model's legends (``full`` for its own classes);
-        default the model's default legend.
-    tta : {"none", "flips"}
-        Test-time augmentation (:class:`~geoseg.inference.Predictor`): ``flips`` averages four
-        mirrored predictions of every chip, at 4x the model's time.
-    smooth : int
-        Majority-filter window (odd, 3-15 pixels of the model grid) applied to the class map
-        before it is written and vectorized (:mod:`geoseg.smoothing`); 0: none. The confidence
-        raster stays the model's.
-    """
-
-    bands: tuple[str, ...] | None = None
-    tile_size: int | None = None
-    overlap: int | None = None
-    batch_size: int | None = None
-    device: str = "auto"
-    resample: bool = True
-    min_area_m2: float = DEFAULT_MIN_AREA_M2
-    simplify_m: float = DEFAULT_SIMPLIFY_M
-    dst_crs: str | None = None
-    prefetch: bool = True
-    compile: bool = False
-    vectorize_workers: int = 0
-    precision: str = "auto"
-    radiometry: RadiometryRequest = field(default_factory=RadiometryRequest)
-    legend: str | None = None
-    tta: str = "none"
-    smooth: int = 0
-
-    def __post_init__(self) -> None:
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch size {self.batch_size} must be at least 1")
-        if self.tile_size is not None and self.tile_size < 8:
-            raise ConfigError(f"tile size {self.tile_size} must be at least 8")
-        if self.overlap is not None and self.overlap < 0:
-            raise ConfigError(f"overlap {self.overlap} must be >= 0")
-        if self.min_area_m2 < 0:
-            raise ConfigError(f"min area {self.min_area_m2} must be >= 0")
-        if self.simplify_m < 0:
-            raise ConfigError(f"simplify tolerance {self.simplify_m} must be >= 0")
-        if self.smooth:
-            try:
-                check_size(self.smooth)
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-        if self.tta not in TTA_MODES:
-            raise ConfigError(f"--tta {self.tta!r} is not one of {', '.join(TTA_MODES)}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        if self.vectorize_workers < 0:
-            raise ConfigError(f"vectorize workers {self.vectorize_workers} must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -546,7 +453,7 @@ def predict(
     )
     anchor = raster_path or out_path
     assert anchor is not None  # guaranteed by the check above
-    dst_crs = parse_crs(options.dst_crs)  # a bad CRS fails now, not after inference
+    parse_crs(options.dst_crs)  # a bad CRS fails now, not after inference
     temporaries: list[Path] = []
     try:
         with contextlib.ExitStack() as stack:
@@ -555,9 +462,7 @@ def predict(
                 # the layer is built as a GeoPackage whatever the format asked for
                 gpkg_tmp = temporary_sibling(out_path.with_suffix(".gpkg"), "gpkg")
                 temporaries.append(gpkg_tmp)
-            vectorizer = _background_vectorizer(
-                run, gpkg_tmp, options, provenance, dst_crs, str(scene_path)
-            )
+            vectorizer = _background_vectorizer(run, gpkg_tmp, options, provenance, str(scene_path))
             if vectorizer is not None:
                 stack.enter_context(vectorizer)
             classes_tmp = temporary_sibling(anchor, "classes")
@@ -710,7 +615,6 @@ def _background_vectorizer(
     gpkg: Path | None,
     options: PredictOptions,
     provenance: Provenance,
-    dst_crs: CRS | None,
     source: str,
 ) -> BackgroundVectorizer[VectorizeResult] | None:
     """A vectorizer writing ``gpkg`` from the class rows while the model runs, where it applies.
@@ -723,6 +627,7 @@ def _background_vectorizer(
     if gpkg is None or run.grid != scene_grid(run.scene) or workers < 2:
         return None
     classes = run.classes
+    settings = dataclasses.replace(options.vectorize_options(VECTORIZE_BLOCK_SIZE), workers=workers)
 
     def vectorize(read: BlockReader) -> VectorizeResult:
         return vectorize_blocks(
@@ -737,13 +642,9 @@ def _background_vectorizer(
             source=source,
             colormap=None,
             provenance=provenance,
-            min_area_m2=options.min_area_m2,
-            simplify_m=options.simplify_m,
-            block_size=VECTORIZE_BLOCK_SIZE,
-            dst_crs=dst_crs,
+            options=settings,
             overwrite=True,
             started=time.perf_counter(),
-            workers=workers,
             background=True,
             fields=run.fields(),
         )
@@ -948,13 +849,9 @@ def _vectorize(
         classes_path,
         gpkg_path,
         classes=run.classes,
-        min_area_m2=options.min_area_m2,
-        simplify_m=options.simplify_m,
-        dst_crs=options.dst_crs,
         overwrite=True,
         provenance=provenance,
-        block_size=VECTORIZE_BLOCK_SIZE,
-        workers=options.vectorize_workers,
         source=source,
         fields=run.fields(),
+        options=options.vectorize_options(VECTORIZE_BLOCK_SIZE),
     )

@@ -9,11 +9,13 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: Notebooks that need the real scenes of ../shared/data.
+REAL_DATA = {"train_your_own.ipynb", "review_loop.ipynb"}
 
 
-@pytest.mark.parametrize("name", ["quickstart.ipynb", "train_your_own.ipynb"])
+@pytest.mark.parametrize("name", ["quickstart.ipynb", "train_your_own.ipynb", "review_loop.ipynb"])
 def test_notebook_executes(name: str, request: pytest.FixtureRequest) -> None:
-    if name == "train_your_own.ipynb":
+    if name in REAL_DATA:
         request.getfixturevalue("shared_data")  # skips, with the reason, without ../shared/data
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(

@@ -25,11 +25,11 @@ from geoseg.batch.plan import (
 )
 from geoseg.batch.report import BatchReport, SceneReport, _scene_report, _write_reports
 from geoseg.batch.worker import SceneOutcome
+from geoseg.config import PredictOptions
 from geoseg.errors import BatchError
 from geoseg.io.archive import SceneSource, list_scenes
 from geoseg.io.batch_outputs import remove_stale_temporaries
 from geoseg.io.manifest import MANIFEST_NAME, Manifest, RunRecord, exclusive_folder
-from geoseg.pipeline import PredictOptions
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import Any
 from geoseg import __version__
 from geoseg.batch.report import SceneReport, _scene_report
 from geoseg.batch.worker import SceneTask
+from geoseg.config import PredictOptions
 from geoseg.core import first_line
 from geoseg.errors import BatchError
 from geoseg.io.archive import BatchInput, SceneSource, content_sha256, file_sha256, fingerprint
 from geoseg.io.manifest import Manifest, work_key
-from geoseg.pipeline import PredictOptions
 
 __all__ = ["result_parameters"]
 

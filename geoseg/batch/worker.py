@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from geoseg.config import PredictOptions
 from geoseg.core import first_line
 from geoseg.errors import BatchError, GeosegError
 from geoseg.io.batch_outputs import class_areas
-from geoseg.pipeline import PredictOptions
 
 if TYPE_CHECKING:
     from geoseg.models.loading import LoadedModel

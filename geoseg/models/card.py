@@ -235,12 +235,14 @@ class ModelCard:
     def describe(self, meanings: Mapping[str, str] | None = None) -> str:
         """A readable card: inputs, classes and what they mean, training data, held-out figures.
 
+        This is the text ``geoseg info`` prints (less the model file's checksum).
+
         Parameters
         ----------
         meanings : mapping, optional
-            What each class name means on the ground.
+            What each class name means on the ground; default :data:`CLASS_MEANINGS`.
         """
-        meanings = meanings or {}
+        meanings = CLASS_MEANINGS if meanings is None else meanings
         norm = self.normalization
         lines = [self.name, ""]
         if self.description:
@@ -354,6 +356,23 @@ class ModelCard:
         data.update(changes)
         return ModelCard.from_dict(data)
 
+
+#: What each class means on the ground (Dynamic World's definitions, shortened).
+CLASS_MEANINGS: dict[str, str] = {
+    "water": "open water all year: sea, lakes, rivers, reservoirs",
+    "trees": "closed or dense tree cover, natural or planted, 3 m or taller",
+    "grass": "open grass, pasture, parks and grassland with little tree or shrub cover",
+    "flooded_vegetation": "vegetation flooded for much of the year: marsh, mangrove, rice",
+    "crops": "planted and harvested crops, row crops, cereals, ploughed fields",
+    "shrub_and_scrub": "shrubland, scrub and sparse trees on bare ground, savannah",
+    "built": "built-up surfaces: buildings, roads, paved and industrial areas",
+    "bare": "rock, sand, soil, quarries and deserts with little vegetation",
+    "snow_and_ice": "snow and ice (also clouds and thick haze the model mistakes for them)",
+    "urban": "built: buildings, roads, paved and industrial areas",
+    "forest": "trees: closed or dense tree cover",
+    "farmland": "crops and grass (pasture, grassland, parks)",
+    "other": "shrub and scrub, bare ground, flooded vegetation, snow and ice",
+}
 
 # The five land-cover classes of the embedded models, in logit order. Colours follow common
 # land-cover map conventions (built red, water blue, forest dark green, cropland tan, other grey).

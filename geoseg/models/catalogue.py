@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from geoseg.models.card import CLASS_MEANINGS as CLASS_MEANINGS  # re-exported
 from geoseg.models.card import LANDCOVER_CLASSES, ClassInfo, Legend, ModelCard, Normalization
 
 #: Dynamic World v1 classes in logit order, with the palette Dynamic World publishes.
@@ -25,23 +26,6 @@ DYNAMIC_WORLD_CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(7, "bare", "#a59b8f"),
     ClassInfo(8, "snow_and_ice", "#b39fe1"),
 )
-
-#: What each class means on the ground (Dynamic World's definitions, shortened).
-CLASS_MEANINGS: dict[str, str] = {
-    "water": "open water all year: sea, lakes, rivers, reservoirs",
-    "trees": "closed or dense tree cover, natural or planted, 3 m or taller",
-    "grass": "open grass, pasture, parks and grassland with little tree or shrub cover",
-    "flooded_vegetation": "vegetation flooded for much of the year: marsh, mangrove, rice",
-    "crops": "planted and harvested crops, row crops, cereals, ploughed fields",
-    "shrub_and_scrub": "shrubland, scrub and sparse trees on bare ground, savannah",
-    "built": "built-up surfaces: buildings, roads, paved and industrial areas",
-    "bare": "rock, sand, soil, quarries and deserts with little vegetation",
-    "snow_and_ice": "snow and ice (also clouds and thick haze the model mistakes for them)",
-    "urban": "built: buildings, roads, paved and industrial areas",
-    "forest": "trees: closed or dense tree cover",
-    "farmland": "crops and grass (pasture, grassland, parks)",
-    "other": "shrub and scrub, bare ground, flooded vegetation, snow and ice",
-}
 
 #: geoseg's five-class view of Dynamic World's nine classes (grass joins crops as farmland).
 LANDCOVER_VIEW = Legend(

@@ -32,19 +32,24 @@ Geometry stays in the raster's CRS unless ``dst_crs`` asks for a reprojection.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
+from geoseg.config import DEFAULT_BLOCK_SIZE as DEFAULT_BLOCK_SIZE
+from geoseg.config import DEFAULT_MIN_AREA_M2 as DEFAULT_MIN_AREA_M2
+from geoseg.config import DEFAULT_SIMPLIFY_M as DEFAULT_SIMPLIFY_M
+from geoseg.config import VectorizeOptions
 from geoseg.core import LAYER, NODATA
-from geoseg.errors import VectorizeError
+from geoseg.errors import ConfigError, VectorizeError
 from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
 from geoseg.io.class_raster import BlockReader, block_reader, open_class_raster
 from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
@@ -89,6 +94,7 @@ __all__ = [
     "MAX_HALO",
     "Polygons",
     "ProgressCallback",
+    "VectorizeOptions",
     "VectorizeResult",
     "array_reader",
     "crs_label",
@@ -113,31 +119,23 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Default minimum mapping unit: 0.25 ha, 25 Sentinel-2 pixels (Urban Atlas uses the same MMU).
-DEFAULT_MIN_AREA_M2 = 2500.0
-
-#: Default simplification tolerance: one 10 m pixel, which turns pixel staircases into lines.
-DEFAULT_SIMPLIFY_M = 10.0
-
-#: Default processing block side in pixels (memory per block is a few tens of MB).
-DEFAULT_BLOCK_SIZE = 2048
-
 
 def vectorize_raster(
     raster_path: str | PathLike[str],
     out_path: str | PathLike[str],
     *,
     classes: Sequence[ClassInfo] | str | PathLike[str] | None = None,
-    min_area_m2: float = DEFAULT_MIN_AREA_M2,
-    simplify_m: float = DEFAULT_SIMPLIFY_M,
+    min_area_m2: float | None = None,
+    simplify_m: float | None = None,
     dst_crs: str | CRS | None = None,
     overwrite: bool = False,
     provenance: Provenance | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int | None = None,
     progress: ProgressCallback | None = None,
-    workers: int = 0,
+    workers: int | None = None,
     source: str | None = None,
     fields: Mapping[str, str] | None = None,
+    options: VectorizeOptions | None = None,
 ) -> VectorizeResult:
     """Vectorize a class raster into a styled GeoPackage layer ``landcover``.
 
@@ -151,31 +149,37 @@ def vectorize_raster(
         Class names and colours. ``None`` takes them from the raster (its ``GEOSEG_CLASSES`` tag,
         else GDAL category names, else generic names coloured by its colour table). A sequence
         or a YAML/JSON classes file must name every value found in the raster.
-    min_area_m2 : float
+    min_area_m2 : float, optional
         Regions smaller than this ground area are merged into their largest neighbour before
-        polygonizing; 0 keeps every pixel.
-    simplify_m : float
+        polygonizing; 0 keeps every pixel. Default: ``options``' (:data:`DEFAULT_MIN_AREA_M2`).
+    simplify_m : float, optional
         Coverage simplification tolerance in metres; 0 keeps the exact pixel outlines.
+        Default: ``options``' (:data:`DEFAULT_SIMPLIFY_M`).
     dst_crs : str, CRS or None
-        Reproject the polygons to this CRS on purpose; ``None`` keeps the raster's CRS.
+        Reproject the polygons to this CRS on purpose; ``None``: as ``options`` says, by default
+        the raster's CRS.
     overwrite : bool
         Replace an existing ``out_path``.
     provenance : Provenance or None
         Provenance of the run (model, input ...); the vectorize settings are added to it. When
         ``None``, the raster's own ``GEOSEG_PROVENANCE`` tag is used if present.
-    block_size : int
+    block_size : int, optional
         Side of the processing blocks, pixels; bounds memory, not the result's topology.
+        Default: ``options``' (:data:`DEFAULT_BLOCK_SIZE`).
     progress : callable or None
         Called with the fraction of blocks done (0-1).
-    workers : int
+    workers : int, optional
         Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on rasters of 16
         megapixels or more, 1 stays in this process. The result does not depend on it.
+        Default: ``options``' (0).
     source : str, optional
         What the layer says it was made from (default: the raster); ``predict`` names the
         scene, not its temporary class raster.
     fields : Mapping[str, str], optional
         Text fields with one value for every polygon (``predict`` adds ``source_scene`` and
         ``acquired``).
+    options : VectorizeOptions, optional
+        All the settings above at once; a setting also given on its own replaces its value.
 
     Returns
     -------
@@ -191,7 +195,14 @@ def vectorize_raster(
         If ``out_path`` exists without ``overwrite`` or cannot be written.
     """
     start = time.perf_counter()
-    _check_parameters(min_area_m2, simplify_m, block_size)
+    settings = _settings(
+        options,
+        min_area_m2=min_area_m2,
+        simplify_m=simplify_m,
+        block_size=block_size,
+        workers=workers,
+        dst_crs=dst_crs,
+    )
     out = Path(out_path)
     check_vector_format(out)
     if out.suffix.lower() != ".gpkg":
@@ -205,15 +216,11 @@ def vectorize_raster(
                 raster_path,
                 gpkg,
                 classes=classes,
-                min_area_m2=min_area_m2,
-                simplify_m=simplify_m,
-                dst_crs=dst_crs,
                 provenance=provenance,
-                block_size=block_size,
                 progress=progress,
-                workers=workers,
                 source=source or str(raster_path),
                 fields=fields,
+                options=settings,
             )
             exported = export_layer(gpkg, out)
             for tmp, final in exported:
@@ -223,7 +230,7 @@ def vectorize_raster(
                 remove_with_sidecars(leftover)
         return result
     check_output_path(out, overwrite)
-    target_crs = parse_crs(dst_crs)
+    settings = dataclasses.replace(settings, dst_crs=parse_crs(settings.dst_crs))  # fails early
     raster = open_class_raster(raster_path)
     own = raster.classes
     if classes is None and own is None:
@@ -247,14 +254,10 @@ def vectorize_raster(
             source=source or raster.path,
             colormap=raster.colormap,
             provenance=resolve_provenance(provenance, raster.provenance, source or raster.path),
-            min_area_m2=min_area_m2,
-            simplify_m=simplify_m,
-            block_size=block_size,
-            dst_crs=target_crs,
+            options=settings,
             overwrite=overwrite,
             started=start,
             progress=progress,
-            workers=workers,
             fields=fields,
         )
 
@@ -272,14 +275,10 @@ def vectorize_blocks(
     source: str,
     colormap: Mapping[int, tuple[int, int, int]] | None,
     provenance: Provenance,
-    min_area_m2: float,
-    simplify_m: float,
-    block_size: int,
-    dst_crs: CRS | None,
+    options: VectorizeOptions,
     overwrite: bool,
     started: float,
     progress: ProgressCallback | None = None,
-    workers: int = 1,
     background: bool = False,
     fields: Mapping[str, str] | None = None,
 ) -> VectorizeResult:
@@ -295,9 +294,12 @@ def vectorize_blocks(
         The blocks and the raster's grid, as for :func:`polygon_batches`.
     out : Path
         GeoPackage to write (atomically).
-    classes, source, colormap, provenance, dst_crs, overwrite, started, fields
+    options : VectorizeOptions
+        The settings: ``dst_crs`` as for :func:`write_polygons`, the others as for
+        :func:`polygon_batches` (``workers`` 0 is auto here too).
+    classes, source, colormap, provenance, overwrite, started, fields
         As for :func:`write_polygons`.
-    allowed_ids, min_area_m2, simplify_m, block_size, progress, workers, background
+    allowed_ids, progress, background
         As for :func:`polygon_batches`.
 
     Returns
@@ -310,12 +312,12 @@ def vectorize_blocks(
         height,
         transform,
         crs,
-        min_area_m2=min_area_m2,
-        simplify_m=simplify_m,
-        block_size=block_size,
+        min_area_m2=options.min_area_m2,
+        simplify_m=options.simplify_m,
+        block_size=options.block_size,
         allowed_ids=allowed_ids,
         progress=progress,
-        workers=workers,
+        workers=options.workers,
         background=background,
     )
     return write_polygons(
@@ -326,7 +328,7 @@ def vectorize_blocks(
         source=source,
         colormap=colormap,
         provenance=provenance,
-        dst_crs=dst_crs,
+        dst_crs=parse_crs(options.dst_crs),
         overwrite=overwrite,
         started=started,
         fields=fields,
@@ -364,7 +366,14 @@ def vectorize_array(
     Polygons
         Polygons in ``crs`` with class ids and ground areas.
     """
-    _check_parameters(min_area_m2, simplify_m, block_size)
+    settings = _settings(
+        None,
+        min_area_m2=min_area_m2,
+        simplify_m=simplify_m,
+        block_size=block_size,
+        workers=workers,
+        dst_crs=None,
+    )
     if labels.ndim != 2:
         raise VectorizeError(f"labels must be 2-D, got shape {labels.shape}")
     return join_batches(
@@ -374,20 +383,40 @@ def vectorize_array(
             labels.shape[0],
             transform,
             parse_crs(crs) or CRS.from_user_input(crs),
-            min_area_m2=min_area_m2,
-            simplify_m=simplify_m,
-            block_size=block_size,
-            workers=workers,
+            min_area_m2=settings.min_area_m2,
+            simplify_m=settings.simplify_m,
+            block_size=settings.block_size,
+            workers=settings.workers,
         )
     )
 
 
-def _check_parameters(min_area_m2: float, simplify_m: float, block_size: int) -> None:
-    if not math.isfinite(min_area_m2) or min_area_m2 < 0:
-        raise VectorizeError(f"minimum area {min_area_m2} m2 must be >= 0 (0 turns sieving off)")
-    if not math.isfinite(simplify_m) or simplify_m < 0:
-        raise VectorizeError(
-            f"simplify tolerance {simplify_m} m must be >= 0 (0 turns simplification off)"
+def _settings(
+    options: VectorizeOptions | None,
+    *,
+    min_area_m2: float | None,
+    simplify_m: float | None,
+    block_size: int | None,
+    workers: int | None,
+    dst_crs: str | CRS | None,
+) -> VectorizeOptions:
+    """``options`` (default: the defaults) with the settings given on their own put in.
+
+    Raises
+    ------
+    VectorizeError
+        If a setting is out of range, with :class:`VectorizeOptions`' message.
+    """
+    given: dict[str, Any] = {
+        "min_area_m2": min_area_m2,
+        "simplify_m": simplify_m,
+        "block_size": block_size,
+        "workers": workers,
+        "dst_crs": dst_crs,
+    }
+    try:
+        return dataclasses.replace(
+            options or VectorizeOptions(), **{k: v for k, v in given.items() if v is not None}
         )
-    if block_size < 16:
-        raise VectorizeError(f"block size {block_size} must be at least 16 pixels")
+    except ConfigError as exc:
+        raise VectorizeError(str(exc)) from exc
