@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from conftest import S2_BANDS, UTM_TRANSFORM, write_raster
 from shapely.geometry import box
 
@@ -309,3 +310,21 @@ def pyogrio_fids(path: Path) -> list[int]:
     import pyogrio
 
     return pyogrio.read_dataframe(path, layer="landcover", fid_as_index=True).index.tolist()
+
+
+def test_a_resampled_scene_keeps_what_its_file_says_about_its_values(
+    labels: Path, tmp_path: Path
+) -> None:
+    # a 30 m Landsat C2 Level-2 scene trained at 10 m: the product is known from the file's name,
+    # which the resampled copy in the work folder does not carry; reflectance must not change
+    rng = np.random.default_rng(1)
+    data = rng.integers(8000, 20000, size=(6, H, W), dtype=np.uint16)
+    thirty = Affine(30, 0, 400000, 0, -30, 4000000)
+    name = "LC08_L2SP_017051_20151205_20200908_02_T1_SR.tif"
+    scene = write_raster(tmp_path / name, data, descriptions=S2_BANDS, transform=thirty)
+    spec = SceneConfig(name="l8", image=str(scene), labels=str(labels))
+    prepared = prepare_scene(spec, S2_BANDS, LANDCOVER_CLASSES, tmp_path / "work", gsd=10.0)
+    assert "L2SP by its file name" in prepared.radiometry.source
+    assert prepared.image.shape == (6, 3 * H, 3 * W)
+    raw = np.repeat(np.repeat(data.astype(np.float32), 3, axis=1), 3, axis=2)
+    np.testing.assert_allclose(prepared.image, raw * 2.75e-5 - 0.2, rtol=1e-5, atol=1e-6)

@@ -295,6 +295,9 @@ def prepare_scene(
             stack_bands([(resolve(p), 1) for p in scene.band_files], image_path, stack_bands_of)
     else:
         image_path = resolve(scene.image)
+    # what the values are is read from the file as given (its name, tags and the metadata files
+    # beside it, such as a Landsat MTL), never from the resampled copy, which has none of them:
+    # training and prediction turn the same scene into the same reflectance
     info = open_scene(image_path)
     if gsd is not None and not 0.8 <= gsd / info.gsd <= 1.25:
         resampled = work_dir / f"{scene.name}-{gsd:g}m.tif"
@@ -303,7 +306,6 @@ def prepare_scene(
             log.info("resampling %s from %.3g m to %g m pixels", scene.name, info.gsd, gsd)
             resample_raster(image_path, resampled, gsd / info.gsd)
         image_path = resampled
-        info = open_scene(image_path)
     requested = scene.bands or None
     if scene.band_files and teacher is None:
         requested = tuple(str(i + 1) for i in range(len(model_bands)))
