@@ -23,6 +23,7 @@ import numpy as np
 
 from geoseg.bands import resolve_bands
 from geoseg.errors import ConfigError, LabelError, ModelError
+from geoseg.io.array_cache import file_identity, read_array_cache, write_array_cache
 from geoseg.io.labels import (
     IGNORE,
     ImageGrid,
@@ -328,8 +329,8 @@ def prepare_scene(
     soft = None
     teacher_sample = None
     if teacher is not None:
-        soft, teacher_valid, teacher_sample = _teacher_targets(
-            teacher, image_path, info, scene, classes
+        soft, teacher_valid, teacher_sample = _cached_teacher_targets(
+            teacher, image_path, info, scene, classes, work_dir
         )
         valid &= teacher_valid
     if scene.labels:
@@ -376,6 +377,34 @@ def _reflectance(raw: np.ndarray, radiometry: Radiometry) -> np.ndarray:
     offset = np.asarray(radiometry.offset, dtype=np.float32).reshape(-1, 1, 1)
     out: np.ndarray = raw.astype(np.float32) * scale + offset
     return out
+
+
+def _cached_teacher_targets(
+    teacher: LoadedModel,
+    image_path: Path,
+    info: Any,
+    scene: SceneConfig,
+    classes: Sequence[ClassInfo],
+    work_dir: Path,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_teacher_targets`, kept in ``work_dir`` for the next run of the same recipe.
+
+    The cache is valid for the same teacher file, image file and radiometric settings only.
+    """
+    key = {
+        "teacher": teacher.sha256,
+        "image": file_identity(image_path),
+        "radiometry": repr(scene.radiometry()),
+        "classes": [c.name for c in classes],
+    }
+    cache = work_dir / f"{scene.name}-teacher.npz"
+    cached = read_array_cache(cache, key)
+    if cached is not None:
+        log.info("teacher targets of %s from %s", scene.name, cache)
+        return cached["soft"], cached["valid"], cached["sample"]
+    soft, valid, sample = _teacher_targets(teacher, image_path, info, scene, classes)
+    write_array_cache(cache, key, {"soft": soft, "valid": valid, "sample": sample})
+    return soft, valid, sample
 
 
 def _teacher_targets(
