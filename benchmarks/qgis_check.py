@@ -6,7 +6,7 @@ headless::
     QT_QPA_PLATFORM=offscreen /usr/bin/python3 benchmarks/qgis_check.py OUT.gpkg OUT.png \
         [xmin,ymin,xmax,ymax]
 
-Prints the layer's renderer and its categories (value, label, colour), counts features whose
+Prints the layer's renderer and its categories (value, label, color), counts features whose
 geometry GEOS finds invalid, and renders the layer with its default style to a PNG.
 """
 
@@ -43,8 +43,8 @@ def main(argv: list[str]) -> int:
         )
         if categorized:
             for category in renderer.categories():
-                colour = category.symbol().color().name()
-                print(f"  {category.value()!s:>4} {category.label():<28} {colour}")
+                color = category.symbol().color().name()
+                print(f"  {category.value()!s:>4} {category.label():<28} {color}")
         invalid = sum(1 for f in layer.getFeatures() if not f.geometry().isGeosValid())
         print(f"invalid geometries {invalid}")
         extent = layer.extent()

@@ -1,6 +1,6 @@
 """A model file with random weights, for speed and memory benchmarks only (never for maps).
 
-It carries the default model's card (bands, normalisation, classes) with another architecture, so
+It carries the default model's card (bands, normalization, classes) with another architecture, so
 the pipeline treats it exactly like an embedded model.
 
 Usage::

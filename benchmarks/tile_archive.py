@@ -4,7 +4,7 @@ Cuts a scene into ``--grid`` x ``--grid`` GeoTIFFs (as tile archives hold scenes
 scene's metadata, as a tiler copies it), predicts the whole scene and every tile file with the same
 model, and prints the share of pixels that get the same class. Pixels within ``--margin`` pixels of
 a tile file's edge are left out: there a file has less context than the whole scene, whatever the
-normalisation (the embedded models see about 22 px around a pixel).
+normalization (the embedded models see about 22 px around a pixel).
 
     .venv/bin/python benchmarks/scenes.py stack --out /tmp/bench/virginia_stack.tif
     .venv/bin/python benchmarks/tile_archive.py /tmp/bench/virginia_stack.tif

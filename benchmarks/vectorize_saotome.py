@@ -24,7 +24,7 @@ from pathlib import Path
 from geoseg.models.card import ClassInfo
 from geoseg.vectorize import DEFAULT_BLOCK_SIZE, DEFAULT_MIN_AREA_M2, DEFAULT_SIMPLIFY_M
 
-# The WorldCover legend with its official colours; values are used as class ids directly.
+# The WorldCover legend with its official colors; values are used as class ids directly.
 WORLDCOVER_CLASSES = (
     ClassInfo(10, "Tree cover", "#006400"),
     ClassInfo(20, "Shrubland", "#ffbb22"),

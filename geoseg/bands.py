@@ -3,7 +3,7 @@
 Models name their bands with STAC ``eo:common_name`` values (the three Sentinel-2 red-edge bands
 B05-B07 are ``rededge1``-``rededge3``, so they cannot be confused). Scenes name theirs in band
 descriptions (common names, sensor band ids such as Sentinel-2's ``B04``, or both, as in
-``red_B4``) or, for photographs, in GDAL's colour interpretation (red, green, blue). A bare band id
+``red_B4``) or, for photographs, in GDAL's color interpretation (red, green, blue). A bare band id
 is read in the sensor's own numbering: ``B5`` is nir on Landsat 8/9, rededge1 on Sentinel-2.
 
 A scene whose bands are not named is refused, not guessed: the same three bands in another order
@@ -89,17 +89,17 @@ _ALIASES = {
 }
 
 
-def normalise_band_name(description: str, sensor: str | None = None) -> str:
+def normalize_band_name(description: str, sensor: str | None = None) -> str:
     """Map a band description to a STAC common name where one is recognised.
 
     A common name anywhere in the description wins (``"nir_B5"`` is nir); otherwise a band id is
     read in ``sensor``'s numbering (``sentinel2`` by default, ``landsat-oli``, ``landsat-tm``).
 
-    >>> normalise_band_name("B04"), normalise_band_name("Red"), normalise_band_name("SWIR1")
+    >>> normalize_band_name("B04"), normalize_band_name("Red"), normalize_band_name("SWIR1")
     ('red', 'red', 'swir16')
-    >>> normalise_band_name("swir1_B6"), normalise_band_name("B5")
+    >>> normalize_band_name("swir1_B6"), normalize_band_name("B5")
     ('swir16', 'rededge1')
-    >>> normalise_band_name("B5", "landsat-oli")
+    >>> normalize_band_name("B5", "landsat-oli")
     'nir'
     """
     text = description.strip().lower()
@@ -125,7 +125,7 @@ class BandMatch:
     indexes : tuple of int
         1-based scene bands, in model order.
     how : str
-        ``"names"`` (band descriptions), ``"colours"`` (colour interpretation) or ``"--bands"``.
+        ``"names"`` (band descriptions), ``"colours"`` (color interpretation) or ``"--bands"``.
     """
 
     indexes: tuple[int, ...]
@@ -148,10 +148,10 @@ def scene_band_names(
     """The common name of each scene band, and where the names came from.
 
     Band descriptions come first; where no band has one, a product's fixed order (NAIP), else
-    GDAL's colour interpretation names red, green and blue bands.
+    GDAL's color interpretation names red, green and blue bands.
     """
     if any(descriptions):
-        names = tuple(normalise_band_name(d, sensor) if d else None for d in descriptions)
+        names = tuple(normalize_band_name(d, sensor) if d else None for d in descriptions)
         return names, "names"
     if sensor == "naip" and len(descriptions) in (3, 4):
         # NAIP is delivered red, green, blue (and near infrared since 2007), unnamed
@@ -179,9 +179,9 @@ def resolve_bands(
     requested : tuple of str, optional
         The user's ``--bands``: 1-based indexes or band descriptions, one per model band.
     colors : tuple of str
-        The scene's colour interpretation per band (``red``, ``gray`` ...).
+        The scene's color interpretation per band (``red``, ``gray`` ...).
     sensor : str, optional
-        How to read bare band ids (see :func:`normalise_band_name`).
+        How to read bare band ids (see :func:`normalize_band_name`).
 
     Returns
     -------
@@ -231,9 +231,9 @@ def _resolve_one(item: str, descriptions: tuple[str | None, ...], sensor: str | 
     exact = [i + 1 for i, d in enumerate(descriptions) if d and d.strip().lower() == text.lower()]
     if exact:
         return exact[0]
-    wanted = normalise_band_name(text, sensor)
+    wanted = normalize_band_name(text, sensor)
     named = [
-        i + 1 for i, d in enumerate(descriptions) if d and normalise_band_name(d, sensor) == wanted
+        i + 1 for i, d in enumerate(descriptions) if d and normalize_band_name(d, sensor) == wanted
     ]
     if named:
         return named[0]

@@ -30,7 +30,7 @@ from geoseg.errors import GeosegError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-log = logging.getLogger("geoseg")
+log = logging.getLogger(__name__)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

@@ -30,7 +30,7 @@ PROVENANCE_TAG = "GEOSEG_PROVENANCE"
 #: The GeoPackage layer of the land-cover polygons.
 LAYER = "landcover"
 
-_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 def first_line(exc: BaseException) -> str:
@@ -50,7 +50,7 @@ class ClassInfo:
     name : str
         Human-readable class name, e.g. ``"water"``.
     color : str
-        ``#rrggbb`` colour used by the raster colour table and the QGIS style.
+        ``#rrggbb`` color used by the raster color table and the QGIS style.
     """
 
     id: int
@@ -60,10 +60,10 @@ class ClassInfo:
     def __post_init__(self) -> None:
         if not 0 <= self.id < NODATA:
             raise ModelError(f"class id {self.id} is outside 0-254 (255 is reserved for nodata)")
-        if not _HEX_COLOUR.match(self.color):
-            raise ModelError(f"class {self.name!r} colour {self.color!r} is not '#rrggbb'")
+        if not _HEX_COLOR.match(self.color):
+            raise ModelError(f"class {self.name!r} color {self.color!r} is not '#rrggbb'")
 
     @property
     def rgb(self) -> tuple[int, int, int]:
-        """The colour as an ``(r, g, b)`` tuple of 0-255 integers."""
+        """The color as an ``(r, g, b)`` tuple of 0-255 integers."""
         return (int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16))

@@ -1,8 +1,8 @@
-"""Running a model on chips: normalise, pad, batch, forward on the device, argmax.
+"""Running a model on chips: normalize, pad, batch, forward on the device, argmax.
 
-Raw integer chips go to the device as they are and are normalised there (half the bytes of float32
+Raw integer chips go to the device as they are and are normalized there (half the bytes of float32
 for uint16 input); only the uint8 class map comes back. Invalid pixels (nodata, padding) are set to
-0 after normalisation, the same value convolutions pad with at the scene edge, and come back as
+0 after normalization, the same value convolutions pad with at the scene edge, and come back as
 :data:`NODATA_CLASS`.
 """
 
@@ -84,7 +84,7 @@ def native_bf16(device: torch.device) -> bool:
 
 
 class Predictor:
-    """Apply one model with one scene's normalisation to batches of chips.
+    """Apply one model with one scene's normalization to batches of chips.
 
     Parameters
     ----------
@@ -358,7 +358,7 @@ def pad_chip(
     """Pad a ``(bands, h, w)`` chip and its mask to ``shape``.
 
     ``before`` rows and columns go before the chip (to align it, see :func:`grid_origin`), the
-    rest after it. Padded pixels are invalid, so they become 0 after normalisation.
+    rest after it. Padded pixels are invalid, so they become 0 after normalization.
     """
     bands, h, w = data.shape
     if (h, w) == shape:
@@ -381,7 +381,7 @@ def batched(items: list[Chips], batch_size: int) -> Iterator[Chips]:
 
 
 @torch.no_grad()
-def probabilities_normalised(
+def probabilities_normalized(
     network: nn.Module,
     image: np.ndarray,
     tile: int,
@@ -400,7 +400,7 @@ def probabilities_normalised(
     network : nn.Module
         Maps ``(N, bands, h, w)`` to logits ``(N, classes, h, w)``.
     image : np.ndarray
-        Model input (normalised), 0 at invalid pixels.
+        Model input (normalized), 0 at invalid pixels.
     tile, overlap : int
         Tile side and overlap in pixels.
     multiple : int
@@ -432,7 +432,7 @@ def probabilities_normalised(
     return assemble(plan, chips)
 
 
-def classify_normalised(
+def classify_normalized(
     network: nn.Module,
     image: np.ndarray,
     tile: int,
@@ -448,7 +448,7 @@ def classify_normalised(
     :meth:`geoseg.models.card.Legend.matrix`) the probabilities of each group are summed and the
     index is the group's, as prediction delivers a legend.
     """
-    probabilities = probabilities_normalised(
+    probabilities = probabilities_normalized(
         network, image, tile, overlap, multiple, device, batch_size
     )
     if groups is not None:

@@ -1,7 +1,7 @@
 """Turning raw scene values into model input, identically in training and prediction.
 
 Two fixed steps, per band and per pixel: the scene's radiometry turns stored values into
-reflectance (:mod:`geoseg.radiometry`, decided from metadata), then the model's normalisation
+reflectance (:mod:`geoseg.radiometry`, decided from metadata), then the model's normalization
 turns reflectance into input (:class:`geoseg.models.card.Normalization`). Nothing depends on the
 rest of the file, so a tile, a crop or a tile archive gives every pixel the same input as the
 whole scene.
@@ -37,7 +37,7 @@ class InputTransform:
     def __post_init__(self) -> None:
         if self.normalization.legacy:
             raise ModelError(
-                "the model normalises each scene by its own statistics, which makes a pixel's "
+                "the model normalizes each scene by its own statistics, which makes a pixel's "
                 "class depend on the rest of the file: retrain it with this geoseg"
             )
 
@@ -50,7 +50,7 @@ class InputTransform:
 
     def apply_torch(self, raw: torch.Tensor) -> torch.Tensor:
         """Model input of a raw tensor ``(N, bands, H, W)``, on its own device."""
-        return normalise_reflectance(self.reflectance_torch(raw), self.normalization)
+        return normalize_reflectance(self.reflectance_torch(raw), self.normalization)
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Model input of a raw ``(bands, H, W)`` or ``(N, bands, H, W)`` array, float32."""
@@ -61,12 +61,12 @@ class InputTransform:
         return result
 
 
-def normalise_reflectance(reflectance: torch.Tensor, norm: Normalization) -> torch.Tensor:
+def normalize_reflectance(reflectance: torch.Tensor, norm: Normalization) -> torch.Tensor:
     """The model's input for reflectance ``(N, bands, H, W)`` (float32, any device).
 
     >>> from geoseg.models.card import Normalization
     >>> x = torch.full((1, 1, 1, 1), 0.1)
-    >>> float(normalise_reflectance(x, Normalization(mean=(0.1,), std=(0.05,))).flatten()[0])
+    >>> float(normalize_reflectance(x, Normalization(mean=(0.1,), std=(0.05,))).flatten()[0])
     0.0
     """
     shape = (1, -1, 1, 1)

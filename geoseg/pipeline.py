@@ -2,8 +2,10 @@
 
 ``predict`` streams: strips of tile rows are read block-aligned, classified in batches, and their
 cores written to a temporary class raster as each row completes, so memory does not grow with the
-scene. Every output is written under a temporary name and renamed into place only when all of them
-are complete: a failed or interrupted run leaves nothing at the output paths.
+scene. Its stages (prepare, classify, back to the scene grid, deliver) return their results and
+their timings. Every output is written under a temporary name of one
+:class:`~geoseg.io.output_set.OutputSet` and renamed into place only when all of them are complete,
+the run report last: a failed or interrupted run leaves nothing at the output paths.
 """
 
 from __future__ import annotations
@@ -33,16 +35,15 @@ from geoseg.inference import (
     resolve_device,
     tile_multiple,
 )
-from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
 from geoseg.io.class_raster import BlockReader
 from geoseg.io.class_raster_writer import (
     ClassRasterWriter,
     ConfidenceRasterWriter,
+    raster_sidecars,
     warp_to_scene,
-    write_category_sidecar,
     write_cog,
-    write_raster_style,
 )
+from geoseg.io.output_set import OutputSet, check_outputs
 from geoseg.io.polygon_confidence import add_mean_confidence
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import Grid, SceneReader, Strip, resampled_grid, scene_grid
@@ -171,6 +172,16 @@ class PreparedRun:
     band_match: BandMatch
     legend: Legend
     dates: tuple[DateInput, ...] = ()
+
+    @property
+    def output_grid(self) -> Grid:
+        """The grid of the outputs: the scene's own."""
+        return scene_grid(self.scene)
+
+    @property
+    def resampled(self) -> bool:
+        """Whether the model runs on another grid than the scene's (its pixel size differs)."""
+        return self.grid != self.output_grid
 
     @property
     def radiometry(self) -> Radiometry:
@@ -407,207 +418,301 @@ def predict(
     """
     check_not_importing_main()
     options = options or PredictOptions()
-    out_path = Path(out) if out is not None else None
-    raster_path = Path(raster) if raster is not None else None
-    confidence_path = Path(confidence) if confidence is not None else None
-    if confidence_path is not None and confidence_path.suffix.lower() not in (".tif", ".tiff"):
-        raise ConfigError(f"--confidence {confidence_path} must be a GeoTIFF (.tif)")
-    if out_path is None and raster_path is None:
-        raise ConfigError("nothing to write: give an output GeoPackage or a class raster")
-    reports = report_paths(out_path) if out_path is not None else ()
-    vector_files = []
-    if out_path is not None:
-        check_vector_format(out_path)  # an unknown extension fails before any work
-        vector_files = output_files(out_path)
-    raster_style = raster_path.with_suffix(".qml") if raster_path is not None else None
-    outputs = [*vector_files, raster_path, raster_style, confidence_path, *reports]
-    named = [p.resolve() for p in outputs if p is not None]
-    if len(set(named)) < len(named):
-        raise ConfigError("two outputs have the same file name: give each its own")
-    for path in outputs:
-        if path is not None:
-            check_output_path(path, overwrite)
+    paths = _output_paths(out, raster, confidence, overwrite)
     bound_heap_growth()
-    timings: dict[str, float] = {}
     start = time.perf_counter()
-    paths = (scene_path,) if isinstance(scene_path, str | Path) else tuple(scene_path)
-    if not paths:
+    scenes = (scene_path,) if isinstance(scene_path, str | Path) else tuple(scene_path)
+    if not scenes:
         raise ConfigError("no scene to predict")
-    scene_path = paths[0]
-    run = prepare(scene_path, model, options, paths[1:])
-    timings["prepare"] = time.perf_counter() - start
+    run = prepare(scenes[0], model, options, scenes[1:])
+    timings = {"prepare": time.perf_counter() - start}
     device = resolve_device(options.device)
-    provenance = Provenance(
-        model_name=run.model.source,
-        model_sha256=run.model.sha256,
-        input_path=str(scene_path),
-        parameters={
-            "bands": list(run.bands),
-            "tile_size": run.plan.tile_size,
-            "overlap": run.plan.overlap,
-            "resampled_to_m": None if run.grid == scene_grid(run.scene) else run.model.card.gsd,
-            **run.decisions(),
-            "min_area_m2": options.min_area_m2,
-            "simplify_m": options.simplify_m,
-        },
-    )
-    anchor = raster_path or out_path
-    assert anchor is not None  # guaranteed by the check above
+    provenance = _provenance(run, str(scenes[0]), options)
     parse_crs(options.dst_crs)  # a bad CRS fails now, not after inference
-    temporaries: list[Path] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            gpkg_tmp = None
-            if out_path is not None:
-                # the layer is built as a GeoPackage whatever the format asked for
-                gpkg_tmp = temporary_sibling(out_path.with_suffix(".gpkg"), "gpkg")
-                temporaries.append(gpkg_tmp)
-            vectorizer = _background_vectorizer(run, gpkg_tmp, options, provenance, str(scene_path))
-            if vectorizer is not None:
-                stack.enter_context(vectorizer)
-            classes_tmp = temporary_sibling(anchor, "classes")
-            temporaries.append(classes_tmp)
-            confidence_tmp = None
-            if confidence_path is not None:
-                confidence_tmp = temporary_sibling(confidence_path, "confidence")
-                temporaries.append(confidence_tmp)
-            counts, date_counts, confidence_counts = _classify(
-                run,
-                device,
-                classes_tmp,
-                provenance.to_json(),
-                options,
-                progress,
-                timings,
-                vectorizer,
-                confidence_tmp,
+    with OutputSet() as outputs, contextlib.ExitStack() as stack:
+        gpkg_tmp = None
+        if paths.gpkg is not None:
+            # the layer is built as a GeoPackage whatever the format asked for
+            gpkg_tmp = (
+                outputs.reserve(paths.gpkg, "gpkg")
+                if paths.gpkg.suffix.lower() == ".gpkg"
+                else outputs.scratch(paths.gpkg.with_suffix(".gpkg"), "gpkg")
             )
-            if run.grid != scene_grid(run.scene):
-                model_grid_tmp, classes_tmp = classes_tmp, temporary_sibling(anchor, "scene")
-                temporaries.append(classes_tmp)
-                t0 = time.perf_counter()
-                with ClassRasterWriter(
-                    classes_tmp,
-                    run.scene.crs,
-                    scene_grid(run.scene),
-                    run.classes,
-                    provenance.to_json(),
-                ) as writer:
-                    warp_to_scene(model_grid_tmp, run.scene, run.bands, writer, mask=not run.dates)
-                counts = writer.counts
-                if confidence_tmp is not None:
-                    model_grid_tmp, confidence_tmp = (
-                        confidence_tmp,
-                        temporary_sibling(confidence_path or anchor, "scene"),
-                    )
-                    temporaries.append(confidence_tmp)
-                    with ConfidenceRasterWriter(
-                        confidence_tmp, run.scene.crs, scene_grid(run.scene), provenance.to_json()
-                    ) as confidence_writer:
-                        warp_to_scene(
-                            model_grid_tmp,
-                            run.scene,
-                            run.bands,
-                            confidence_writer,
-                            mask=not run.dates,
-                        )
-                    confidence_counts = confidence_writer.counts
-                timings["resample_back"] = time.perf_counter() - t0
-            class_pixels = {c.name: int(counts[c.id]) for c in run.classes}
-            if run.dates:
-                # each date's own classes beside the fused ones (on the model grid)
-                scenes = (run.scene, *(d.scene for d in run.dates))
-                per_date = [
-                    {"scene": s.path, **{c.name: int(n[c.id]) for c in run.classes}}
-                    for s, n in zip(scenes, date_counts, strict=True)
-                ]
-                provenance = dataclasses.replace(
-                    provenance,
-                    parameters={**provenance.parameters, "date_class_pixels": per_date},
-                )
-            if sum(class_pixels.values()) == 0:
-                raise EmptySceneError(
-                    f"scene {run.scene.path} holds no valid pixel (it is all nodata)"
-                )
-            finished: list[tuple[Path, Path]] = []
-            polygons = report = None
-            report_source = classes_tmp
-            if raster_path is not None:
-                t0 = time.perf_counter()
-                cog_tmp = temporary_sibling(raster_path, "cog")
-                temporaries.append(cog_tmp)
-                write_cog(classes_tmp, cog_tmp, run.classes)
-                finished.append((cog_tmp, raster_path))
-                report_source = cog_tmp  # its overviews make the quicklook's read cheap
-                timings["write_raster"] = time.perf_counter() - t0
-            summary: dict[str, float] = {}
-            if confidence_tmp is not None and confidence_path is not None:
-                summary = confidence_summary(confidence_counts)
-                finished.append((confidence_tmp, confidence_path))
-                log.info(
-                    "confidence: mean %.0f%%, %.1f%% of the mapped pixels below 50%%",
-                    summary["mean_percent"],
-                    summary["below_50_percent"],
-                )
-            if out_path is not None:
-                assert gpkg_tmp is not None  # made with out_path, above
-                t0 = time.perf_counter()
-                if vectorizer is not None:
-                    vectors = vectorizer.result()
-                    timings["vectorize_wait"] = vectorizer.buffer.wait_seconds
-                else:
-                    vectors = _vectorize(
-                        classes_tmp, gpkg_tmp, run, options, provenance, str(scene_path)
-                    )
-                polygons = vectors.polygon_count
-                if confidence_tmp is not None:
-                    t1 = time.perf_counter()
-                    add_mean_confidence(gpkg_tmp, vectors.layer, confidence_tmp)
-                    timings["polygon_confidence"] = time.perf_counter() - t1
-                if out_path.suffix.lower() == ".gpkg":
-                    finished.append((gpkg_tmp, out_path))
-                else:
-                    exported = export_layer(gpkg_tmp, out_path)
-                    temporaries.extend(tmp for tmp, _ in exported)
-                    finished.extend(exported)
-                timings["vectorize"] = time.perf_counter() - t0
-                report = write_run_report(
-                    out_path,
-                    report_source,
-                    vectors,
-                    timings,
-                    provenance=provenance,
-                    classes=run.classes,
-                    class_raster_label=str(raster_path) if raster_path else "(not kept)",
-                    confidence=summary,
-                    overwrite=True,
-                ).json_path
-        for tmp, final in finished:
-            tmp.replace(final)
-        if raster_path is not None:
-            write_category_sidecar(raster_path, run.classes)
-            write_raster_style(raster_path, run.classes)
-    finally:
-        for tmp in temporaries:
-            remove_with_sidecars(tmp)
+        vectorizer = _background_vectorizer(run, gpkg_tmp, options, provenance, str(scenes[0]))
+        if vectorizer is not None:
+            stack.enter_context(vectorizer)
+        on_model_grid = _classify(
+            run, device, outputs, paths, provenance.to_json(), options, progress, vectorizer
+        )
+        classified = _to_scene_grid(run, on_model_grid, outputs, paths, provenance.to_json())
+        class_pixels = {c.name: int(classified.counts[c.id]) for c in run.classes}
+        if sum(class_pixels.values()) == 0:
+            raise EmptySceneError(f"scene {run.scene.path} holds no valid pixel (it is all nodata)")
+        if run.dates:
+            provenance = _with_date_counts(provenance, run, classified.date_counts)
+        delivered = _deliver(
+            run,
+            classified,
+            outputs,
+            paths,
+            gpkg_tmp,
+            vectorizer,
+            options,
+            provenance,
+            str(scenes[0]),
+            {**timings, **on_model_grid.timings, **classified.timings},
+        )
+    timings = {**timings, **on_model_grid.timings, **classified.timings, **delivered.timings}
     timings["total"] = time.perf_counter() - start
     return PredictResult(
-        gpkg=out_path,
-        raster=raster_path,
+        gpkg=paths.gpkg,
+        raster=paths.raster,
         model=run.model.source,
         bands=run.bands,
         tiles=len(run.plan),
         class_pixels=class_pixels,
         timings=timings,
-        resampled=run.grid != scene_grid(run.scene),
-        polygons=polygons,
-        report=report,
-        date_class_pixels=tuple({c.name: int(n[c.id]) for c in run.classes} for n in date_counts)
+        resampled=run.resampled,
+        polygons=delivered.polygons,
+        report=delivered.report,
+        date_class_pixels=tuple(
+            {c.name: int(n[c.id]) for c in run.classes} for n in classified.date_counts
+        )
         if run.dates
         else (),
-        confidence=confidence_path,
-        confidence_summary=summary,
+        confidence=paths.confidence,
+        confidence_summary=delivered.confidence_summary,
     )
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where a run's outputs go, checked before any work.
+
+    Parameters
+    ----------
+    gpkg : Path or None
+        The polygons (a GeoPackage, or another vector format by its extension).
+    raster : Path or None
+        The class raster (its ``.aux.xml`` and ``.qml`` go beside it).
+    confidence : Path or None
+        The confidence raster.
+    """
+
+    gpkg: Path | None
+    raster: Path | None
+    confidence: Path | None
+
+    @property
+    def anchor(self) -> Path:
+        """The output beside which the class raster's scratch files go."""
+        anchor = self.raster or self.gpkg
+        assert anchor is not None  # checked by _output_paths
+        return anchor
+
+    @property
+    def reports(self) -> tuple[Path, ...]:
+        """The run report's JSON and PNG, with a ``gpkg``."""
+        return report_paths(self.gpkg) if self.gpkg is not None else ()
+
+
+def _output_paths(
+    out: str | Path | None,
+    raster: str | Path | None,
+    confidence: str | Path | None,
+    overwrite: bool,
+) -> OutputPaths:
+    """Check every output a run would write, before any work."""
+    paths = OutputPaths(
+        Path(out) if out is not None else None,
+        Path(raster) if raster is not None else None,
+        Path(confidence) if confidence is not None else None,
+    )
+    if paths.confidence is not None and paths.confidence.suffix.lower() not in (".tif", ".tiff"):
+        raise ConfigError(f"--confidence {paths.confidence} must be a GeoTIFF (.tif)")
+    if paths.gpkg is None and paths.raster is None:
+        raise ConfigError("nothing to write: give an output GeoPackage or a class raster")
+    vector_files: list[Path] = []
+    if paths.gpkg is not None:
+        check_vector_format(paths.gpkg)  # an unknown extension fails before any work
+        vector_files = output_files(paths.gpkg)
+    raster_style = paths.raster.with_suffix(".qml") if paths.raster is not None else None
+    check_outputs(
+        [*vector_files, paths.raster, raster_style, paths.confidence, *paths.reports], overwrite
+    )
+    return paths
+
+
+def _provenance(run: PreparedRun, source: str, options: PredictOptions) -> Provenance:
+    return Provenance(
+        model_name=run.model.source,
+        model_sha256=run.model.sha256,
+        input_path=source,
+        parameters={
+            "bands": list(run.bands),
+            "tile_size": run.plan.tile_size,
+            "overlap": run.plan.overlap,
+            "resampled_to_m": run.model.card.gsd if run.resampled else None,
+            **run.decisions(),
+            "min_area_m2": options.min_area_m2,
+            "simplify_m": options.simplify_m,
+        },
+    )
+
+
+def _with_date_counts(provenance: Provenance, run: PreparedRun, date_counts: Any) -> Provenance:
+    """Each date's own classes beside the fused ones (on the model grid)."""
+    scenes = (run.scene, *(d.scene for d in run.dates))
+    per_date = [
+        {"scene": s.path, **{c.name: int(n[c.id]) for c in run.classes}}
+        for s, n in zip(scenes, date_counts, strict=True)
+    ]
+    return dataclasses.replace(
+        provenance, parameters={**provenance.parameters, "date_class_pixels": per_date}
+    )
+
+
+@dataclass(frozen=True)
+class Classified:
+    """Class (and confidence) rasters a stage wrote, with their pixel counts and its timings.
+
+    Parameters
+    ----------
+    classes : Path
+        The class raster (a scratch file of the run's outputs).
+    confidence : Path or None
+        The confidence raster, if asked for.
+    counts : np.ndarray
+        Pixels per class value (256).
+    date_counts : np.ndarray
+        Of a multi-date run, each date's own class pixels on the model grid (dates x 256).
+    confidence_counts : np.ndarray or None
+        Pixels per confidence percent.
+    timings : dict
+        Seconds per step of the stage.
+    """
+
+    classes: Path
+    confidence: Path | None
+    counts: Any
+    date_counts: Any
+    confidence_counts: Any
+    timings: dict[str, float]
+
+
+def _to_scene_grid(
+    run: PreparedRun,
+    classified: Classified,
+    outputs: OutputSet,
+    paths: OutputPaths,
+    provenance: str,
+) -> Classified:
+    """Warp rasters classified on a resampled grid back onto the scene's own grid."""
+    if not run.resampled:
+        return dataclasses.replace(classified, timings={})
+    start = time.perf_counter()
+    grid = run.output_grid
+    classes = outputs.scratch(paths.anchor, "scene")
+    with ClassRasterWriter(classes, run.scene.crs, grid, run.classes, provenance) as writer:
+        warp_to_scene(classified.classes, run.scene, run.bands, writer, mask=not run.dates)
+    confidence = confidence_counts = None
+    if classified.confidence is not None and paths.confidence is not None:
+        confidence = outputs.reserve(paths.confidence, "scene")
+        with ConfidenceRasterWriter(
+            confidence, run.scene.crs, grid, provenance
+        ) as confidence_writer:
+            warp_to_scene(
+                classified.confidence, run.scene, run.bands, confidence_writer, mask=not run.dates
+            )
+        confidence_counts = confidence_writer.counts
+    return Classified(
+        classes,
+        confidence,
+        writer.counts,
+        classified.date_counts,
+        confidence_counts,
+        {"resample_back": time.perf_counter() - start},
+    )
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the last stage made of the classes: polygons, the report, the confidence summary."""
+
+    polygons: int | None
+    report: Path | None
+    confidence_summary: dict[str, float]
+    timings: dict[str, float]
+
+
+def _deliver(
+    run: PreparedRun,
+    classified: Classified,
+    outputs: OutputSet,
+    paths: OutputPaths,
+    gpkg_tmp: Path | None,
+    vectorizer: BackgroundVectorizer[VectorizeResult] | None,
+    options: PredictOptions,
+    provenance: Provenance,
+    source: str,
+    earlier: dict[str, float],
+) -> Delivered:
+    """Write the outputs from the classes: COG, polygons, run report, as temporaries of ``outputs``.
+
+    The report gives the timings ``earlier`` and this stage's.
+    """
+    timings: dict[str, float] = {}
+    report_source = classified.classes
+    if paths.raster is not None:
+        t0 = time.perf_counter()
+        cog = outputs.reserve(paths.raster, "cog")
+        write_cog(classified.classes, cog, run.classes)
+        for sidecar, text in raster_sidecars(paths.raster, run.classes).items():
+            outputs.reserve(sidecar, "sidecar").write_text(text, encoding="utf-8")
+        report_source = cog  # its overviews make the quicklook's read cheap
+        timings["write_raster"] = time.perf_counter() - t0
+    summary: dict[str, float] = {}
+    if classified.confidence is not None:
+        summary = confidence_summary(classified.confidence_counts)
+        log.info(
+            "confidence: mean %.0f%%, %.1f%% of the mapped pixels below 50%%",
+            summary["mean_percent"],
+            summary["below_50_percent"],
+        )
+    if paths.gpkg is None or gpkg_tmp is None:
+        return Delivered(None, None, summary, timings)
+    t0 = time.perf_counter()
+    if vectorizer is not None:
+        vectors = vectorizer.result()
+        timings["vectorize_wait"] = vectorizer.buffer.wait_seconds
+    else:
+        vectors = _vectorize(classified.classes, gpkg_tmp, run, options, provenance, source)
+    if classified.confidence is not None:
+        t1 = time.perf_counter()
+        add_mean_confidence(gpkg_tmp, vectors.layer, classified.confidence)
+        timings["polygon_confidence"] = time.perf_counter() - t1
+    if paths.gpkg.suffix.lower() != ".gpkg":
+        for temporary, final in export_layer(gpkg_tmp, paths.gpkg):
+            outputs.adopt(temporary, final)
+    timings["vectorize"] = time.perf_counter() - t0
+    json_path, png_path = paths.reports
+    # the report goes in last (the quicklook before the JSON), so it never describes outputs
+    # that are not there
+    png_file = outputs.reserve(png_path, "quicklook", last=True)
+    json_file = outputs.reserve(json_path, "report", last=True)
+    report = write_run_report(
+        paths.gpkg,
+        report_source,
+        vectors,
+        {**earlier, **timings},
+        provenance=provenance,
+        classes=run.classes,
+        class_raster_label=str(paths.raster) if paths.raster else "(not kept)",
+        confidence=summary,
+        overwrite=True,
+        write_to=(json_file, png_file),
+    ).json_path
+    return Delivered(vectors.polygon_count, report, summary, timings)
 
 
 def _background_vectorizer(
@@ -624,7 +729,7 @@ def _background_vectorizer(
     """
     width, height = run.scene.width, run.scene.height
     workers = effective_workers(options.vectorize_workers, width, height, VECTORIZE_BLOCK_SIZE)
-    if gpkg is None or run.grid != scene_grid(run.scene) or workers < 2:
+    if gpkg is None or run.resampled or workers < 2:
         return None
     classes = run.classes
     settings = dataclasses.replace(options.vectorize_options(VECTORIZE_BLOCK_SIZE), workers=workers)
@@ -655,18 +760,19 @@ def _background_vectorizer(
 def _classify(
     run: PreparedRun,
     device: Any,
-    path: Path,
+    outputs: OutputSet,
+    paths: OutputPaths,
     provenance: str,
     options: PredictOptions,
     progress: ProgressCallback | None,
-    timings: dict[str, float],
     vectorizer: BackgroundVectorizer[VectorizeResult] | None = None,
-    confidence_path: Path | None = None,
-) -> Any:
-    """Stream the tiles of ``run`` through the model into a class raster at ``path``.
+) -> Classified:
+    """Stream the tiles of ``run`` through the model into a class raster on the model's grid.
 
-    With ``confidence_path``, each pixel's confidence (:meth:`Predictor.classify_with_confidence`)
-    goes to a second raster, stitched the same way.
+    With ``paths.confidence``, each pixel's confidence
+    (:meth:`Predictor.classify_with_confidence`) goes to a second raster, stitched the same way.
+    Both are temporaries of ``outputs`` (the confidence raster is the output itself unless the
+    run is resampled).
 
     Strips are decoded one ahead in a background thread and finished rows are written behind,
     so on a GPU the device never waits for the disk. Batches span tile rows, so every forward
@@ -682,6 +788,14 @@ def _classify(
         legend=run.legend,
         tta=options.tta,
     )
+    path = outputs.scratch(paths.anchor, "classes")
+    confidence_path = None
+    if paths.confidence is not None:
+        confidence_path = (
+            outputs.scratch(paths.confidence, "confidence")
+            if run.resampled
+            else outputs.reserve(paths.confidence, "confidence")
+        )
     plan = run.plan
     multiple = tile_multiple(run.model.card)
     shape = chip_shape(plan.height, plan.width, plan.tile_size, multiple)
@@ -799,18 +913,17 @@ def _classify(
                 next_row += 1
                 if progress is not None:
                     progress(done, len(plan))
-    timings.update(
-        {
-            "read": sum(r.busy_seconds for r in readers),
-            "read_wait": wait_s,
-            "model": model_s,
-            "write_classes": writer.busy_seconds,
-        }
-    )
+    timings = {
+        "read": sum(r.busy_seconds for r in readers),
+        "read_wait": wait_s,
+        "model": model_s,
+        "write_classes": writer.busy_seconds,
+    }
+    confidence_counts = None
     if confidence_writer is not None:
         timings["write_confidence"] = confidence_writer.busy_seconds
-    confidence = None if confidence_writer is None else confidence_writer.counts
-    return writer.counts, date_counts, confidence
+        confidence_counts = confidence_writer.counts
+    return Classified(path, confidence_path, writer.counts, date_counts, confidence_counts, timings)
 
 
 def _strips(reader: SceneReader, plan: TilePlan, prefetch: bool) -> Generator[Strip, None, None]:

@@ -2,7 +2,7 @@
 
 Two files beside the GeoPackage ``OUT.gpkg``: ``OUT.report.json`` (class areas in m2 and %,
 polygon counts, timings per stage, parameters, provenance, peak memory) and
-``OUT.quicklook.png`` (the class raster, decimated, coloured by class, with a legend), so an
+``OUT.quicklook.png`` (the class raster, decimated, colored by class, with a legend), so an
 analyst can check a run without opening QGIS.
 """
 
@@ -28,7 +28,7 @@ from geoseg.models.card import ClassInfo
 from geoseg.provenance import Provenance
 from geoseg.vectorize import VectorizeResult
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Pixels read (at most) from the class raster for the quicklook.
 QUICKLOOK_PIXELS = 1_500_000
@@ -75,6 +75,7 @@ def write_run_report(
     class_raster_label: str | None = None,
     confidence: Mapping[str, float] | None = None,
     overwrite: bool = False,
+    write_to: tuple[Path, Path] | None = None,
 ) -> RunReport:
     """Write ``OUT.report.json`` and ``OUT.quicklook.png`` beside ``out_path``.
 
@@ -93,7 +94,7 @@ def write_run_report(
     provenance : Provenance or None
         The run's provenance, recorded as is.
     classes : sequence of ClassInfo or None
-        Classes for names and colours; by default ``result.classes``, else the raster's own.
+        Classes for names and colors; by default ``result.classes``, else the raster's own.
     class_raster_label : str or None
         What the report calls the class raster (e.g. the final ``--raster`` path, or ``None``
         when the pipeline's class raster was a temporary file); default ``class_raster_path``.
@@ -101,11 +102,14 @@ def write_run_report(
         :func:`confidence_summary` of the run's confidence raster, if it wrote one.
     overwrite : bool
         Replace existing report files.
+    write_to : (Path, Path), optional
+        Files to write the JSON and the PNG to instead of their own paths (temporaries that
+        are renamed there later); the report still names its own paths.
 
     Returns
     -------
     RunReport
-        Paths and content.
+        Paths (its own) and content.
 
     Raises
     ------
@@ -142,9 +146,10 @@ def write_run_report(
         title=title,
         shares=shares,
     )
-    save_figure(figure, png_path, overwrite)
-    write_json(json_path, data, overwrite)
-    logger.info("wrote run report %s and quicklook %s", json_path, png_path)
+    json_file, png_file = (json_path, png_path) if write_to is None else write_to
+    save_figure(figure, png_file, overwrite)
+    write_json(json_file, data, overwrite)
+    log.info("wrote run report %s and quicklook %s", json_path, png_path)
     return RunReport(json_path=json_path, quicklook_path=png_path, data=data)
 
 
@@ -360,9 +365,9 @@ def _classes(
         return result.classes
     if raster.classes:
         return raster.classes
-    from geoseg.io.class_raster import colour_for
+    from geoseg.io.class_raster import color_for
 
     present = np.flatnonzero(np.bincount(labels.ravel(), minlength=NODATA + 1)[:NODATA])
     return tuple(
-        ClassInfo(int(v), f"class {v}", colour_for(int(v), raster.colormap)) for v in present
+        ClassInfo(int(v), f"class {v}", color_for(int(v), raster.colormap)) for v in present
     )

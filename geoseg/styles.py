@@ -82,7 +82,7 @@ def landcover_style(
 def qml_categorized(classes: Sequence[ClassInfo], field: str = CLASS_FIELD) -> str:
     """QGIS QML with a categorized renderer: one solid fill per class, labelled by its name.
 
-    The fill's outline uses the fill colour so that anti-aliasing never shows hairlines between
+    The fill's outline uses the fill color so that anti-aliasing never shows hairlines between
     neighbouring polygons of one class. Symbol properties are written both as ``<Option>`` maps
     (QGIS >= 3.10 reads these) and as ``<prop>`` pairs (older 3.x), so any QGIS 3 reads them.
 
@@ -140,7 +140,7 @@ def qml_paletted(classes: Sequence[ClassInfo]) -> str:
     """QGIS QML for a class raster: a paletted renderer with one entry per class, labelled.
 
     QGIS loads ``NAME.qml`` beside ``NAME.tif`` as the raster's default style, so the legend
-    lists the classes by name instead of the 256 rows of a GeoTIFF colour table.
+    lists the classes by name instead of the 256 rows of a GeoTIFF color table.
 
     >>> from geoseg.core import ClassInfo
     >>> 'label="water"' in qml_paletted((ClassInfo(1, "water", "#2b83ba"),))

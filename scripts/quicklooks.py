@@ -1,4 +1,4 @@
-"""Quicklooks of a model on the unlabelled cross-sensor scenes: true colour beside the class map.
+"""Quicklooks of a model on the unlabelled cross-sensor scenes: true color beside the class map.
 
 Usage: python scripts/quicklooks.py MODEL OUT_DIR [SCENE ...]
 
@@ -40,7 +40,7 @@ def default_scenes() -> list[Path]:
     ]
 
 
-def true_colour(path: Path, rgb: tuple[int, int, int]) -> np.ndarray:
+def true_color(path: Path, rgb: tuple[int, int, int]) -> np.ndarray:
     """A 2-98 % stretched ``(H, W, 3)`` image of bands ``rgb`` (1-based)."""
     with rasterio.open(path) as src:
         data = src.read(list(rgb)).astype(np.float32)
@@ -64,7 +64,7 @@ def main(model_name: str, out_dir: Path, scenes: list[Path]) -> None:
     card = model.card
     classes_shown = card.legend().classes
     out_dir.mkdir(parents=True, exist_ok=True)
-    colours = ListedColormap([c.color for c in classes_shown])
+    colors = ListedColormap([c.color for c in classes_shown])
     shares: dict[str, dict[str, float]] = {}
     for scene in scenes:
         known = KNOWN.get(scene.name, {})
@@ -92,11 +92,11 @@ def main(model_name: str, out_dir: Path, scenes: list[Path]) -> None:
         }
         fig, axes = plt.subplots(1, 2, figsize=(12, 6))
         rgb = (3, 2, 1) if order is None or "red" in order[:3] else (1, 2, 3)
-        axes[0].imshow(true_colour(scene, rgb))
+        axes[0].imshow(true_color(scene, rgb))
         axes[0].set_title(scene.stem[:48], fontsize=8)
         shown = np.ma.masked_equal(classes, 255)
         axes[1].imshow(
-            shown, cmap=colours, vmin=-0.5, vmax=len(classes_shown) - 0.5, interpolation="nearest"
+            shown, cmap=colors, vmin=-0.5, vmax=len(classes_shown) - 0.5, interpolation="nearest"
         )
         axes[1].set_title(
             ", ".join(f"{k} {v:.0%}" for k, v in shares[scene.name].items()), fontsize=8

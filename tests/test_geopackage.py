@@ -45,7 +45,7 @@ def gpkg(tmp_path: Path) -> Path:
     return vectorize_raster(raster, tmp_path / "landcover.gpkg", provenance=prov).path
 
 
-def test_layer_styles_row_names_every_class_with_its_colour(gpkg: Path) -> None:
+def test_layer_styles_row_names_every_class_with_its_color(gpkg: Path) -> None:
     row = read_default_style(gpkg, "landcover")
     assert row is not None
     assert row["f_table_name"] == "landcover"

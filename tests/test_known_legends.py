@@ -36,5 +36,5 @@ def test_known_legends(
     result = vectorize_raster(raster, out, min_area_m2=0)
     frame = pyogrio.read_dataframe(out, layer="landcover")
     assert set(frame["class_name"]) == set(expected)
-    colours = {c.name: c.color for c in result.classes}
-    assert {name: colours[name] for name in expected} == expected
+    colors = {c.name: c.color for c in result.classes}
+    assert {name: colors[name] for name in expected} == expected

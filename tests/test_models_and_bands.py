@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import S2_BANDS, make_card, save_fake_model
 
-from geoseg.bands import normalise_band_name, resolve_bands
+from geoseg.bands import normalize_band_name, resolve_bands
 from geoseg.config import build_config, load_config
 from geoseg.errors import BandMappingError, ConfigError, ModelError
 from geoseg.models.architectures import ARCHITECTURES, build_network, get_architecture
@@ -37,7 +37,7 @@ def test_weights_that_do_not_fit_the_card_are_a_model_error(tmp_path: Path) -> N
 def test_card_rejects_bad_values() -> None:
     with pytest.raises(ModelError, match="outside 0-254"):
         ClassInfo(255, "nodata", "#000000")
-    with pytest.raises(ModelError, match="colour"):
+    with pytest.raises(ModelError, match="color"):
         ClassInfo(1, "water", "blue")
     with pytest.raises(ModelError, match="duplicate"):
         make_card(classes=(ClassInfo(1, "a", "#000000"), ClassInfo(1, "b", "#ffffff")))
@@ -78,8 +78,8 @@ def test_unknown_architecture_lists_options() -> None:
         ("B12", "swir22"),
     ],
 )
-def test_band_names_normalise(description: str, name: str) -> None:
-    assert normalise_band_name(description) == name
+def test_band_names_normalize(description: str, name: str) -> None:
+    assert normalize_band_name(description) == name
 
 
 def test_bands_match_by_name_and_refuse_to_guess_an_order() -> None:
@@ -113,7 +113,7 @@ def test_bands_match_by_name_and_refuse_to_guess_an_order() -> None:
     assert explicit.how == "--bands"
 
 
-def test_band_names_by_sensor_and_colour() -> None:
+def test_band_names_by_sensor_and_color() -> None:
     landsat = ("blue_B2", "green_B3", "red_B4", "nir_B5", "swir1_B6", "swir2_B7")
     assert resolve_bands(S2_BANDS, landsat).indexes == (1, 2, 3, 4, 5, 6)
     # a bare Landsat 8 band id is read in Landsat's numbering once the sensor is known
@@ -123,7 +123,7 @@ def test_band_names_by_sensor_and_colour() -> None:
         resolve_bands(S2_BANDS, bare)
     tm = ("B1", "B2", "B3", "B4", "B5", "B7")
     assert resolve_bands(S2_BANDS, tm, sensor="landsat-tm").indexes == (1, 2, 3, 4, 5, 6)
-    # a photograph's colour interpretation names its bands when descriptions do not
+    # a photograph's color interpretation names its bands when descriptions do not
     rgb = resolve_bands(("red", "green", "blue"), (None,) * 3, colors=("blue", "green", "red"))
     assert rgb.indexes == (3, 2, 1)
     assert rgb.how == "colours"

@@ -25,7 +25,7 @@ from geoseg.radiometry import resolve_radiometry
 
 
 def whole_image_classes(scene_path: Path, model_path: Path, confidence: bool = False) -> np.ndarray:
-    """Reference: the network applied once to the whole normalised scene.
+    """Reference: the network applied once to the whole normalized scene.
 
     With ``confidence``, the top class probability in percent instead of the classes.
     """

@@ -1,4 +1,4 @@
-"""QML and SLD builders: a categorized renderer naming every class with its colour."""
+"""QML and SLD builders: a categorized renderer naming every class with its color."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def qml_categories(qml: str) -> dict[str, tuple[str, str]]:
     return out
 
 
-def test_qml_names_every_class_with_its_colour() -> None:
+def test_qml_names_every_class_with_its_color() -> None:
     categories = qml_categories(qml_categorized(LANDCOVER_CLASSES))
     assert categories == {
         str(c.id): (c.name, "{},{},{},255".format(*c.rgb)) for c in LANDCOVER_CLASSES

@@ -56,7 +56,7 @@ def _valid_region(labels: np.ndarray) -> shapely.Geometry:
 
 
 def _canonical(geoms: np.ndarray, ids: np.ndarray) -> list[tuple[int, bytes]]:
-    """Order- and vertex-noise-free form: drop collinear vertices, normalise, sort."""
+    """Order- and vertex-noise-free form: drop collinear vertices, normalize, sort."""
     clean = shapely.normalize(shapely.simplify(geoms, 0.0))
     return sorted(zip(ids.tolist(), shapely.to_wkb(clean).tolist(), strict=True))
 

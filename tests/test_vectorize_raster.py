@@ -50,14 +50,14 @@ def test_geoseg_class_raster_to_styled_geopackage(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == ["out.gpkg"]
 
 
-def test_classes_from_category_names_then_colour_table(tmp_path: Path) -> None:
+def test_classes_from_category_names_then_color_table(tmp_path: Path) -> None:
     labels = np.array([[0, 0, 1, 1], [2, 2, 1, 255]] * 2, dtype=np.uint8)
     named = write_class_raster(
         tmp_path / "named.tif", labels, tag=False, categories=("sea", "land", "ice")
     )
     result = vectorize_raster(named, tmp_path / "named.gpkg", min_area_m2=0)
     assert [(c.id, c.name) for c in result.classes] == [(0, "sea"), (1, "land"), (2, "ice")]
-    assert result.classes[0].color == LANDCOVER_CLASSES[0].color  # from the colour table
+    assert result.classes[0].color == LANDCOVER_CLASSES[0].color  # from the color table
 
     plain = write_class_raster(tmp_path / "plain.tif", labels, tag=False)
     result = vectorize_raster(plain, tmp_path / "plain.gpkg", min_area_m2=0)

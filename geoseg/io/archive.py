@@ -232,7 +232,7 @@ def _archive_sources(
         if hidden or clean.startswith(".."):
             continue
         if is_raster_name(clean):
-            # GDAL wants the normalised name (no "./"); tarfile and zipfile want the stored one
+            # GDAL wants the normalized name (no "./"); tarfile and zipfile want the stored one
             scenes.append(SceneSource(clean, f"{prefix}/{clean}", container, member))
         else:
             ignored.append(clean)

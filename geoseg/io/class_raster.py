@@ -1,10 +1,10 @@
 """Reading class rasters: the one place that turns a class raster path into arrays and classes.
 
-A geoseg class raster is single-band uint8, nodata 255, with a colour table and a
+A geoseg class raster is single-band uint8, nodata 255, with a color table and a
 ``GEOSEG_CLASSES`` metadata tag holding ``[{"id": 0, "name": "urban", "color": "#d7191c"}, ...]``.
 Class rasters made elsewhere are accepted too: any single-band integer raster with a CRS, its
-classes named by GDAL category names (``.aux.xml``) or, failing that, only coloured by its colour
-table. Blocks are returned *normalised*: ``uint8`` with 255 wherever the pixel is nodata, whatever
+classes named by GDAL category names (``.aux.xml``) or, failing that, only colored by its color
+table. Blocks are returned *normalized*: ``uint8`` with 255 wherever the pixel is nodata, whatever
 the file's own nodata value, so the stages downstream know one convention.
 """
 
@@ -35,7 +35,7 @@ from geoseg.io.gdal import open_raster
 
 _INTEGER_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint64")
 
-#: Reads one window of the raster as a normalised block (see module docstring).
+#: Reads one window of the raster as a normalized block (see module docstring).
 BlockReader = Callable[[Window], np.ndarray]
 
 
@@ -56,13 +56,13 @@ class ClassRaster:
     transform : affine.Affine
         Pixel-to-CRS transform.
     nodata : int or None
-        The file's nodata value (blocks are normalised to :data:`NODATA` regardless).
+        The file's nodata value (blocks are normalized to :data:`NODATA` regardless).
     block_shape : tuple of int
         ``(rows, cols)`` of the file's internal blocks.
     classes : tuple of ClassInfo or None
         Classes declared by the raster itself (tag, then category names); ``None`` if neither.
     colormap : Mapping[int, tuple[int, int, int]] or None
-        The colour table, if any.
+        The color table, if any.
     provenance : str or None
         The ``GEOSEG_PROVENANCE`` tag of the raster, if any.
     tags : Mapping[str, str]
@@ -141,7 +141,7 @@ def open_class_raster(path: str | PathLike[str]) -> ClassRaster:
 
 @contextlib.contextmanager
 def block_reader(raster: ClassRaster) -> Iterator[BlockReader]:
-    """Keep the raster open and yield a function reading normalised windows.
+    """Keep the raster open and yield a function reading normalized windows.
 
     Raises
     ------
@@ -157,12 +157,12 @@ def block_reader(raster: ClassRaster) -> Iterator[BlockReader]:
                 raise VectorizeError(
                     f"class raster {raster.path} is corrupt at {window}: {first_line(exc)}"
                 ) from exc
-            return normalise_block(data, raster.nodata)
+            return normalize_block(data, raster.nodata)
 
         yield read
 
 
-def normalise_block(data: np.ndarray, nodata: int | None) -> np.ndarray:
+def normalize_block(data: np.ndarray, nodata: int | None) -> np.ndarray:
     """Return ``data`` as uint8 with :data:`NODATA` where it is nodata.
 
     Raises
@@ -172,7 +172,7 @@ def normalise_block(data: np.ndarray, nodata: int | None) -> np.ndarray:
 
     Examples
     --------
-    >>> normalise_block(np.array([[0, 10], [20, 0]], dtype="uint16"), nodata=0).tolist()
+    >>> normalize_block(np.array([[0, 10], [20, 0]], dtype="uint16"), nodata=0).tolist()
     [[255, 10], [20, 255]]
     """
     if data.dtype == np.uint8 and nodata == NODATA:
@@ -192,7 +192,7 @@ def normalise_block(data: np.ndarray, nodata: int | None) -> np.ndarray:
 
 
 def read_decimated(raster: ClassRaster, max_pixels: int = 2_000_000) -> np.ndarray:
-    """Nearest-neighbour decimated view of the whole raster, normalised.
+    """Nearest-neighbour decimated view of the whole raster, normalized.
 
     Overviews are used where the file has them (built with mode resampling by geoseg's writer).
     """
@@ -206,7 +206,7 @@ def read_decimated(raster: ClassRaster, max_pixels: int = 2_000_000) -> np.ndarr
         raise VectorizeError(
             f"class raster {raster.path} cannot be read: {first_line(exc)}"
         ) from exc
-    return normalise_block(data, raster.nodata)
+    return normalize_block(data, raster.nodata)
 
 
 def read_classes_file(path: str | PathLike[str]) -> tuple[ClassInfo, ...]:
@@ -269,7 +269,7 @@ def classes_from_records(data: Any, where: str) -> tuple[ClassInfo, ...]:
 def _read_colormap(src: Any) -> dict[int, tuple[int, int, int]] | None:
     try:
         table = src.colormap(1)
-    except ValueError:  # rasterio raises ValueError when the band has no colour table
+    except ValueError:  # rasterio raises ValueError when the band has no color table
         return None
     return {int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in table.items()}
 
@@ -309,16 +309,16 @@ def _classes_from_categories(
     for value, item in enumerate(names.iter("Category")):
         label = (item.text or "").strip()
         if label and value < NODATA:
-            classes.append(ClassInfo(value, label, colour_for(value, colormap)))
+            classes.append(ClassInfo(value, label, color_for(value, colormap)))
     return tuple(classes) or None
 
 
-def colour_for(value: int, colormap: Mapping[int, tuple[int, int, int]] | None) -> str:
-    """``#rrggbb`` for ``value``: the colour table's entry, else a fixed distinct palette colour."""
+def color_for(value: int, colormap: Mapping[int, tuple[int, int, int]] | None) -> str:
+    """``#rrggbb`` for ``value``: the color table's entry, else a fixed distinct palette color."""
     if colormap and value in colormap:
         r, g, b = colormap[value]
     else:
-        # golden-angle hues give neighbouring ids clearly different colours, deterministically
+        # golden-angle hues give neighbouring ids clearly different colors, deterministically
         import colorsys
 
         rf, gf, bf = colorsys.hsv_to_rgb((value * 0.618033988749895) % 1.0, 0.65, 0.85)

@@ -1,14 +1,13 @@
 """Writing the class raster: streamed to a tiled GeoTIFF as tile rows complete, then a COG.
 
 The class raster is uint8 on the scene's exact grid (CRS, transform, width, height), nodata 255,
-with a colour table, the classes as JSON in the ``GEOSEG_CLASSES`` tag and provenance in
+with a color table, the classes as JSON in the ``GEOSEG_CLASSES`` tag and provenance in
 ``GEOSEG_PROVENANCE``. Category names go to a ``.aux.xml`` sidecar, where GDAL and QGIS read them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,7 +48,7 @@ class ClassRasterWriter:
     grid : Grid
         The grid to write (the scene's, or the model's when the scene is resampled).
     classes : tuple of ClassInfo
-        Classes, for the colour table and tags.
+        Classes, for the color table and tags.
     provenance : str, optional
         Provenance JSON for the ``GEOSEG_PROVENANCE`` tag.
     """
@@ -141,7 +140,7 @@ class ConfidenceRasterWriter(ClassRasterWriter):
 
 
 def colormap(classes: tuple[ClassInfo, ...]) -> dict[int, tuple[int, int, int, int]]:
-    """GDAL colour table: class colours, nodata transparent."""
+    """GDAL color table: class colors, nodata transparent."""
     table = {c.id: (*c.rgb, 255) for c in classes}
     table[NODATA] = (0, 0, 0, 0)
     return table
@@ -179,20 +178,16 @@ def category_names_xml(classes: tuple[ClassInfo, ...]) -> str:
     )
 
 
-def write_raster_style(raster: Path, classes: tuple[ClassInfo, ...]) -> None:
-    """Write ``raster``'s QGIS default style (``NAME.qml`` beside ``NAME.tif``), atomically."""
-    target = raster.with_suffix(".qml")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(qml_paletted(classes), encoding="utf-8")
-    os.replace(tmp, target)
+def raster_sidecars(raster: Path, classes: tuple[ClassInfo, ...]) -> dict[Path, str]:
+    """The files a class raster has beside it, with their text.
 
-
-def write_category_sidecar(raster: Path, classes: tuple[ClassInfo, ...]) -> None:
-    """Write ``raster``'s ``.aux.xml`` sidecar atomically."""
-    sidecar = raster.with_name(raster.name + ".aux.xml")
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    tmp.write_text(category_names_xml(classes), encoding="utf-8")
-    os.replace(tmp, sidecar)
+    ``NAME.tif.aux.xml`` names each class value (GDAL category names) and ``NAME.qml`` is the
+    raster's QGIS default style.
+    """
+    return {
+        raster.with_name(raster.name + ".aux.xml"): category_names_xml(classes),
+        raster.with_suffix(".qml"): qml_paletted(classes),
+    }
 
 
 def warp_to_scene(

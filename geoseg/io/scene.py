@@ -62,7 +62,7 @@ class Scene:
     scales, offsets : tuple of float
         GDAL's per-band scale and offset (1 and 0 where the file declares none).
     colors : tuple of str
-        GDAL's colour interpretation of each band (``red``, ``gray``, ``undefined`` ...).
+        GDAL's color interpretation of each band (``red``, ``gray``, ``undefined`` ...).
     tags : mapping
         The dataset's metadata tags.
     landsat_mtl : mapping or None
@@ -405,7 +405,7 @@ def ground_sample_distance(crs: CRS, transform: Affine, width: int, height: int)
 def read_sample(
     scene: Scene, bands: tuple[int, ...], max_pixels: int = 4_000_000
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read the pixels that fit the scene's normalisation.
+    """Read the pixels that fit the scene's normalization.
 
     A scene of at most ``max_pixels`` is read whole. A larger one is sampled by whole internal
     blocks spread evenly over it, so fitting costs a few dozen block decodes instead of a pass
@@ -516,7 +516,7 @@ def valid_from(data: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def copy_window(scene: Scene, window: tuple[int, int, int, int], out: Path) -> Path:
     """Write rows ``r0:r1`` and columns ``c0:c1`` of a scene as a GeoTIFF with its metadata.
 
-    Band descriptions, colour interpretation, scales, offsets, nodata and tags carry over, so
+    Band descriptions, color interpretation, scales, offsets, nodata and tags carry over, so
     the copy says what the scene says about its bands and values (a Landsat MTL beside the
     scene does not: pass what it decided explicitly).
     """

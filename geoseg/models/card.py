@@ -1,6 +1,6 @@
 """The model card: everything a model file says about itself.
 
-A geoseg model never needs its bands, normalisation or classes restated by the user: they travel in
+A geoseg model never needs its bands, normalization or classes restated by the user: they travel in
 the card, beside the weights (see :mod:`geoseg.io.model_file`).
 """
 
@@ -57,13 +57,13 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if self.method not in ("log_sigmoid", "standard", *LEGACY_NORMALIZATIONS):
-            raise ModelError(f"unknown normalisation {self.method!r}: use log_sigmoid or standard")
+            raise ModelError(f"unknown normalization {self.method!r}: use log_sigmoid or standard")
         if len(self.mean) != len(self.std):
-            raise ModelError("normalisation needs as many std as mean values")
+            raise ModelError("normalization needs as many std as mean values")
         if self.method == "log_sigmoid" and not self.mean:
-            raise ModelError("log_sigmoid normalisation needs one mean and one std per band")
+            raise ModelError("log_sigmoid normalization needs one mean and one std per band")
         if any(s <= 0 for s in self.std):
-            raise ModelError("normalisation std values must be > 0")
+            raise ModelError("normalization std values must be > 0")
 
     @property
     def legacy(self) -> bool:
@@ -194,7 +194,7 @@ class ModelCard:
             raise ModelError(f"model {self.name!r} ground sample distance must be > 0")
         norm = self.normalization
         if not norm.legacy and norm.mean and len(norm.mean) != len(self.bands):
-            raise ModelError(f"model {self.name!r}: normalisation needs one mean per band")
+            raise ModelError(f"model {self.name!r}: normalization needs one mean per band")
         for legend in self.legends:
             legend.matrix(self.classes)
         self.legend(self.default_legend)  # raises if unknown
@@ -260,14 +260,14 @@ class ModelCard:
             "geoseg predict --help: --product, --scale)"
         )
         if norm.legacy:
-            lines.append(f"normalisation {norm.method} (an older model: retrain it)")
+            lines.append(f"normalization {norm.method} (an older model: retrain it)")
         elif norm.method == "log_sigmoid":
             lines.append(
-                f"normalisation sigmoid({norm.sigmoid_scale:g} * standardised log(1 + "
+                f"normalization sigmoid({norm.sigmoid_scale:g} * standardised log(1 + "
                 f"{norm.log_gain:g} * reflectance) {norm.sigmoid_offset:+g}), fixed per band"
             )
         else:
-            lines.append("normalisation (reflectance - mean) / std, fixed per band")
+            lines.append("normalization (reflectance - mean) / std, fixed per band")
         lines.append(f"pixel size    {f'{self.gsd:g} m' if self.gsd else 'any'}")
         lines.append(f"tiles         {self.tile_size} px, overlap {self.overlap} px")
         default = self.legend()
@@ -374,7 +374,7 @@ CLASS_MEANINGS: dict[str, str] = {
     "other": "shrub and scrub, bare ground, flooded vegetation, snow and ice",
 }
 
-# The five land-cover classes of the embedded models, in logit order. Colours follow common
+# The five land-cover classes of the embedded models, in logit order. Colors follow common
 # land-cover map conventions (built red, water blue, forest dark green, cropland tan, other grey).
 LANDCOVER_CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(0, "urban", "#d7191c"),

@@ -125,7 +125,7 @@ def dynamic_world_card() -> ModelCard:
     )
 
 
-#: ESA WorldCover v1/v2 legend with its official colours (ESA WorldCover, CC-BY 4.0).
+#: ESA WorldCover v1/v2 legend with its official colors (ESA WorldCover, CC-BY 4.0).
 WORLDCOVER_CLASSES: tuple[ClassInfo, ...] = (
     ClassInfo(10, "tree cover", "#006400"),
     ClassInfo(20, "shrubland", "#ffbb22"),
@@ -146,7 +146,7 @@ def known_legend(tags: Mapping[str, str]) -> tuple[tuple[ClassInfo, ...], str] |
 
     ESA WorldCover (its ``title``/``product_type`` tags) and Dynamic World labels (a ``classes``
     tag of the form ``0=water,1=trees,...``, as Dynamic World exports and geoseg's teacher
-    rasters carry) get their published names and colours.
+    rasters carry) get their published names and colors.
 
     >>> known_legend({"title": "ESA WorldCover product at 10m resolution for year 2021"})[1]
     'ESA WorldCover'

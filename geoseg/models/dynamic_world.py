@@ -5,7 +5,7 @@ Dynamic World Project by Google with National Geographic and the World Resources
 its weights converted by ``scripts/convert_dynamic_world.py``. Every operation is local:
 
 - a 3x3 convolution at full resolution, then an antialiased 2x downsampling (a separable
-  triangle filter ``[1, 3, 3, 1] / 8`` renormalised at the image edge, as TensorFlow's
+  triangle filter ``[1, 3, 3, 1] / 8`` renormalized at the image edge, as TensorFlow's
   ``ScaleAndTranslate`` with ``antialias=True`` computes it);
 - three blocks of depthwise-separable convolutions at half resolution, each with a 1x1 skip
   branch, and a short side branch concatenated before the third;
@@ -64,7 +64,7 @@ class _SeparableBlock(nn.Module):
 
 
 def antialiased_half(x: torch.Tensor) -> torch.Tensor:
-    """Downsample by 2 with a triangle filter, renormalised where it overhangs the edge.
+    """Downsample by 2 with a triangle filter, renormalized where it overhangs the edge.
 
     Equals TensorFlow's ``tf.image.resize(x, (h // 2, w // 2), antialias=True)`` with the
     bilinear (triangle) kernel for even ``h`` and ``w``.

@@ -110,7 +110,7 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     card, state, sha256 = load_model_file(path)
     if card.normalization.legacy:
         raise ModelError(
-            f"model {card.name!r} ({path.name}) normalises each scene by its own statistics, "
+            f"model {card.name!r} ({path.name}) normalizes each scene by its own statistics, "
             "so a pixel's class depends on the rest of the file: retrain it with this geoseg"
         )
     network = build_network(card.architecture, len(card.bands), card.num_classes, card.arch_params)
@@ -141,7 +141,7 @@ def choose_default_model(
     """Pick the embedded model to use for a scene when none is named.
 
     The first model of :data:`DEFAULT_MODELS` whose bands the scene's band names (descriptions,
-    else colour interpretation) all include wins; with ``--bands`` (``requested_bands`` of them),
+    else color interpretation) all include wins; with ``--bands`` (``requested_bands`` of them),
     the first with that many bands.
 
     Raises

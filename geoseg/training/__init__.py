@@ -1,7 +1,7 @@
 """Training and evaluating geoseg models.
 
 ``train(config)`` runs a recipe from ``configs/*.yaml`` and writes a self-describing model file;
-``evaluate(model, scene, labels)`` scores a model with the normalisation and tiling of prediction.
+``evaluate(model, scene, labels)`` scores a model with the normalization and tiling of prediction.
 Heavy modules are imported on first use so ``import geoseg.training`` stays cheap.
 """
 

@@ -124,7 +124,7 @@ class ModelConfig:
         Card description.
     init_from : str, optional
         Embedded model name or model file to start from (fine-tuning). Its classes and
-        normalisation are kept, and its architecture unless ``architecture``/``arch_params``
+        normalization are kept, and its architecture unless ``architecture``/``arch_params``
         name another: then a new network is built and every weight whose name and shape match
         (typically the shared encoder) is copied over. If ``bands`` differ from its bands, the
         first convolution is adapted: shared bands keep their weights, new bands start from the

@@ -1,10 +1,10 @@
 """Training patches: random, augmented, spatially held out.
 
-Two ways to draw patches share one contract (a batch of normalised inputs, labels with
+Two ways to draw patches share one contract (a batch of normalized inputs, labels with
 :data:`~geoseg.io.labels.IGNORE`, optional teacher probabilities):
 
 - :class:`PatchSampler` draws from scenes prepared in memory (:mod:`geoseg.training.prepare`).
-  Each scene is normalised with its own whole-scene statistics, exactly as prediction does, and
+  Each scene is normalized with its own whole-scene statistics, exactly as prediction does, and
   the draw of step ``k`` depends only on ``(seed, k)``, so a resumed run sees the same batches.
 - :func:`geo_datasets` builds torchgeo ``RasterDataset`` s for an image and its label raster joined
   by intersection, with a ``RandomGeoSampler`` outside and a ``GridGeoSampler`` inside the held-out
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from geoseg.io.labels import IGNORE, write_raster
 from geoseg.models.card import Normalization
-from geoseg.normalization import normalise_reflectance
+from geoseg.normalization import normalize_reflectance
 from geoseg.radiometry import PATH_REFLECTANCE
 from geoseg.training.config import AugmentConfig
 from geoseg.training.prepare import SceneData
@@ -41,7 +41,7 @@ class Batch:
     Parameters
     ----------
     image : torch.Tensor
-        ``(N, bands, P, P)`` float32 model input (augmented reflectance, normalised).
+        ``(N, bands, P, P)`` float32 model input (augmented reflectance, normalized).
     labels : torch.Tensor
         ``(N, P, P)`` int64 channel index or 255.
     soft : torch.Tensor or None
@@ -193,7 +193,7 @@ class PatchSampler:
         return x, y, s
 
     def _radiometric(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Augment reflectance in physical units, then apply the model's normalisation."""
+        """Augment reflectance in physical units, then apply the model's normalization."""
         aug = self.augment
         valid = (x != 0).any(dim=0, keepdim=True)
         if aug.blur_probability > 0 and rng.random() < aug.blur_probability:
@@ -212,7 +212,7 @@ class PatchSampler:
             # add path reflectance, or take it away (surface vs top-of-atmosphere reflectance)
             haze = float(rng.uniform(*aug.haze_range))
             x = x + haze * self.haze_weights
-        x = normalise_reflectance(x[None], self.normalization)[0]
+        x = normalize_reflectance(x[None], self.normalization)[0]
         return x * valid
 
 

@@ -1,6 +1,6 @@
-"""Evaluating a model on a labelled scene, with the tiling and normalisation of prediction.
+"""Evaluating a model on a labelled scene, with the tiling and normalization of prediction.
 
-:func:`geoseg.inference.classify_normalised` runs prediction's own tiling on an in-memory image,
+:func:`geoseg.inference.classify_normalized` runs prediction's own tiling on an in-memory image,
 so validation during training needs no files and scores what ``predict`` delivers.
 """
 

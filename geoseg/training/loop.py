@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from geoseg.errors import ConfigError
-from geoseg.inference import classify_normalised, resolve_device, tile_multiple
+from geoseg.inference import classify_normalized, resolve_device, tile_multiple
 from geoseg.io.atomic import atomic_output
 from geoseg.io.labels import IGNORE
 from geoseg.models.architectures import build_network
@@ -38,7 +38,7 @@ from geoseg.models.catalogue import (
     dynamic_world_normalization,
 )
 from geoseg.models.loading import LoadedModel, save_model_file
-from geoseg.normalization import normalise_reflectance
+from geoseg.normalization import normalize_reflectance
 from geoseg.training.balance import class_distribution
 from geoseg.training.config import TrainConfig
 from geoseg.training.datasets import GeoPatchSampler, PatchSampler
@@ -209,7 +209,7 @@ def _load_teacher(config: TrainConfig) -> LoadedModel | None:
 
 
 def _normalization_for(card: ModelCard, bands: tuple[str, ...]) -> dict[str, Any]:
-    """The card's normalisation for another set of bands, as a card dict entry.
+    """The card's normalization for another set of bands, as a card dict entry.
 
     A kept band keeps its constants; a new band takes Dynamic World's for that band.
 
@@ -232,7 +232,7 @@ def _normalization_for(card: ModelCard, bands: tuple[str, ...]) -> dict[str, Any
             means.append(reference.mean[0])
             stds.append(reference.std[0])
         else:
-            raise ConfigError(f"model.bands: no normalisation constants known for band {band!r}")
+            raise ConfigError(f"model.bands: no normalization constants known for band {band!r}")
     data["mean"], data["std"] = means, stds
     return data
 
@@ -367,7 +367,7 @@ def validate(
         if scene.holdout is None:
             continue
         image = model_input(scene.image, card)
-        predicted = classify_normalised(
+        predicted = classify_normalized(
             network, image, card.tile_size, card.overlap, tile_multiple(card), device, groups=groups
         )
         labels = scene.labels[scene.holdout]
@@ -387,10 +387,10 @@ def validate(
 
 
 def model_input(reflectance: np.ndarray, card: ModelCard) -> np.ndarray:
-    """The card's normalisation of a ``(bands, H, W)`` reflectance image, 0 where invalid."""
+    """The card's normalization of a ``(bands, H, W)`` reflectance image, 0 where invalid."""
     valid = np.any(reflectance != 0, axis=0)
     tensor = torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32))[None]
-    out: np.ndarray = normalise_reflectance(tensor, card.normalization)[0].numpy()
+    out: np.ndarray = normalize_reflectance(tensor, card.normalization)[0].numpy()
     out[:, ~valid] = 0.0
     return out
 

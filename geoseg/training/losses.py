@@ -153,7 +153,7 @@ class DistillationLoss(nn.Module):
     """Soft cross-entropy against teacher probabilities, with temperature.
 
     ``T**2 * sum_c -q_c log softmax(z / T)_c`` averaged over valid pixels, where ``q`` are the
-    teacher's probabilities (softened by ``T`` as well: ``q ** (1/T)`` renormalised). The entropy
+    teacher's probabilities (softened by ``T`` as well: ``q ** (1/T)`` renormalized). The entropy
     of ``q`` is a constant, so this has the gradients of ``KL(q || p)``; the ``T**2`` keeps
     gradient size independent of ``T`` (Hinton et al. 2015).
 

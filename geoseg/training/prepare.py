@@ -2,7 +2,7 @@
 
 Stored values become reflectance exactly as prediction does
 (:func:`geoseg.radiometry.resolve_radiometry` on what the scene says, or the recipe's
-``product``/``scale``), and the model's fixed normalisation is applied per patch after
+``product``/``scale``), and the model's fixed normalization is applied per patch after
 augmentation, so augmentation acts in physical units (gain, offset, haze) and a model sees at
 training time what ``geoseg predict`` gives it.
 
@@ -88,7 +88,7 @@ class SceneData:
         Scene name.
     image : np.ndarray
         ``(bands, H, W)`` float32 reflectance of the model's bands, 0 at invalid pixels; the
-        model's normalisation is applied per patch, after radiometric augmentation.
+        model's normalization is applied per patch, after radiometric augmentation.
     labels : np.ndarray
         ``(H, W)`` int64 class channel index, :data:`IGNORE` where unlabelled or invalid.
     soft : np.ndarray or None
@@ -223,7 +223,7 @@ def _map_codes(codes: np.ndarray, values: Sequence[str], lookup: Mapping[str, in
 def group_probabilities(
     probs: np.ndarray, lookup: Mapping[str, int], num_classes: int
 ) -> np.ndarray:
-    """Sum teacher probability bands into model classes and renormalise.
+    """Sum teacher probability bands into model classes and renormalize.
 
     Band ``i`` holds the probability of label value ``i``; bands that map to :data:`IGNORE` are
     dropped, and the remaining mass is rescaled to sum to one (0 where nothing is left).
@@ -417,7 +417,7 @@ def _teacher_targets(
     """The teacher's class probabilities over a scene, where it is valid, and an input sample."""
     import torch
 
-    from geoseg.inference import probabilities_normalised, tile_multiple
+    from geoseg.inference import probabilities_normalized, tile_multiple
 
     card = teacher.card
     if [c.name for c in card.classes] != [c.name for c in classes]:
@@ -438,7 +438,7 @@ def _teacher_targets(
     inputs = transform.apply(raw)
     del raw
     inputs[:, ~valid] = 0.0
-    probabilities = probabilities_normalised(
+    probabilities = probabilities_normalized(
         teacher.network,
         inputs,
         card.tile_size,

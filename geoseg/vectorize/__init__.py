@@ -117,7 +117,7 @@ __all__ = [
     "write_polygons",
 ]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def vectorize_raster(
@@ -146,8 +146,8 @@ def vectorize_raster(
     out_path : path-like
         GeoPackage to write (atomically: nothing is left behind on failure).
     classes : sequence of ClassInfo, path-like or None
-        Class names and colours. ``None`` takes them from the raster (its ``GEOSEG_CLASSES`` tag,
-        else GDAL category names, else generic names coloured by its colour table). A sequence
+        Class names and colors. ``None`` takes them from the raster (its ``GEOSEG_CLASSES`` tag,
+        else GDAL category names, else generic names colored by its color table). A sequence
         or a YAML/JSON classes file must name every value found in the raster.
     min_area_m2 : float, optional
         Regions smaller than this ground area are merged into their largest neighbour before
@@ -237,7 +237,7 @@ def vectorize_raster(
         known = known_legend(raster.tags)
         if known is not None:
             own = known[0]
-            logger.info("class raster %s: the %s legend", raster.path, known[1])
+            log.info("class raster %s: the %s legend", raster.path, known[1])
     declared, strict = declared_classes(classes, own)
     allowed = frozenset(c.id for c in declared) if strict else None
 

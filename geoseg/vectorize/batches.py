@@ -109,7 +109,7 @@ def polygon_batches(
     Parameters
     ----------
     read : callable
-        Returns the normalised block (uint8, 255 = nodata) for a window.
+        Returns the normalized block (uint8, 255 = nodata) for a window.
     width, height : int
         Raster size, pixels.
     transform : affine.Affine
@@ -248,14 +248,14 @@ def join_batches(batches: Iterable[Polygons]) -> Polygons:
 
 
 def array_reader(labels: np.ndarray, nodata: int | None = NODATA) -> BlockReader:
-    """A block reader over an in-memory 2-D label array (normalised: uint8, 255 = nodata)."""
-    from geoseg.io.class_raster import normalise_block
+    """A block reader over an in-memory 2-D label array (normalized: uint8, 255 = nodata)."""
+    from geoseg.io.class_raster import normalize_block
 
-    normalised = normalise_block(labels, nodata)
+    normalized = normalize_block(labels, nodata)
 
     def read(window: Window) -> np.ndarray:
         rows, cols = window.toslices()
-        block: np.ndarray = normalised[rows, cols]
+        block: np.ndarray = normalized[rows, cols]
         return block
 
     return read

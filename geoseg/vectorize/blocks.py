@@ -29,7 +29,7 @@ from geoseg.errors import VectorizeError
 from geoseg.vectorize.coverage import node_pixel_coverage
 from geoseg.vectorize.geodesy import ground_area_m2, to_crs_coordinates
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Largest halo (pixels) read around a block for sieving; see :func:`halo_pixels`.
 MAX_HALO = 256
@@ -221,7 +221,7 @@ def make_valid_polygons(geoms: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray,
     """Repair invalid geometries and explode to non-empty single polygons, keeping their ids."""
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():
-        logger.debug("repairing %d invalid polygons", int(invalid.sum()))
+        log.debug("repairing %d invalid polygons", int(invalid.sum()))
         geoms = geoms.copy()
         geoms[invalid] = shapely.make_valid(geoms[invalid], method="structure")
     parts, index = shapely.get_parts(geoms, return_index=True)

@@ -21,7 +21,7 @@ from rasterio.crs import CRS
 
 from geoseg.core import LAYER, NODATA
 from geoseg.errors import VectorizeError
-from geoseg.io.class_raster import colour_for, read_classes_file
+from geoseg.io.class_raster import color_for, read_classes_file
 from geoseg.io.geopackage import LandcoverWriter
 from geoseg.models.card import ClassInfo
 from geoseg.provenance import Provenance
@@ -29,7 +29,7 @@ from geoseg.styles import landcover_style
 from geoseg.vectorize.batches import Polygons
 from geoseg.vectorize.geodesy import crs_label, reproject
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,12 +110,12 @@ def write_polygons(
     crs : CRS
         CRS of the polygons.
     classes : tuple of ClassInfo
-        Declared classes; a value they do not name gets a generic class coloured by
+        Declared classes; a value they do not name gets a generic class colored by
         ``colormap``.
     source : str
         The class raster's name, for messages and the layer description.
     colormap : mapping or None
-        The raster's colour table.
+        The raster's color table.
     provenance : Provenance
         Provenance of the run; the vectorize settings are added to it.
     dst_crs : CRS or None
@@ -204,7 +204,7 @@ def write_polygons(
         block_size=first.block_size,
         timings_s=dict(timings),
     )
-    logger.info(
+    log.info(
         "vectorized %s: %d polygons, %.0f m2, %.1f s",
         source,
         result.polygon_count,
@@ -236,12 +236,12 @@ def _resolve_classes(
     colormap: Mapping[int, tuple[int, int, int]] | None,
     name: str,
 ) -> tuple[ClassInfo, ...]:
-    """Declared classes plus a generic class (colour-table colour) for any other present value."""
+    """Declared classes plus a generic class (color-table color) for any other present value."""
     known = {c.id for c in declared}
     extra = sorted(present - known)
     if extra and declared:
-        logger.warning("class raster %s holds values %s its classes do not name", name, extra)
-    generic = tuple(ClassInfo(v, f"class {v}", colour_for(v, colormap)) for v in extra)
+        log.warning("class raster %s holds values %s its classes do not name", name, extra)
+    generic = tuple(ClassInfo(v, f"class {v}", color_for(v, colormap)) for v in extra)
     return tuple(sorted(declared + generic, key=lambda c: c.id))
 
 
@@ -260,7 +260,7 @@ def resolve_provenance(
                 parameters=dict(data.get("parameters", {})),
             )
         except (ValueError, AttributeError, TypeError):
-            logger.warning("ignoring malformed provenance tag of %s", input_path)
+            log.warning("ignoring malformed provenance tag of %s", input_path)
     if prov is None:
         prov = Provenance(model_name="", model_sha256="", input_path=input_path)
     return prov
