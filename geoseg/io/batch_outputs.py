@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from geoseg.core import LAYER
 from geoseg.errors import BatchError, OutputError
 from geoseg.io.atomic import atomic_output, remove_with_sidecars
 from geoseg.io.geopackage import add_default_style, read_default_style
+from geoseg.io.report_files import write_json as write_report_json
 from geoseg.styles import LayerStyle
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,7 @@ def class_areas(gpkg: Path, layer: str = LAYER) -> dict[str, float]:
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically, replacing ``path``."""
-    with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    write_report_json(path, data, overwrite=True)
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:

@@ -6,7 +6,6 @@ so validation during training needs no files and scores what ``predict`` deliver
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 
 from geoseg.errors import LabelError
 from geoseg.io.labels import IGNORE
+from geoseg.io.report_files import write_json
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class EvaluationResult:
 
     def write_json(self, path: str | Path) -> None:
         """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_json(Path(path), self.to_dict(), overwrite=True)
 
 
 def evaluate(

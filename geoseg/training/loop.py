@@ -10,7 +10,6 @@ weights as an uninterrupted one (on CPU; CUDA kernels are not bit-deterministic)
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -27,6 +26,7 @@ from geoseg.errors import ConfigError
 from geoseg.inference import classify_normalized, resolve_device, tile_multiple
 from geoseg.io.atomic import atomic_output
 from geoseg.io.labels import IGNORE
+from geoseg.io.report_files import write_json
 from geoseg.models.architectures import build_network
 from geoseg.models.card import LANDCOVER_CLASSES, ModelCard
 from geoseg.models.catalogue import (
@@ -460,7 +460,7 @@ def train(
         for spec in config.scenes
     ]
     balance = class_distribution(scenes, card.classes)
-    (out_dir / CLASS_DISTRIBUTION).write_text(json.dumps(balance, indent=2), encoding="utf-8")
+    write_json(out_dir / CLASS_DISTRIBUTION, balance, overwrite=True)
     log.info(
         "training pixels: %s",
         ", ".join(f"{n} {100 * v:.1f}%" for n, v in balance["share"].items()),
@@ -613,7 +613,7 @@ def train(
     model_path = out_dir / f"{card.name}.pt"
     network.to("cpu")
     save_model_file(model_path, card, network.state_dict())
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "metrics.json", metrics, overwrite=True)
     log.info("wrote %s", model_path)
     return TrainResult(model_path, card, metrics, optim.steps, throughput, start)
 
