@@ -19,6 +19,12 @@ holds the code to it; a module is in the layer of the longest name listed that c
 7. applications: geoseg.batch, geoseg.training
 8. interface: geoseg.cli
 
+Where this differs from ``../shared/DESIGN.md`` on purpose: ``vectorize`` and ``batch`` are packages
+with one concern per file, not single modules; ``core`` is added at the bottom for the values every
+layer shares; and the pure computations (tiling, stitching, radiometry, the model card's values)
+sit below ``io``, because the class-raster writer stitches tiles as it writes and the scene reader
+plans its windows with the tiling, so ``io`` depends on them and never the other way round.
+
 >>> import geoseg
 >>> sorted(geoseg.__all__)
 ['PredictOptions', '__version__', 'batch', 'evaluate', 'predict', 'train', 'vectorize_raster']
