@@ -20,6 +20,7 @@ import numpy as np
 import rasterio
 import yaml
 
+from geoseg.config import TTA_MODES
 from geoseg.pipeline import PredictOptions, predict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--label-map", default=str(REPO / "configs/labels_dynamic_world.yaml"))
     parser.add_argument("--first-row", type=int, default=0, help="score rows from this one on")
     parser.add_argument("--model", default=None)
-    parser.add_argument("--tta", default="none", choices=["none", "flips"])
+    parser.add_argument("--tta", default="none", choices=list(TTA_MODES))
     parser.add_argument("--smooth", type=int, default=0, help="majority filter window")
     args = parser.parse_args()
 

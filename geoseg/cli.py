@@ -287,7 +287,8 @@ _model_options = _options(
         type=click.Choice(list(TTA_MODES)),
         show_default=True,
         help="Test-time augmentation: flips averages the chip as it is, mirrored both ways and "
-        "upside down (4x the model's time).",
+        "upside down (4x the model's time); scales the chip at 1, 0.5 and 1.5 times its size "
+        "(3.5x); flips,scales all twelve (14x).",
     ),
     _field_option(
         "--smooth",

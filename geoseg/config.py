@@ -54,10 +54,46 @@ MIN_BLOCK_SIZE = 16
 #: Forward-pass arithmetic a prediction accepts (see :class:`geoseg.inference.Predictor`).
 PRECISIONS = ("auto", "fp32", "bf16")
 
-#: Test-time augmentations: the flips (tensor dims) whose logits are averaged.
-TTA_MODES: dict[str, tuple[tuple[int, ...], ...]] = {
-    "none": ((),),
-    "flips": ((), (-1,), (-2,), (-2, -1)),
+_FLIPS = ((), (-1,), (-2,), (-2, -1))
+# Half and one-and-a-half times the model's pixel size: both keep a chip's grid when its sides
+# and its first pixel are multiples of twice the network's downsampling (see Predictor).
+_SCALES = (1.0, 0.5, 1.5)
+
+
+@dataclass(frozen=True)
+class TestTimeAugmentation:
+    """Views of every chip whose logits are averaged.
+
+    Parameters
+    ----------
+    flips : tuple of tuple of int
+        Tensor dimensions to flip (``()``: the chip as it is).
+    scales : tuple of float
+        Resampling factors of the chip (1: as it is; 0.5: pixels twice as large).
+    """
+
+    __test__ = False  # not a pytest class, despite the name
+
+    flips: tuple[tuple[int, ...], ...] = ((),)
+    scales: tuple[float, ...] = (1.0,)
+
+    @property
+    def grid_multiple(self) -> int:
+        """Factor the network's size multiple grows by so that every scale keeps the grid."""
+        return 2 if any(s != 1.0 for s in self.scales) else 1
+
+    @property
+    def views(self) -> int:
+        """Forward passes per chip."""
+        return len(self.flips) * len(self.scales)
+
+
+#: Test-time augmentations by ``--tta`` name.
+TTA_MODES: dict[str, TestTimeAugmentation] = {
+    "none": TestTimeAugmentation(),
+    "flips": TestTimeAugmentation(flips=_FLIPS),
+    "scales": TestTimeAugmentation(scales=_SCALES),
+    "flips,scales": TestTimeAugmentation(flips=_FLIPS, scales=_SCALES),
 }
 
 
@@ -150,9 +186,11 @@ class PredictOptions:
     legend : str, optional
         The classes to deliver: one of the model's legends (``full`` for its own classes);
         default the model's default legend.
-    tta : {"none", "flips"}
+    tta : {"none", "flips", "scales", "flips,scales"}
         Test-time augmentation (:class:`~geoseg.inference.Predictor`): ``flips`` averages four
-        mirrored predictions of every chip, at 4x the model's time.
+        mirrored predictions of every chip (4x the model's time); ``scales`` the chip as it is,
+        with pixels twice as large and with pixels two thirds as large (3.5x); both: all
+        twelve views (14x).
     smooth : int
         Majority-filter window (odd, 3-15 pixels of the model grid) applied to the class map
         before it is written and vectorized (:mod:`geoseg.smoothing`); 0: none. The confidence

@@ -103,11 +103,14 @@ class Predictor:
         and ``fp32`` force one.
     legend : Legend, optional
         The classes to deliver (default: the card's default legend).
-    tta : {"none", "flips"}
+    tta : {"none", "flips", "scales", "flips,scales"}
         Test-time augmentation: ``flips`` averages the logits of the chip as it is, mirrored
         left-right, upside down and both (4x the model's time). Flipping a chip whose sides are
         multiples of the network's downsampling keeps its grid, so tiles still agree with the
-        whole scene.
+        whole scene. ``scales`` adds the chip area-averaged to half its size and resampled
+        bilinearly to 1.5 times it (the logits resampled back); chips then lie on a grid of
+        twice the network's multiple (:attr:`size_multiple`), so that every scale puts the same
+        ground on the same grid in every tile.
     """
 
     def __init__(
@@ -124,7 +127,7 @@ class Predictor:
             raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         if tta not in TTA_MODES:
             raise ConfigError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
-        self.flips: tuple[tuple[int, ...], ...] = TTA_MODES[tta]
+        self.tta = TTA_MODES[tta]
         self.model = model
         self.transform = transform
         self.device = device
@@ -136,6 +139,7 @@ class Predictor:
         if self.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.network.eval()
+        self.size_multiple = tile_multiple(model.card) * self.tta.grid_multiple
         if compile:
             self.network = torch.compile(self.network)  # type: ignore[assignment]
         legend = legend or model.card.legend()
@@ -160,16 +164,19 @@ class Predictor:
         x = self.transform.apply_torch(raw)
         x = x * valid.unsqueeze(1)
         total: torch.Tensor | None = None
-        for dims in self.flips:
-            view = torch.flip(x, dims) if dims else x
-            if self.channels_last:
-                view = view.contiguous(memory_format=torch.channels_last)
-            with self._autocast(), network_allocations():
-                out: torch.Tensor = self.network(view).float()
-            out = torch.flip(out, dims) if dims else out
-            total = out if total is None else total + out
+        for scale in self.tta.scales:
+            scaled = _rescale(x, scale)
+            for dims in self.tta.flips:
+                view = torch.flip(scaled, dims) if dims else scaled
+                if self.channels_last:
+                    view = view.contiguous(memory_format=torch.channels_last)
+                with self._autocast(), network_allocations():
+                    out: torch.Tensor = self.network(view).float()
+                out = torch.flip(out, dims) if dims else out
+                out = _rescale(out, 1.0 / scale) if scale != 1.0 else out
+                total = out if total is None else total + out
         assert total is not None  # at least the chip as it is
-        return total / len(self.flips) if len(self.flips) > 1 else total
+        return total / self.tta.views if self.tta.views > 1 else total
 
     def with_transform(self, transform: InputTransform) -> Predictor:
         """The same predictor (same network, device, legend) for a scene with other radiometry."""
@@ -303,6 +310,20 @@ def _to_device(data: np.ndarray, device: torch.device) -> torch.Tensor:
         host = host.pin_memory()  # page-locked, so the copy is a true asynchronous DMA
     moved = host.to(device, non_blocking=True)
     return moved.to(torch.int32) & 0xFFFF if unsigned16 else moved
+
+
+def _rescale(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``(N, C, H, W)`` resampled by ``scale``: area-averaged when smaller, bilinear when larger.
+
+    Both are local and depend only on the position on the chip's grid, so chips placed on a
+    common grid give the same values wherever they overlap (away from their edges).
+    """
+    if scale == 1.0:
+        return x
+    size = (round(x.shape[-2] * scale), round(x.shape[-1] * scale))
+    if scale < 1.0:
+        return nn.functional.interpolate(x, size=size, mode="area")
+    return nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def grid_origin(transform: object) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.bands import BandMatch, resolve_bands
-from geoseg.config import DEFAULT_BLOCK_SIZE
+from geoseg.config import DEFAULT_BLOCK_SIZE, TTA_MODES
 from geoseg.config import PredictOptions as PredictOptions  # re-exported: callers import it here
 from geoseg.errors import BandMappingError, ConfigError, EmptySceneError, InvalidSceneError
 from geoseg.inference import (
@@ -295,7 +295,7 @@ def prepare(
                 scene.gsd,
                 scene.gsd * factor,
             )
-    multiple = tile_multiple(loaded.card)
+    multiple = tile_multiple(loaded.card) * TTA_MODES[options.tta].grid_multiple
     tile_size = options.tile_size or card.tile_size
     tile_size = math.ceil(tile_size / multiple) * multiple
     overlap = card.overlap if options.overlap is None else options.overlap
@@ -556,6 +556,8 @@ def _provenance(run: PreparedRun, source: str, options: PredictOptions) -> Prove
             **run.decisions(),
             "min_area_m2": options.min_area_m2,
             "simplify_m": options.simplify_m,
+            "tta": options.tta,
+            "smooth": options.smooth,
         },
     )
 
@@ -797,7 +799,7 @@ def _classify(
             else outputs.reserve(paths.confidence, "confidence")
         )
     plan = run.plan
-    multiple = tile_multiple(run.model.card)
+    multiple = predictor.size_multiple
     shape = chip_shape(plan.height, plan.width, plan.tile_size, multiple)
     origin = grid_origin(run.grid.transform)
 

@@ -242,3 +242,25 @@ def test_review_list_ranks_unreviewed_polygons_least_confident_first(
     for bad in (["review-list", str(plain)], ["review-list", str(out), "--top", "0"]):
         result = CliRunner().invoke(main, bad)
         assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+
+
+def test_tta_and_smoothing_from_the_command_line(tmp_path: Path, fake_model: Path) -> None:
+    rng = np.random.default_rng(6)
+    scene = write_raster(tmp_path / "s.tif", rng.integers(1, 3000, (6, 40, 44), dtype=np.uint16))
+    args = ["predict", str(scene), "--model", str(fake_model), "--min-area", "0"]
+    out = tmp_path / "lc.gpkg"
+    result = CliRunner().invoke(
+        main, [*args, "--out", str(out), "--tta", "flips,scales", "--smooth", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    parameters = json.loads((tmp_path / "lc.report.json").read_text())["provenance"]["parameters"]
+    assert (parameters["tta"], parameters["smooth"]) == ("flips,scales", 3)
+    # bad values: a usage error naming the choices, or one line naming the fix; nothing written
+    bad_tta = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a.gpkg"), "--tta", "rot"])
+    assert bad_tta.exit_code == 2 and "'flips,scales'" in bad_tta.output
+    bad_smooth = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "b.gpkg"), "--smooth", "4"]
+    )
+    assert bad_smooth.exit_code == 1 and bad_smooth.output.count("\n") == 1
+    assert "odd" in bad_smooth.output
+    assert not (tmp_path / "a.gpkg").exists() and not (tmp_path / "b.gpkg").exists()

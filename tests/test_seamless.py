@@ -169,3 +169,61 @@ def test_smoothing_keeps_tiles_equal_to_the_smoothed_whole_image(tmp_path: Path)
     assert (smoothed != whole_image_classes(scene, model)).any()  # it did something
     counts = np.bincount(expected[expected != NODATA_CLASS].ravel(), minlength=5)
     assert sum(result.class_pixels.values()) == counts.sum()
+
+
+def _scaled_whole_image_logits(x: torch.Tensor, network: torch.nn.Module) -> torch.Tensor:
+    """Logits of ``(1, C, H, W)`` (even sides) averaged over the scales of ``--tta scales``."""
+    height, width = x.shape[-2:]
+    half = torch.nn.functional.avg_pool2d(x, 2)
+    up = torch.nn.functional.interpolate(
+        x, size=(height * 3 // 2, width * 3 // 2), mode="bilinear", align_corners=False
+    )
+    from_half = torch.nn.functional.interpolate(
+        network(half), size=(height, width), mode="bilinear", align_corners=False
+    )
+    from_up = torch.nn.functional.adaptive_avg_pool2d(network(up), (height, width))
+    return (network(x) + from_half + from_up) / 3
+
+
+def test_scale_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) -> None:
+    from affine import Affine
+
+    from geoseg.inference import grid_origin
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(1, 4000, size=(6, 75, 69), dtype=np.uint16)
+    # a first pixel at odd absolute rows and columns, and an odd tile size: only chips placed
+    # on the even grid average the same 2 x 2 blocks as the whole image
+    transform = Affine(10, 0, 10 * 43573, 0, -10, 10 * 417947)
+    scene = write_raster(tmp_path / "scene.tif", data, transform=transform, descriptions=S2_BANDS)
+    card = make_card(arch_params={"layers": 2, "width": 8}, tile_size=41, overlap=16)
+    model_path = save_fake_model(tmp_path / "model.pt", card, seed=5)
+    options = PredictOptions(batch_size=2, precision="fp32", tta="scales")
+    predict(scene, None, model=model_path, raster=tmp_path / "tta.tif", options=options)
+    with rasterio.open(tmp_path / "tta.tif") as src:
+        tiled = src.read(1)
+    model = load_model(model_path)
+    scene_info = open_scene(scene)
+    bands = tuple(range(1, 7))
+    sample, _ = read_sample(scene_info, bands)
+    radiometry = resolve_radiometry(scene_info.radiometric_info(), bands, model.card.bands)
+    x = torch.from_numpy(InputTransform(radiometry, model.card.normalization).apply(sample))
+    # the whole image on the same even grid, with zeros around it as chips have beyond the scene
+    row0, col0 = (v % 2 for v in grid_origin(transform))
+    assert (row0, col0) == (1, 1)
+    pad = 16
+    padded = torch.zeros(6, 75 + 2 * pad + 2, 69 + 2 * pad + 2)
+    top, left = pad + row0, pad + col0
+    padded[:, top : top + 75, left : left + 69] = x
+    with torch.inference_mode():
+        logits = _scaled_whole_image_logits(padded[None], model.network)[0]
+    logits = logits[:, top : top + 75, left : left + 69]
+    reference = np.asarray(model.card.class_ids, np.uint8)[logits.argmax(0).numpy()]
+    # the scene's outer pixels see the chips' edge (bilinear resampling clamps there)
+    inner = (slice(6, -6), slice(6, -6))
+    np.testing.assert_array_equal(tiled[inner], reference[inner])
+    # scales change something: the check can fail
+    plain = tmp_path / "plain.tif"
+    predict(scene, None, model=model_path, raster=plain, options=PredictOptions(precision="fp32"))
+    with rasterio.open(plain) as src:
+        assert (src.read(1)[inner] != tiled[inner]).any()

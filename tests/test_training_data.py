@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -328,3 +329,19 @@ def test_a_resampled_scene_keeps_what_its_file_says_about_its_values(
     assert prepared.image.shape == (6, 3 * H, 3 * W)
     raw = np.repeat(np.repeat(data.astype(np.float32), 3, axis=1), 3, axis=2)
     np.testing.assert_allclose(prepared.image, raw * 2.75e-5 - 0.2, rtol=1e-5, atol=1e-6)
+
+
+def test_radiometric_probability_leaves_some_patches_as_they_are(
+    image: Path, labels: Path, tmp_path: Path
+) -> None:
+    data = prepare(SceneConfig(name="s", image=str(image), labels=str(labels)), tmp_path)
+
+    def first_patch(**augment: Any) -> np.ndarray:
+        config = AugmentConfig(flips=False, rot90=False, gain_range=(2.0, 2.0), **augment)
+        return PatchSampler([data], 8, config, WIDE, S2_BANDS, seed=1).batch(0, 1).image[0].numpy()
+
+    doubled, kept = first_patch(), first_patch(radiometric_probability=0.0)
+    np.testing.assert_allclose(doubled, 2 * kept, rtol=1e-5)
+    assert np.abs(kept).max() > 0
+    with pytest.raises(ConfigError, match="radiometric_probability"):
+        AugmentConfig(radiometric_probability=1.5)

@@ -237,3 +237,29 @@ def test_the_comparison_architectures_train_from_a_recipe(
     assert loaded.card.architecture == architecture
     image = torch.zeros(1, 6, 64, 64)
     assert loaded.network(image).shape == (1, 5, 64, 64)
+
+
+def test_coarsened_averages_blocks_and_keeps_nodata() -> None:
+    from geoseg.training.loop import coarsened
+
+    image = np.full((2, 12, 12), 0.2, np.float32)
+    image[0, :, ::2] = 0.4  # stripes a 3-pixel average blurs to 0.3 +- 0.1/3
+    image[:, :3, :3] = 0.0  # a nodata corner
+    out = coarsened(image, 3)
+    assert out.shape == image.shape
+    assert (out[:, :3, :3] == 0).all()  # still nodata, and its zeros not averaged in:
+    np.testing.assert_allclose(out[1, 3:, 3:], 0.2, rtol=1e-6)
+    assert np.abs(out[0, 4:-4, 4:-4] - 0.3).max() < 0.04
+    np.testing.assert_array_equal(coarsened(image, 1)[:, 3:, 3:], image[:, 3:, 3:])
+
+
+def test_validate_coarsen_scores_the_holdout_as_a_coarser_sensor_sees_it(
+    tmp_path: Path, scene: Any
+) -> None:
+    result = train(train_config_from_dict(recipe(tmp_path, scene, validate_coarsen=2)))
+    coarse = result.card.metrics["held_out_coarsened_x2"]["syn"]
+    assert coarse["window"] == {"rows": [0, 40], "cols": [36, 48]}
+    assert 0.0 <= coarse["miou"] <= 1.0
+    assert "coarsened_x2" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    with pytest.raises(ConfigError, match="validate_coarsen"):
+        train_config_from_dict(recipe(tmp_path, scene, validate_coarsen=0))

@@ -195,6 +195,10 @@ class AugmentConfig:
         responses (Landsat vs Sentinel-2).
     band_offset : float
         Additive reflectance jitter of each band (``+- band_offset``).
+    radiometric_probability : float
+        Probability that a patch gets the gain, band and offset jitter and the haze at all; the
+        other patches keep their reflectance as it is (resolution augmentation is separate), so
+        a model can fit its scenes closely and still see other sensors and atmospheres.
     haze_probability : float
         Probability of adding or removing path reflectance: a value drawn from ``haze_range`` at
         the blue band, falling with wavelength (about ``wavelength ** -2``) in the other bands.
@@ -222,6 +226,7 @@ class AugmentConfig:
     gain_range: tuple[float, float] = (1.0, 1.0)
     band_gain: float = 0.0
     band_offset: float = 0.0
+    radiometric_probability: float = 1.0
     haze_probability: float = 0.0
     haze_range: tuple[float, float] = (-0.025, 0.05)
     zoom_probability: float = 0.0
@@ -230,6 +235,18 @@ class AugmentConfig:
     blur_range: tuple[float, float] = (1.5, 3.0)
     focus_probability: float = 0.0
     focus_classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in (
+            "radiometric_probability",
+            "haze_probability",
+            "zoom_probability",
+            "blur_probability",
+            "focus_probability",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"augment.{name} must be between 0 and 1, got {value}")
 
 
 @dataclass(frozen=True)
@@ -258,6 +275,9 @@ class OptimConfig:
         Steps between checkpoints (the run resumes from the last one).
     validate_every : int
         Steps between validations; 0 validates only at the end.
+    validate_coarsen : int
+        At the end, also score the holdouts as a sensor with pixels this many times larger sees
+        them (3: Landsat's 30 m at a 10 m model), against the full-resolution reference; 1 skips.
     log_every : int
         Steps between progress reports.
     freeze_batch_norm : bool
@@ -284,9 +304,16 @@ class OptimConfig:
     amp: bool = True
     checkpoint_every: int = 100
     validate_every: int = 0
+    validate_coarsen: int = 1
     log_every: int = 10
     freeze_batch_norm: bool = False
     sampler: Literal["memory", "torchgeo"] = "memory"
+
+    def __post_init__(self) -> None:
+        if self.validate_coarsen < 1:
+            raise ConfigError(
+                f"optim.validate_coarsen must be 1 or more, got {self.validate_coarsen}"
+            )
 
 
 @dataclass(frozen=True)

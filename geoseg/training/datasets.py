@@ -201,6 +201,8 @@ class PatchSampler:
             small = max(4, round(x.shape[-1] / factor))
             low = F.interpolate(x[None], size=(small, small), mode="area")
             x = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)[0]
+        if aug.radiometric_probability < 1 and rng.random() >= aug.radiometric_probability:
+            return normalize_reflectance(x[None], self.normalization)[0] * valid
         bands = x.shape[0]
         low, high = np.log(aug.gain_range[0]), np.log(aug.gain_range[1])
         gain = float(np.exp(rng.uniform(low, high))) if high > low else aug.gain_range[0]

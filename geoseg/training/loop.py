@@ -350,12 +350,30 @@ def _lr_factor(config: TrainConfig) -> Callable[[int], float]:
 
 
 def validate(
-    network: nn.Module, card: ModelCard, scenes: list[SceneData], device: torch.device
+    network: nn.Module,
+    card: ModelCard,
+    scenes: list[SceneData],
+    device: torch.device,
+    coarsen: int = 1,
 ) -> dict[str, Any]:
     """Metrics on every scene's held-out window in the card's default legend, plus their total.
 
     Each scene is classified whole (so tiles near the holdout see their real surroundings, as in
     prediction) and scored inside the holdout only.
+
+    Parameters
+    ----------
+    network, card : nn.Module, ModelCard
+        The model being trained.
+    scenes : list of SceneData
+        Prepared scenes; those without a holdout are skipped.
+    device : torch.device
+        Where to run the network.
+    coarsen : int
+        With ``coarsen > 1`` the model sees each scene as a sensor with pixels ``coarsen``
+        times larger would (area-averaged, then resampled back as prediction resamples such a
+        scene), while the reference stays the teacher's labels at full resolution: how the
+        model holds on, for example, 30 m Landsat at a 10 m model.
     """
     legend = card.legend()
     groups = np.asarray(legend.matrix(card.classes), dtype=np.float32)
@@ -366,7 +384,8 @@ def validate(
     for scene in scenes:
         if scene.holdout is None:
             continue
-        image = model_input(scene.image, card)
+        reflectance = coarsened(scene.image, coarsen) if coarsen > 1 else scene.image
+        image = model_input(reflectance, card)
         predicted = classify_normalized(
             network, image, card.tile_size, card.overlap, tile_multiple(card), device, groups=groups
         )
@@ -383,6 +402,31 @@ def validate(
         }
     if len(out) > 1:
         out["pooled"] = SegmentationMetrics.from_confusion(pooled, names).to_dict()
+    return out
+
+
+def coarsened(reflectance: np.ndarray, factor: int) -> np.ndarray:
+    """``(bands, H, W)`` reflectance as a sensor with ``factor`` times larger pixels sees it.
+
+    Blocks of ``factor x factor`` valid pixels are averaged (a coarse pixel integrates its
+    ground) and resampled bilinearly back to the input grid; pixels invalid in the input stay 0.
+    """
+    valid = np.any(reflectance != 0, axis=0)
+    tensor = torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32))[None]
+    weight = torch.from_numpy(valid.astype(np.float32))[None, None]
+    height, width = valid.shape
+    small = (max(1, height // factor), max(1, width // factor))
+    total = nn.functional.interpolate(tensor * weight, size=small, mode="area")
+    count = nn.functional.interpolate(weight, size=small, mode="area")
+    seen = (count > 0).float()
+    mean = total / count.clamp_min(1e-6)
+    # resampled with the empty coarse pixels left out, so nodata does not darken its neighbours
+    size = (height, width)
+    back = nn.functional.interpolate(mean * seen, size=size, mode="bilinear", align_corners=False)
+    weight_back = nn.functional.interpolate(seen, size=size, mode="bilinear", align_corners=False)
+    back = back / weight_back.clamp_min(1e-6)
+    out: np.ndarray = back[0].numpy()
+    out[:, ~valid] = 0.0
     return out
 
 
@@ -605,6 +649,13 @@ def train(
     metrics = validate(network, card, scenes, device)
     for name, values in metrics.items():
         log.info("held-out %s: mIoU %s", name, values["miou"])
+    if optim.validate_coarsen > 1:
+        coarse = validate(network, card, scenes, device, coarsen=optim.validate_coarsen)
+        for name, values in coarse.items():
+            log.info(
+                "held-out %s, pixels x%d: mIoU %s", name, optim.validate_coarsen, values["miou"]
+            )
+        metrics[f"coarsened_x{optim.validate_coarsen}"] = coarse
     throughput = run_pixels / run_time / 1e6 if run_time > 0 else 0.0
     card = card.with_updates(
         training=_training_record(config, card, scenes, throughput, device),
@@ -655,19 +706,26 @@ def _training_record(
 def _metrics_record(config: TrainConfig, metrics: dict[str, Any]) -> dict[str, Any]:
     if not metrics:
         return {}
-    compact: dict[str, Any] = {}
-    for name, values in metrics.items():
-        compact[name] = {
-            "miou": _round(values["miou"]),
-            "pixel_accuracy": _round(values["pixel_accuracy"]),
-            "mean_accuracy": _round(values["mean_accuracy"]),
-            "iou": {c: _round(v["iou"]) for c, v in values["per_class"].items()},
-            "f1": {c: _round(v["f1"]) for c, v in values["per_class"].items()},
-            "support": {c: v["support"] for c, v in values["per_class"].items()},
-            **({"window": values["window"]} if "window" in values else {}),
-        }
     reference = config.model.provenance.get("metrics_reference", "the scenes' labels")
-    return {"reference": reference, "held_out": compact}
+    record: dict[str, Any] = {"reference": reference, "held_out": {}}
+    for name, values in metrics.items():
+        if name.startswith("coarsened_x"):
+            record[f"held_out_{name}"] = {n: _compact(v) for n, v in values.items()}
+        else:
+            record["held_out"][name] = _compact(values)
+    return record
+
+
+def _compact(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "miou": _round(values["miou"]),
+        "pixel_accuracy": _round(values["pixel_accuracy"]),
+        "mean_accuracy": _round(values["mean_accuracy"]),
+        "iou": {c: _round(v["iou"]) for c, v in values["per_class"].items()},
+        "f1": {c: _round(v["f1"]) for c, v in values["per_class"].items()},
+        "support": {c: v["support"] for c, v in values["per_class"].items()},
+        **({"window": values["window"]} if "window" in values else {}),
+    }
 
 
 def _round(value: float | None) -> float | None:
