@@ -15,15 +15,21 @@ holds the code to it; a module is in the layer of the longest name listed that c
 4. models: geoseg.models.dynamic_world, geoseg.models.architectures, geoseg.models.loading,
    geoseg.normalization
 5. stages: geoseg.inference, geoseg.streaming, geoseg.vectorize, geoseg.report
-6. pipeline: geoseg.pipeline
+6. pipeline: geoseg.prepare_run, geoseg.classify_stage, geoseg.pipeline
 7. applications: geoseg.batch, geoseg.training
-8. interface: geoseg.cli
+8. interface: geoseg.cli, geoseg.cli_options
 
-Where this differs from ``../shared/DESIGN.md`` on purpose: ``vectorize`` and ``batch`` are packages
-with one concern per file, not single modules; ``core`` is added at the bottom for the values every
-layer shares; and the pure computations (tiling, stitching, radiometry, the model card's values)
-sit below ``io``, because the class-raster writer stitches tiles as it writes and the scene reader
-plans its windows with the tiling, so ``io`` depends on them and never the other way round.
+Where this differs from ``../shared/DESIGN.md`` on purpose: ``vectorize``, ``batch`` and
+``radiometry`` are packages with one concern per file, not single modules, and the CLI's shared
+prediction options have a module of their own (``cli_options``); ``core`` is added at the bottom
+for the values every layer shares; and the pure computations (tiling, stitching, radiometry, the
+model card's values) sit below ``io``, because the class-raster writer stitches tiles as it writes
+and the scene reader plans its windows with the tiling, so ``io`` depends on them and never the
+other way round.
+
+The pipeline layer is three modules, each importing only those before it: ``prepare_run`` decides
+everything before the first tile is read, ``classify_stage`` streams the tiles through the model,
+and ``pipeline`` orders the stages and delivers the outputs.
 
 >>> import geoseg
 >>> sorted(geoseg.__all__)

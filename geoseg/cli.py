@@ -2,33 +2,30 @@
 
 Exit codes: 0 success, 1 a :class:`~geoseg.errors.GeosegError` (printed as one line, no traceback),
 2 usage errors (click), 130 interrupted; the group translates every command's errors (see
-:class:`GeosegGroup`). The prediction options are declared once (:func:`_field_option`), each
-naming the :class:`~geoseg.config.PredictOptions` field it sets and taking its default from there.
+:class:`GeosegGroup`). The prediction options are declared once, in :mod:`geoseg.cli_options`,
+each naming the :class:`~geoseg.config.PredictOptions` field it sets and taking its default from
+there.
 Heavy modules are imported inside commands so that ``geoseg --help`` is instant.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import logging
-import operator
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, NoReturn
 
 import click
 
 from geoseg import __version__
-from geoseg.config import PRECISIONS, TTA_MODES, PredictOptions
+from geoseg.cli_options import prediction_options, vector_options
+from geoseg.config import PredictOptions
 from geoseg.core import first_line
 from geoseg.errors import GeosegError
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 log = logging.getLogger(__name__)
 
@@ -104,227 +101,6 @@ def main() -> None:
     """Land-cover segmentation of GeoTIFF scenes into styled GeoPackages."""
 
 
-def _options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
-    """Apply a group of click options (first listed, first in --help)."""
-
-    def decorate(func: F) -> F:
-        for decorator in reversed(decorators):
-            func = decorator(func)
-        return func
-
-    return decorate
-
-
-#: PredictOptions' defaults, which the options below take (and their help texts show).
-_DEFAULTS = PredictOptions()
-
-#: Click parameter name -> (the PredictOptions field it sets, its value -> the field's value).
-_PREDICT_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {}
-
-
-def _default(target: str) -> Any:
-    """The default of a PredictOptions field (``a.b``: field ``b`` of field ``a``)."""
-    value: Any = _DEFAULTS
-    for name in target.split("."):
-        value = getattr(value, name)
-    return value
-
-
-def _field_option(
-    flag: str, target: str, *, convert: Callable[[Any], Any] | None = None, **attrs: Any
-) -> Callable[[F], F]:
-    """A click option that sets the PredictOptions field ``target``: one definition per option.
-
-    ``target`` ``a.b`` is field ``b`` of the dataclass in field ``a`` (``radiometry.scale``).
-    ``convert`` turns the option's value into the field's; without it the option's default is
-    the field's.
-    """
-    name = target.replace(".", "_")
-    _PREDICT_FIELDS[name] = (target, convert or (lambda value: value))
-    if convert is None:
-        attrs.setdefault("default", _default(target))
-    return click.option(flag, name, **attrs)
-
-
-def _predict_options(values: dict[str, Any]) -> PredictOptions:
-    """The library's PredictOptions from the shared command-line options (popped from values)."""
-    settings: dict[str, Any] = {}
-    for name, (target, convert) in _PREDICT_FIELDS.items():
-        outer, _, inner = target.partition(".")
-        value = convert(values.pop(name))
-        if inner:
-            settings.setdefault(outer, {})[inner] = value
-        else:
-            settings[outer] = value
-    for outer, value in settings.items():
-        if isinstance(value, dict):  # a nested dataclass's fields
-            settings[outer] = dataclasses.replace(_default(outer), **value)
-    return PredictOptions(**settings)
-
-
-def _number_list(text: str | None, flag: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a comma-separated list of numbers", param_hint=flag
-        ) from None
-
-
-def _band_list(bands: str | None) -> tuple[str, ...] | None:
-    return tuple(b.strip() for b in bands.split(",")) if bands else None
-
-
-_vector_options = _options(
-    _field_option(
-        "--min-area",
-        "min_area_m2",
-        type=float,
-        help="Regions smaller than this (m2) merge into their neighbours "
-        f"[default: {_default('min_area_m2'):g}].",
-    ),
-    _field_option(
-        "--simplify",
-        "simplify_m",
-        type=float,
-        help="Coverage simplification tolerance in metres, 0 for off "
-        f"[default: {_default('simplify_m'):g}].",
-    ),
-    _field_option("--dst-crs", "dst_crs", help="Reproject polygons to this CRS on purpose."),
-    _field_option(
-        "--jobs",
-        "vectorize_workers",
-        type=click.IntRange(min=0),
-        help="Processes vectorizing in parallel; 0: every CPU on scenes of 16 Mpx or more.",
-    ),
-)
-
-_model_options = _options(
-    click.option(
-        "--model",
-        "model",
-        default=None,
-        metavar="NAME|PATH",
-        help="Embedded model name or model file (default: the embedded model that fits).",
-    ),
-    _field_option(
-        "--bands",
-        "bands",
-        convert=_band_list,
-        metavar="LIST",
-        help="Scene band for each model band, comma-separated 1-based indexes or descriptions.",
-    ),
-    _field_option(
-        "--product",
-        "radiometry.product",
-        metavar="NAME",
-        help="What the scene's values are, where its metadata does not say: reflectance, "
-        "reflectance-x10000, reflectance-x1000, surface-reflectance[-x10000|-x1000], "
-        "sentinel2-l1c, sentinel2-l2a, sentinel2-l1c-pb04, sentinel2-l2a-pb04, landsat-c2-l1, "
-        "landsat-c2-l2, dn8, naip (default: from the file's scale/offset, a Landsat MTL beside "
-        "it, the product's file name, else assumed from the data type and said so).",
-    ),
-    _field_option(
-        "--scale",
-        "radiometry.scale",
-        convert=functools.partial(_number_list, flag="--scale"),
-        metavar="LIST",
-        help="reflectance = value * scale + offset: one value or one per model band.",
-    ),
-    _field_option(
-        "--offset",
-        "radiometry.offset",
-        convert=functools.partial(_number_list, flag="--offset"),
-        metavar="LIST",
-        help="See --scale [default: 0].",
-    ),
-    _field_option(
-        "--legend",
-        "legend",
-        metavar="NAME",
-        help="Classes to deliver: the model's default view (landcover: urban, water, forest, "
-        "farmland, other) or 'full' (e.g. Dynamic World's nine classes).",
-    ),
-    _field_option(
-        "--device", "device", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True
-    ),
-    _field_option(
-        "--tile-size",
-        "tile_size",
-        type=click.IntRange(min=8),
-        help="Tile side in pixels (default: the model's).",
-    ),
-    _field_option(
-        "--overlap",
-        "overlap",
-        type=click.IntRange(min=0),
-        help="Overlap between tiles in pixels (default: the model's).",
-    ),
-    _field_option(
-        "--batch-size",
-        "batch_size",
-        type=click.IntRange(min=1),
-        help="Tiles per forward pass [default: 1 on CPU, what fits in GPU memory on CUDA].",
-    ),
-    _field_option(
-        "--compile",
-        "compile",
-        is_flag=True,
-        help="torch.compile the model first (worth it for large scenes on a GPU).",
-    ),
-    _field_option(
-        "--precision",
-        "precision",
-        type=click.Choice(PRECISIONS),
-        show_default=True,
-        help="Forward-pass arithmetic; auto: bfloat16 where native (CUDA, AVX512-BF16/AMX CPUs).",
-    ),
-    _field_option(
-        "--tta",
-        "tta",
-        type=click.Choice(list(TTA_MODES)),
-        show_default=True,
-        help="Test-time augmentation: flips averages the chip as it is, mirrored both ways and "
-        "upside down (4x the model's time); scales the chip at 1, 0.5 and 1.5 times its size "
-        "(3.5x); flips,scales all twelve (14x).",
-    ),
-    _field_option(
-        "--smooth",
-        "smooth",
-        type=int,
-        show_default=True,
-        metavar="N",
-        help="Majority filter of N x N pixels (odd, 3-15) on the class map before it is "
-        "written and vectorized; 0: none.",
-    ),
-    _field_option(
-        "--no-resample",
-        "resample",
-        convert=operator.not_,
-        is_flag=True,
-        help="Do not resample scenes whose pixel size differs from the model's.",
-    ),
-    _vector_options,
-    click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings."),
-)
-
-
-def _prediction_options(func: F) -> F:
-    """The shared model and prediction options; the command is given them as ``options``.
-
-    The command's other keyword arguments from them are ``model`` and ``quiet``; a bad value
-    raises :class:`~geoseg.errors.ConfigError` when the command runs.
-    """
-
-    @functools.wraps(func)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, options=_predict_options(kwargs), **kwargs)
-
-    return cast(F, _model_options(command))
-
-
 @main.command()
 @click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
 @click.option(
@@ -348,7 +124,7 @@ def _prediction_options(func: F) -> F:
     help="Also write each pixel's confidence: the probability of its mapped class in percent "
     "(GeoTIFF, uint8 0-100, nodata 255); the run report gives the share below 50, 70, 90.",
 )
-@_prediction_options
+@prediction_options
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 def predict(
     scenes: tuple[str, ...],
@@ -463,7 +239,7 @@ def info(model: str, as_json: bool) -> None:
     default=None,
     help="YAML/JSON list of {id, name, color} (default: from the raster).",
 )
-@_vector_options
+@vector_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--quiet", "-q", is_flag=True, help="Only errors and warnings.")
 def vectorize(
@@ -567,7 +343,7 @@ def train(config: Path, overrides: tuple[str, ...], no_resume: bool, quiet: bool
     default=None,
     help="Also write the metrics as JSON.",
 )
-@_prediction_options
+@prediction_options
 def evaluate(
     scene: str,
     labels: str,
@@ -662,7 +438,7 @@ def _span(text: str | None, option: str) -> tuple[int, int] | None:
 )
 @click.option("--raster", is_flag=True, help="Also write each scene's class raster.")
 @click.option("--merged", is_flag=True, help="Also write one GeoPackage of all scenes.")
-@_prediction_options
+@prediction_options
 def batch(
     input_: str,
     out: Path,

@@ -135,15 +135,13 @@ def write_run_report(
         raster_label=str(class_raster_path) if class_raster_label is None else class_raster_label,
     )
     shares = {c["id"]: c["area_percent"] for c in data["classes"]}
-    title = f"{_title_name(provenance, out_path)} - geoseg {__version__}"
     if confidence:
         data["confidence"] = dict(confidence)
-        title += f"\n{confidence['below_50_percent']:.1f}% of the map below 50% confidence"
     figure = render_quicklook(
         labels,
         chosen,
         raster,
-        title=title,
+        title=_quicklook_title(provenance, out_path, confidence),
         shares=shares,
     )
     json_file, png_file = (json_path, png_path) if write_to is None else write_to
@@ -182,6 +180,18 @@ def confidence_summary(histogram: Any) -> dict[str, float]:
     return summary
 
 
+def _quicklook_title(
+    provenance: Provenance | None,
+    out_path: str | PathLike[str],
+    confidence: Mapping[str, float] | None,
+) -> str:
+    """The quicklook's title: scene, geoseg version and, if measured, the low-confidence share."""
+    title = f"{_title_name(provenance, out_path)} - geoseg {__version__}"
+    if confidence:
+        title += f"\n{confidence['below_50_percent']:.1f}% of the map below 50% confidence"
+    return title
+
+
 def _title_name(provenance: Provenance | None, out_path: str | PathLike[str]) -> str:
     """The (first) scene's file name, else the output's: never a temporary file's."""
     if provenance is not None and provenance.input_path:
@@ -208,36 +218,12 @@ def build_report(
     """
     counts = np.bincount(labels.ravel(), minlength=NODATA + 1)[:NODATA]
     valid = int(counts.sum())
-    rows: list[dict[str, Any]] = []
     if result is not None:
-        total = result.total_area_m2
-        for info in classes:
-            area = float(result.area_m2_per_class.get(info.id, 0.0))
-            rows.append(
-                {
-                    "id": info.id,
-                    "name": info.name,
-                    "color": info.color,
-                    "area_m2": area,
-                    "area_percent": 100.0 * area / total if total > 0 else 0.0,
-                    "polygons": int(result.polygons_per_class.get(info.id, 0)),
-                }
-            )
-        totals: dict[str, Any] = {"area_m2": total, "polygons": result.polygon_count}
+        rows = _class_rows_from_polygons(classes, result)
+        totals: dict[str, Any] = {"area_m2": result.total_area_m2, "polygons": result.polygon_count}
         area_source = "polygons (ground area on the ellipsoid)"
     else:
-        for info in classes:
-            share = counts[info.id] / valid if valid else 0.0
-            rows.append(
-                {
-                    "id": info.id,
-                    "name": info.name,
-                    "color": info.color,
-                    "area_m2": None,
-                    "area_percent": 100.0 * float(share),
-                    "polygons": None,
-                }
-            )
+        rows = _class_rows_from_pixels(classes, counts, valid)
         totals = {"area_m2": None, "polygons": None}
         area_source = "decimated class raster (percentages only)"
     timings = {k: round(float(v), 3) for k, v in stage_timings_s.items()}
@@ -260,16 +246,62 @@ def build_report(
         "outputs": dict(outputs or {}),
     }
     if result is not None:
-        data["vectorize"] = {
-            "layer": result.layer,
-            "crs": result.crs,
-            "min_area_m2": result.min_area_m2,
-            "sieve_pixels": result.sieve_pixels,
-            "simplify_m": result.simplify_m,
-            "block_size": result.block_size,
-            "steps_s": {k: round(float(v), 3) for k, v in result.timings_s.items()},
-        }
+        data["vectorize"] = _vectorize_settings(result)
     return data
+
+
+def _class_rows_from_polygons(
+    classes: Sequence[ClassInfo], result: VectorizeResult
+) -> list[dict[str, Any]]:
+    """Each class's ground area, share of the total and polygon count, from the polygons."""
+    total = result.total_area_m2
+    rows: list[dict[str, Any]] = []
+    for info in classes:
+        area = float(result.area_m2_per_class.get(info.id, 0.0))
+        rows.append(
+            {
+                "id": info.id,
+                "name": info.name,
+                "color": info.color,
+                "area_m2": area,
+                "area_percent": 100.0 * area / total if total > 0 else 0.0,
+                "polygons": int(result.polygons_per_class.get(info.id, 0)),
+            }
+        )
+    return rows
+
+
+def _class_rows_from_pixels(
+    classes: Sequence[ClassInfo], counts: np.ndarray, valid: int
+) -> list[dict[str, Any]]:
+    """Each class's share of the decimated raster's ``valid`` pixels (no areas, no polygons)."""
+    rows: list[dict[str, Any]] = []
+    for info in classes:
+        share = counts[info.id] / valid if valid else 0.0
+        rows.append(
+            {
+                "id": info.id,
+                "name": info.name,
+                "color": info.color,
+                "area_m2": None,
+                "area_percent": 100.0 * float(share),
+                "polygons": None,
+            }
+        )
+    return rows
+
+
+def _vectorize_settings(result: VectorizeResult) -> dict[str, Any]:
+    """The report's ``vectorize`` section: the layer, its settings and its step timings."""
+    return {
+        "layer": result.layer,
+        "crs": result.crs,
+        "min_area_m2": result.min_area_m2,
+        "sieve_pixels": result.sieve_pixels,
+        "simplify_m": result.simplify_m,
+        "block_size": result.block_size,
+        "steps_s": {k: round(float(v), 3) for k, v in result.timings_s.items()},
+    }
 
 
 def render_quicklook(

@@ -113,3 +113,44 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     assert _layer_of("geoseg.io.scene", layers) == _layer_of("geoseg.io", layers)
     with pytest.raises(AssertionError, match="in no layer"):
         _layer_of("geoseg_other.thing", layers)
+
+
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_CODE_LINES = 80
+
+
+def _code_lines(source: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of code of a function: no docstring, comment or blank line."""
+    lines = set(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    first = node.body[0]
+    value = first.value if isinstance(first, ast.Expr) else None
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        lines -= set(range(first.lineno, (first.end_lineno or first.lineno) + 1))
+    stripped = (source[i - 1].strip() for i in lines)
+    return sum(1 for text in stripped if text and not text.startswith("#"))
+
+
+def _oversized(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        source = text.splitlines()
+        if len(source) > MAX_MODULE_LINES:
+            found.append(f"{path.name}: {len(source)} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                count = _code_lines(source, node)
+                if count > MAX_FUNCTION_CODE_LINES:
+                    found.append(f"{path.name}:{node.lineno} {node.name}: {count} lines of code")
+    return found
+
+
+def test_modules_and_functions_stay_small() -> None:
+    # one responsibility per file and per function: split rather than raise the limits
+    assert _oversized(PACKAGE) == []
+
+
+def test_the_size_check_sees_a_long_function(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_CODE_LINES + 1))
+    (tmp_path / "long.py").write_text(f'def f() -> None:\n    """Doc."""\n\n    # why\n{body}')
+    assert _oversized(tmp_path) == [f"long.py:1 f: {MAX_FUNCTION_CODE_LINES + 2} lines of code"]

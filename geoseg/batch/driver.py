@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -24,10 +25,10 @@ from geoseg.batch.plan import (
     result_parameters,
 )
 from geoseg.batch.report import BatchReport, SceneReport, _scene_report, _write_reports
-from geoseg.batch.worker import SceneOutcome
+from geoseg.batch.worker import SceneOutcome, SceneTask
 from geoseg.config import PredictOptions
 from geoseg.errors import BatchError
-from geoseg.io.archive import SceneSource, list_scenes
+from geoseg.io.archive import BatchInput, SceneSource, list_scenes
 from geoseg.io.batch_outputs import remove_stale_temporaries
 from geoseg.io.manifest import MANIFEST_NAME, Manifest, RunRecord, exclusive_folder
 
@@ -101,6 +102,41 @@ def run_batch(
     """
     started = time.perf_counter()
     options = options or PredictOptions()
+    _check_arguments(on_error, workers, scheduler)
+    out = _prepare_out_dir(Path(out_dir), input)
+    found = list_scenes(input, exclude=out)
+    model_path, model_sha = _model_identity(model)
+    planning = _Planning(model_path, model_sha, result_parameters(options), options, raster)
+    names = _output_stems([s.name for s in found.scenes])
+    settled = _Settled(len(found.scenes), on_error, progress)
+    execution = _Execution()
+
+    with exclusive_folder(out), Manifest(out / MANIFEST_NAME) as manifest:
+        remove_stale_temporaries(out)
+        try:
+            tasks = _plan(found, manifest, out, names, planning, execution.planned, settled)
+            _execute(tasks, manifest, found, workers, scheduler, execution, settled)
+            execution.finished = True
+        except _StopBatch:
+            execution.stopped = execution.finished = True
+        finally:
+            remove_stale_temporaries(out)
+            # an interrupted batch still leaves its report; merging can wait for the re-run
+            batch_report = _report_batch(input, out, found, settled, execution, started, merged)
+    for failure in batch_report.failures:
+        log.warning("scene %s failed: %s", failure.scene, failure.error)
+    return batch_report
+
+
+def _check_arguments(on_error: OnError, workers: int | None, scheduler: str | None) -> None:
+    """Fail early on execution settings that cannot work, before anything is written.
+
+    Raises
+    ------
+    BatchError
+        For an unknown ``on_error``, negative ``workers``, both ``workers`` and ``scheduler``,
+        or a scheduler that does not answer.
+    """
     if on_error not in ("skip", "fail"):
         raise BatchError(f"on_error {on_error!r} is not one of: skip, fail")
     if workers is not None and workers < 0:
@@ -109,73 +145,119 @@ def run_batch(
         raise BatchError("give either workers (a local cluster) or a scheduler address, not both")
     if scheduler is not None:
         _probe_scheduler(scheduler)  # a wrong address fails even when nothing is left to do
-    out = _prepare_out_dir(Path(out_dir), input)
-    found = list_scenes(input, exclude=out)
-    model_path, model_sha = _model_identity(model)
-    params = result_parameters(options)
-    names = _output_stems([s.name for s in found.scenes])
 
-    reports: dict[str, SceneReport] = {}
-    planned: dict[str, _Planned] = {}
-    sources = {s.name: s for s in found.scenes}
-    stopped = False
-    finished = False
-    executor = "in-process"
-    counts = {"done": 0, "failed": 0}
 
-    def settle(report: SceneReport) -> None:
-        reports[report.scene] = report
-        counts["failed" if report.status == "failed" else "done"] += 1
-        if progress is not None:
-            progress(counts["done"], counts["failed"], len(found.scenes) - len(reports))
-        if report.status == "failed" and on_error == "fail":
+class _Settled:
+    """The scenes settled so far (done, cached or failed), by name; called to settle one.
+
+    Parameters
+    ----------
+    total : int
+        Scenes in the batch.
+    on_error : {"skip", "fail"}
+        ``fail`` stops the batch (raises :class:`_StopBatch`) at the first failed scene.
+    progress : callable or None
+        ``progress(done, failed, remaining)`` after each scene settles.
+    """
+
+    def __init__(self, total: int, on_error: OnError, progress: BatchProgress | None) -> None:
+        self.total = total
+        self.on_error = on_error
+        self.progress = progress
+        self.reports: dict[str, SceneReport] = {}
+        self.done = 0
+        self.failed = 0
+
+    def __call__(self, report: SceneReport) -> None:
+        """Record a settled scene, report progress, and stop if it failed and ``fail`` says so."""
+        self.reports[report.scene] = report
+        if report.status == "failed":
+            self.failed += 1
+        else:
+            self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.failed, self.total - len(self.reports))
+        if report.status == "failed" and self.on_error == "fail":
             raise _StopBatch
 
-    with exclusive_folder(out), Manifest(out / MANIFEST_NAME) as manifest:
-        remove_stale_temporaries(out)
+
+@dataclass
+class _Execution:
+    """How the batch's tasks ran, kept up to date so that an interrupted batch can report it.
+
+    Parameters
+    ----------
+    executor : str
+        What runs the tasks (``in-process``, a Dask cluster or scheduler ...).
+    planned : dict of str to _Planned
+        Submitted tasks whose outcome has not come back yet, by manifest key.
+    stopped : bool
+        The batch stopped at a failure (``on_error="fail"``).
+    finished : bool
+        Every task ran, or the batch stopped as asked: the merged GeoPackage may be written.
+    """
+
+    executor: str = "in-process"
+    planned: dict[str, _Planned] = field(default_factory=dict)
+    stopped: bool = False
+    finished: bool = False
+
+
+def _execute(
+    tasks: Iterator[SceneTask],
+    manifest: Manifest,
+    found: BatchInput,
+    workers: int | None,
+    scheduler: str | None,
+    execution: _Execution,
+    settle: Callable[[SceneReport], None],
+) -> None:
+    """Run the tasks left after planning and record each outcome as it comes back.
+
+    The executor (a local cluster, a scheduler's client) is only started when there is work.
+    """
+    first = next(tasks, None)
+    if first is None:
+        execution.executor = "none needed (every scene complete or failed before starting)"
+        return
+    sources = {s.name: s for s in found.scenes}
+    with _executor(workers, scheduler) as (run, executor):
+        execution.executor = executor
+        outcomes = run(itertools.chain([first], tasks))
         try:
-            tasks = _plan(
-                found,
-                manifest,
-                out,
-                names,
-                _Planning(model_path, model_sha, params, options, raster),
-                planned,
-                settle,
-            )
-            first = next(tasks, None)
-            if first is None:
-                executor = "none needed (every scene complete or failed before starting)"
-            else:
-                with _executor(workers, scheduler) as (run, executor):
-                    outcomes = run(itertools.chain([first], tasks))
-                    try:
-                        for outcome in outcomes:
-                            settle(
-                                _record(
-                                    manifest,
-                                    outcome,
-                                    sources[outcome.scene],
-                                    planned.pop(outcome.key),
-                                )
-                            )
-                    finally:
-                        # cancels what is still queued when we stop early or are interrupted
-                        outcomes.close()
-            finished = True
-        except _StopBatch:
-            stopped = finished = True
+            for outcome in outcomes:
+                scene = sources[outcome.scene]
+                settle(_record(manifest, outcome, scene, execution.planned.pop(outcome.key)))
         finally:
-            remove_stale_temporaries(out)
-            for scene in found.scenes:
-                reports.setdefault(scene.name, SceneReport(scene.name, scene.path, "not_run"))
-            # an interrupted batch still leaves its report; merging can wait for the re-run
-            batch_report = _write_reports(
-                input, out, found, reports, executor, stopped, started, merged and finished
-            )
-    for failure in batch_report.failures:
-        log.warning("scene %s failed: %s", failure.scene, failure.error)
-    return batch_report
+            # cancels what is still queued when we stop early or are interrupted
+            outcomes.close()
+
+
+def _report_batch(
+    input_spec: str | Path,
+    out: Path,
+    found: BatchInput,
+    settled: _Settled,
+    execution: _Execution,
+    started: float,
+    merged: bool,
+) -> BatchReport:
+    """Write the batch's report files (and, if asked and the batch finished, the merged layer).
+
+    Scenes that never settled are reported as ``not_run``.
+    """
+    for scene in found.scenes:
+        settled.reports.setdefault(scene.name, SceneReport(scene.name, scene.path, "not_run"))
+    return _write_reports(
+        input_spec,
+        out,
+        found,
+        settled.reports,
+        execution.executor,
+        execution.stopped,
+        started,
+        merged and execution.finished,
+    )
 
 
 class _StopBatch(Exception):

@@ -6,11 +6,13 @@ so validation during training needs no files and scores what ``predict`` deliver
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +20,12 @@ from geoseg.errors import LabelError
 from geoseg.io.labels import IGNORE
 from geoseg.io.report_files import write_json
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
+
+if TYPE_CHECKING:
+    from geoseg.config import PredictOptions
+    from geoseg.io.scene import Scene
+    from geoseg.models.card import ClassInfo, Legend
+    from geoseg.models.loading import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +132,11 @@ def evaluate(
     BandMappingError
         If the scene lacks a band the model needs.
     """
-    import dataclasses
-    import tempfile
-
     from geoseg.bands import resolve_bands
-    from geoseg.errors import ConfigError
-    from geoseg.io.labels import grid_of, read_raster
-    from geoseg.io.scene import copy_window, open_scene, read_sample
+    from geoseg.config import PredictOptions
+    from geoseg.io.scene import open_scene, read_sample
     from geoseg.models.loading import choose_default_model, load_model
-    from geoseg.pipeline import PredictOptions, predict
     from geoseg.radiometry import RadiometryRequest, assume_from_sample, resolve_radiometry
-    from geoseg.training.config import HoldoutConfig, SceneConfig
-    from geoseg.training.prepare import holdout_slices, read_labels
 
     if options is None:
         options = PredictOptions(bands=bands, device=device)
@@ -158,6 +159,55 @@ def evaluate(
         card.bands,
         described,
     )
+    reference, window = _reference(scene, labels, label_map, label_column, legend, rows, cols)
+    box = _labelled_box(reference, info.height, info.width, labels)
+    # the very prediction `geoseg predict` makes, on the labelled part of the scene: the same
+    # bands and reflectance as the whole scene (the copy has no MTL beside it)
+    settings = dataclasses.replace(
+        options,
+        bands=tuple(str(b) for b in band_indexes),
+        radiometry=RadiometryRequest(
+            scale=radiometry.scale,
+            offset=radiometry.offset,
+            source=radiometry.source,
+            surface=radiometry.surface,
+        ),
+    )
+    predicted = _predicted_channels(info, box, loaded, settings, legend.classes, reference.shape)
+    matrix = ConfusionMatrix(len(legend.classes))
+    matrix.update(reference, predicted)
+    metrics = SegmentationMetrics.from_confusion(matrix, [c.name for c in legend.classes])
+    return EvaluationResult(metrics, loaded.source, str(scene), str(labels), window)
+
+
+def _reference(
+    scene: str | Path,
+    labels: str | Path,
+    label_map: Mapping[str, Any] | None,
+    label_column: str | None,
+    legend: Legend,
+    rows: tuple[int, int] | None,
+    cols: tuple[int, int] | None,
+) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The labels on the scene's grid as legend channels, :data:`IGNORE` outside the window.
+
+    Returns
+    -------
+    reference : np.ndarray
+        ``(H, W)`` channel indexes of ``legend``.
+    window : tuple of int or None
+        ``(row_start, row_stop, col_start, col_stop)``, ``None`` without ``rows`` and ``cols``.
+
+    Raises
+    ------
+    LabelError, ConfigError
+        As :func:`geoseg.training.prepare.read_labels`, naming the command's flags.
+    """
+    from geoseg.errors import ConfigError
+    from geoseg.io.labels import grid_of
+    from geoseg.training.config import HoldoutConfig, SceneConfig
+    from geoseg.training.prepare import holdout_slices, read_labels
+
     spec = SceneConfig(
         name=Path(scene).stem,
         image=str(scene),
@@ -180,37 +230,55 @@ def evaluate(
         masked[r, c] = reference[r, c]
         reference = masked
         window = (int(r.start), int(r.stop), int(c.start), int(c.stop))
+    return reference, window
+
+
+def _labelled_box(
+    reference: np.ndarray, height: int, width: int, labels: str | Path
+) -> tuple[int, int, int, int]:
+    """``(r0, r1, c0, c1)``: the labelled pixels' bounding box and 64 pixels of context.
+
+    Raises
+    ------
+    LabelError
+        If no pixel is labelled.
+    """
     labelled = np.argwhere(reference != IGNORE)
     if labelled.size == 0:
         raise LabelError(f"labels {labels} have no labelled pixel in the evaluated window")
     context = 64
     (r0, c0), (r1, c1) = labelled.min(axis=0), labelled.max(axis=0) + 1
     r0, c0 = max(int(r0) - context, 0), max(int(c0) - context, 0)
-    r1, c1 = min(int(r1) + context, info.height), min(int(c1) + context, info.width)
-    # the very prediction `geoseg predict` makes, on the labelled part of the scene: the same
-    # bands and reflectance as the whole scene (the copy has no MTL beside it)
-    settings = dataclasses.replace(
-        options,
-        bands=tuple(str(b) for b in band_indexes),
-        radiometry=RadiometryRequest(
-            scale=radiometry.scale,
-            offset=radiometry.offset,
-            source=radiometry.source,
-            surface=radiometry.surface,
-        ),
-    )
+    r1, c1 = min(int(r1) + context, height), min(int(c1) + context, width)
+    return r0, r1, c0, c1
+
+
+def _predicted_channels(
+    info: Scene,
+    box: tuple[int, int, int, int],
+    loaded: LoadedModel,
+    settings: PredictOptions,
+    classes: Sequence[ClassInfo],
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """``predict``'s classes on the ``box`` of the scene, as channels of ``classes``.
+
+    Pixels outside the box, or without a class, hold 255 (out of every channel's range).
+    """
+    from geoseg.io.labels import read_raster
+    from geoseg.io.scene import copy_window
+    from geoseg.pipeline import predict
+
+    r0, r1, c0, c1 = box
     with tempfile.TemporaryDirectory(prefix="geoseg-evaluate-") as tmp:
-        part = copy_window(info, (r0, r1, c0, c1), Path(tmp) / "part.tif")
+        part = copy_window(info, box, Path(tmp) / "part.tif")
         raster = Path(tmp) / "classes.tif"
         predict(part, None, model=loaded, raster=raster, options=settings)
         predicted_ids = read_raster(raster, (1,))[0][0]
     # class raster holds class ids; metrics count channel indexes (nodata stays out of range)
     to_channel = np.full(256, 255, dtype=np.int64)
-    for channel, info_class in enumerate(legend.classes):
+    for channel, info_class in enumerate(classes):
         to_channel[info_class.id] = channel
-    predicted = np.full(reference.shape, 255, dtype=np.int64)
+    predicted = np.full(shape, 255, dtype=np.int64)
     predicted[r0:r1, c0:c1] = to_channel[predicted_ids.astype(np.int64)]
-    matrix = ConfusionMatrix(len(legend.classes))
-    matrix.update(reference, predicted)
-    metrics = SegmentationMetrics.from_confusion(matrix, [c.name for c in legend.classes])
-    return EvaluationResult(metrics, loaded.source, str(scene), str(labels), window)
+    return predicted

@@ -36,7 +36,7 @@ from geoseg.io.labels import (
     resample_raster,
     stack_bands,
 )
-from geoseg.io.scene import open_scene
+from geoseg.io.scene import Scene, open_scene
 from geoseg.models.card import ClassInfo
 from geoseg.models.loading import LoadedModel
 from geoseg.normalization import InputTransform
@@ -280,6 +280,86 @@ def prepare_scene(
         If the labels do not overlap the image, a class column is missing, or no pixel of the
         scene is labelled.
     """
+    image_path, info = _scene_file(scene, model_bands, work_dir, resolve, teacher, gsd)
+    requested = scene.bands or None
+    if scene.band_files and teacher is None:
+        requested = tuple(str(i + 1) for i in range(len(model_bands)))
+    band_indexes = resolve_bands(
+        model_bands, info.descriptions, requested, info.colors, info.sensor
+    ).indexes
+    grid = grid_of(image_path)
+    raw, valid = read_raster(image_path, band_indexes)
+    described = info.radiometric_info()
+    declared = resolve_radiometry(described, band_indexes, model_bands, scene.radiometry())
+    radiometry = to_model_level(
+        assume_from_sample(declared, raw, valid, model_bands, described),
+        model_bands,
+        reflectance_level,
+    )
+    image = _reflectance(raw, radiometry)
+    image[:, ~valid] = 0.0
+    del raw
+
+    soft = None
+    teacher_sample = None
+    if teacher is not None:
+        soft, teacher_valid, teacher_sample = _cached_teacher_targets(
+            teacher, image_path, info, scene, classes, work_dir
+        )
+        valid &= teacher_valid
+    labels, soft = _labels_and_soft(scene, grid, classes, resolve, valid, soft)
+    holdout = holdout_slices(scene.holdout, labels.shape) if scene.holdout is not None else None
+    counts = np.bincount(labels[labels != IGNORE], minlength=len(classes))
+    log.info(
+        "scene %s: %dx%d px, reflectance from %s, labelled %s",
+        scene.name,
+        labels.shape[1],
+        labels.shape[0],
+        radiometry.source,
+        ", ".join(f"{c.name} {n}" for c, n in zip(classes, counts.tolist(), strict=False)),
+    )
+    return SceneData(
+        name=scene.name,
+        image=image,
+        labels=labels,
+        soft=soft,
+        radiometry=radiometry,
+        holdout=holdout,
+        train=scene.train,
+        weight=scene.weight,
+        image_path=str(image_path),
+        grid=grid,
+        teacher_sample=teacher_sample,
+    )
+
+
+def _scene_file(
+    scene: SceneConfig,
+    model_bands: tuple[str, ...],
+    work_dir: Path,
+    resolve: Any,
+    teacher: LoadedModel | None,
+    gsd: float | None,
+) -> tuple[Path, Scene]:
+    """The image file to read a scene from, and what the scene's own file says about itself.
+
+    The file is the scene's image, or its ``band_files`` stacked into one (in the teacher's
+    bands when there is a teacher, which reads them too), resampled to the model's pixel size
+    ``gsd`` where it differs by more than 25%; stack and resampled copy are written once to
+    ``work_dir``.
+
+    Returns
+    -------
+    image_path : Path
+        The file to read.
+    info : Scene
+        :func:`geoseg.io.scene.open_scene` of the file before resampling.
+
+    Raises
+    ------
+    ConfigError
+        If ``band_files`` has not one file per band.
+    """
     stack_bands_of = teacher.card.bands if teacher is not None else model_bands
     if scene.band_files:
         if len(scene.band_files) != len(stack_bands_of):
@@ -307,32 +387,27 @@ def prepare_scene(
             log.info("resampling %s from %.3g m to %g m pixels", scene.name, info.gsd, gsd)
             resample_raster(image_path, resampled, gsd / info.gsd)
         image_path = resampled
-    requested = scene.bands or None
-    if scene.band_files and teacher is None:
-        requested = tuple(str(i + 1) for i in range(len(model_bands)))
-    band_indexes = resolve_bands(
-        model_bands, info.descriptions, requested, info.colors, info.sensor
-    ).indexes
-    grid = grid_of(image_path)
-    raw, valid = read_raster(image_path, band_indexes)
-    described = info.radiometric_info()
-    declared = resolve_radiometry(described, band_indexes, model_bands, scene.radiometry())
-    radiometry = to_model_level(
-        assume_from_sample(declared, raw, valid, model_bands, described),
-        model_bands,
-        reflectance_level,
-    )
-    image = _reflectance(raw, radiometry)
-    image[:, ~valid] = 0.0
-    del raw
+    return image_path, info
 
-    soft = None
-    teacher_sample = None
-    if teacher is not None:
-        soft, teacher_valid, teacher_sample = _cached_teacher_targets(
-            teacher, image_path, info, scene, classes, work_dir
-        )
-        valid &= teacher_valid
+
+def _labels_and_soft(
+    scene: SceneConfig,
+    grid: ImageGrid,
+    classes: Sequence[ClassInfo],
+    resolve: Any,
+    valid: np.ndarray,
+    soft: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A scene's labels (:data:`IGNORE` where ``valid`` is not) and soft targets.
+
+    The labels are the scene's own, else the most probable class of the teacher's targets
+    ``soft``; without a teacher, the soft targets are the scene's ``probabilities`` file, if any.
+
+    Raises
+    ------
+    LabelError
+        If no valid pixel is labelled with a model class.
+    """
     if scene.labels:
         labels, lookup = read_labels(scene, grid, classes, resolve)
     else:
@@ -346,30 +421,7 @@ def prepare_scene(
     if soft is None and scene.probabilities:
         probs = read_probabilities(resolve(scene.probabilities), grid)
         soft = group_probabilities(probs, lookup, len(classes))
-
-    holdout = holdout_slices(scene.holdout, labels.shape) if scene.holdout is not None else None
-    counts = np.bincount(labels[labels != IGNORE], minlength=len(classes))
-    log.info(
-        "scene %s: %dx%d px, reflectance from %s, labelled %s",
-        scene.name,
-        labels.shape[1],
-        labels.shape[0],
-        radiometry.source,
-        ", ".join(f"{c.name} {n}" for c, n in zip(classes, counts.tolist(), strict=False)),
-    )
-    return SceneData(
-        name=scene.name,
-        image=image,
-        labels=labels,
-        soft=soft,
-        radiometry=radiometry,
-        holdout=holdout,
-        train=scene.train,
-        weight=scene.weight,
-        image_path=str(image_path),
-        grid=grid,
-        teacher_sample=teacher_sample,
-    )
+    return labels, soft
 
 
 def _reflectance(raw: np.ndarray, radiometry: Radiometry) -> np.ndarray:

@@ -51,7 +51,7 @@ from geoseg.config import VectorizeOptions
 from geoseg.core import LAYER, NODATA
 from geoseg.errors import ConfigError, VectorizeError
 from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
-from geoseg.io.class_raster import BlockReader, block_reader, open_class_raster
+from geoseg.io.class_raster import BlockReader, ClassRaster, block_reader, open_class_raster
 from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
 from geoseg.models.card import ClassInfo
 from geoseg.models.catalogue import known_legend
@@ -206,40 +206,21 @@ def vectorize_raster(
     out = Path(out_path)
     check_vector_format(out)
     if out.suffix.lower() != ".gpkg":
-        # built as a GeoPackage, then exported with its style beside it
-        for part in output_files(out):
-            check_output_path(part, overwrite)
-        gpkg = temporary_sibling(out.with_suffix(".gpkg"), "gpkg")
-        exported: list[tuple[Path, Path]] = []
-        try:
-            result = vectorize_raster(
-                raster_path,
-                gpkg,
-                classes=classes,
-                provenance=provenance,
-                progress=progress,
-                source=source or str(raster_path),
-                fields=fields,
-                options=settings,
-            )
-            exported = export_layer(gpkg, out)
-            for tmp, final in exported:
-                tmp.replace(final)
-        finally:
-            for leftover in (gpkg, *(tmp for tmp, _ in exported)):
-                remove_with_sidecars(leftover)
-        return result
+        return _vectorize_via_geopackage(
+            raster_path,
+            out,
+            overwrite=overwrite,
+            classes=classes,
+            provenance=provenance,
+            progress=progress,
+            source=source,
+            fields=fields,
+            settings=settings,
+        )
     check_output_path(out, overwrite)
     settings = dataclasses.replace(settings, dst_crs=parse_crs(settings.dst_crs))  # fails early
     raster = open_class_raster(raster_path)
-    own = raster.classes
-    if classes is None and own is None:
-        known = known_legend(raster.tags)
-        if known is not None:
-            own = known[0]
-            log.info("class raster %s: the %s legend", raster.path, known[1])
-    declared, strict = declared_classes(classes, own)
-    allowed = frozenset(c.id for c in declared) if strict else None
+    declared, allowed = _raster_classes(raster, classes)
 
     with block_reader(raster) as read:
         return vectorize_blocks(
@@ -260,6 +241,66 @@ def vectorize_raster(
             progress=progress,
             fields=fields,
         )
+
+
+def _vectorize_via_geopackage(
+    raster_path: str | PathLike[str],
+    out: Path,
+    *,
+    overwrite: bool,
+    classes: Sequence[ClassInfo] | str | PathLike[str] | None,
+    provenance: Provenance | None,
+    progress: ProgressCallback | None,
+    source: str | None,
+    fields: Mapping[str, str] | None,
+    settings: VectorizeOptions,
+) -> VectorizeResult:
+    """Vectorize into another vector format: built as a GeoPackage, then exported.
+
+    The layer is exported with its style beside it; the temporary GeoPackage and unfinished
+    exports are removed whatever happens. Parameters as for :func:`vectorize_raster`.
+    """
+    for part in output_files(out):
+        check_output_path(part, overwrite)
+    gpkg = temporary_sibling(out.with_suffix(".gpkg"), "gpkg")
+    exported: list[tuple[Path, Path]] = []
+    try:
+        result = vectorize_raster(
+            raster_path,
+            gpkg,
+            classes=classes,
+            provenance=provenance,
+            progress=progress,
+            source=source or str(raster_path),
+            fields=fields,
+            options=settings,
+        )
+        exported = export_layer(gpkg, out)
+        for tmp, final in exported:
+            tmp.replace(final)
+    finally:
+        for leftover in (gpkg, *(tmp for tmp, _ in exported)):
+            remove_with_sidecars(leftover)
+    return result
+
+
+def _raster_classes(
+    raster: ClassRaster, classes: Sequence[ClassInfo] | str | PathLike[str] | None
+) -> tuple[tuple[ClassInfo, ...], frozenset[int] | None]:
+    """The classes to write and the class values allowed in the raster (``None``: any).
+
+    ``classes`` given are strict: a raster value they do not name is an error. Otherwise the
+    raster's own classes are used, else those of a known legend its tags name, and a value
+    they do not name gets a generic class.
+    """
+    own = raster.classes
+    if classes is None and own is None:
+        known = known_legend(raster.tags)
+        if known is not None:
+            own = known[0]
+            log.info("class raster %s: the %s legend", raster.path, known[1])
+    declared, strict = declared_classes(classes, own)
+    return declared, frozenset(c.id for c in declared) if strict else None
 
 
 def vectorize_blocks(

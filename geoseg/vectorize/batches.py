@@ -136,96 +136,222 @@ def polygon_batches(
         One batch per row of blocks, in ``crs``; ``valid_pixels`` and ``timings_s`` count that
         row's share.
     """
+    grid = _BlockGrid.of(width, height, transform, crs, min_area_m2, simplify_m, block_size)
+    blocks = grid.windows()
+    # one dict shared with the job generator, which adds the read time of each block it reads
     timings: dict[str, float] = defaultdict(float)
-    centre_area = pixel_area_m2(crs, transform, width / 2, height / 2)
-    tolerance_px = simplify_m / math.sqrt(centre_area) if simplify_m > 0 else 0.0
-    geographic = pyproj_crs(crs).is_geographic
-    centre_sieve = sieve_threshold(min_area_m2, centre_area)
-    blocks_per_row = math.ceil(width / block_size)
-    blocks = [
-        Window(col, row, min(block_size, width - col), min(block_size, height - row))
-        for row in range(0, height, block_size)
-        for col in range(0, width, block_size)
-    ]
-
-    def jobs() -> Iterator[BlockJob]:
-        for index, core in enumerate(blocks):
-            # ground pixel area varies with latitude in geographic CRSs: measure it per block
-            threshold = (
-                sieve_threshold(
-                    min_area_m2,
-                    pixel_area_m2(
-                        crs,
-                        transform,
-                        core.col_off + core.width / 2,
-                        core.row_off + core.height / 2,
-                    ),
-                )
-                if geographic
-                else centre_sieve
-            )
-            t0 = time.perf_counter()
-            window = haloed_window(core, width, height, halo_pixels(threshold))
-            data = read(window)
-            timings["read"] += time.perf_counter() - t0
-            yield BlockJob(
-                index, data, window, core, width, height, threshold, tolerance_px, transform, crs
-            )
-
-    def batch(
-        geoms: list[np.ndarray], ids: list[np.ndarray], areas: list[np.ndarray], valid: int
-    ) -> Polygons:
-        return Polygons(
-            geometries=np.concatenate(geoms) if geoms else np.empty(0, dtype=object),
-            class_ids=np.concatenate(ids).astype(np.int64) if ids else np.empty(0, np.int64),
-            area_m2=np.concatenate(areas) if areas else np.empty(0, dtype=np.float64),
-            crs=crs,
-            valid_pixels=valid,
-            sieve_pixels=centre_sieve,
-            min_area_m2=float(min_area_m2),
-            simplify_m=float(simplify_m),
-            block_size=block_size,
-            timings_s=dict(timings),
-        )
-
-    seams = OpenSeams(blocks_per_row, noded=tolerance_px > 0)
-    final_geoms: list[np.ndarray] = []
-    final_ids: list[np.ndarray] = []
-    final_areas: list[np.ndarray] = []
-    valid_pixels = 0
+    seams = OpenSeams(grid.blocks_per_row, noded=grid.tolerance_px > 0)
+    row = _FinishedRow()
+    jobs = _block_jobs(read, grid, blocks, timings)
     workers = effective_workers(workers, width, height, block_size)
-    for done, result in enumerate(_run_jobs(jobs(), workers, background), start=1):
+    for done, result in enumerate(_run_jobs(jobs, workers, background), start=1):
         if progress is not None:
             progress(done / len(blocks))
         for step, seconds in result.timings.items():
             timings[step] += seconds
-        if result.valid_pixels:
-            valid_pixels += result.valid_pixels
-            if allowed_ids is not None:
-                check_allowed(result.present, allowed_ids)
-            seams.add(result.seam_geoms, result.seam_ids, result.index)
-            final_geoms.append(result.geoms)
-            final_ids.append(result.ids)
-            final_areas.append(result.areas)
-        if (result.index + 1) % blocks_per_row and done < len(blocks):
+        _collect_block(result, row, seams, allowed_ids)
+        if (result.index + 1) % grid.blocks_per_row and done < len(blocks):
             continue  # the row of blocks is not complete yet
-        # the row is done: seam pieces that reach no later row are final
-        row_start = result.index // blocks_per_row * block_size
-        row_end = min(height, row_start + block_size)
-        t0 = time.perf_counter()
-        closed, closed_ids = seams.close_row(row_start, row_end if row_end < height else None)
-        timings["merge"] += time.perf_counter() - t0
-        if len(closed):
-            crs_geoms = to_crs_coordinates(closed, transform)
-            t0 = time.perf_counter()
-            final_areas.append(ground_area_m2(crs_geoms, crs))
-            timings["area"] += time.perf_counter() - t0
-            final_geoms.append(crs_geoms)
-            final_ids.append(closed_ids)
-        yield batch(final_geoms, final_ids, final_areas, valid_pixels)
-        final_geoms, final_ids, final_areas = [], [], []
-        valid_pixels = 0
+        _close_row_seams(seams, grid, result.index, row, timings)
+        yield row.batch(grid, timings)
         timings.clear()
+
+
+@dataclass(frozen=True)
+class _BlockGrid:
+    """A raster's grid cut into blocks, and the settings every block of it shares.
+
+    Parameters
+    ----------
+    width, height : int
+        Raster size, pixels.
+    transform : affine.Affine
+        Pixel-to-CRS transform.
+    crs : CRS
+        The raster's CRS.
+    block_size : int
+        Processing block side, pixels.
+    min_area_m2, simplify_m : float
+        The sieve and simplification settings.
+    centre_sieve : int
+        Sieve threshold at the raster's centre, pixels.
+    tolerance_px : float
+        Simplification tolerance, pixels (at the raster's centre).
+    geographic : bool
+        Whether ``crs`` is geographic (the pixels' ground area then varies with latitude).
+    """
+
+    width: int
+    height: int
+    transform: Affine
+    crs: CRS
+    block_size: int
+    min_area_m2: float
+    simplify_m: float
+    centre_sieve: int
+    tolerance_px: float
+    geographic: bool
+
+    @classmethod
+    def of(
+        cls,
+        width: int,
+        height: int,
+        transform: Affine,
+        crs: CRS,
+        min_area_m2: float,
+        simplify_m: float,
+        block_size: int,
+    ) -> _BlockGrid:
+        """The grid of a raster, with sieve and tolerance measured at its centre."""
+        centre_area = pixel_area_m2(crs, transform, width / 2, height / 2)
+        return cls(
+            width=width,
+            height=height,
+            transform=transform,
+            crs=crs,
+            block_size=block_size,
+            min_area_m2=min_area_m2,
+            simplify_m=simplify_m,
+            tolerance_px=simplify_m / math.sqrt(centre_area) if simplify_m > 0 else 0.0,
+            geographic=pyproj_crs(crs).is_geographic,
+            centre_sieve=sieve_threshold(min_area_m2, centre_area),
+        )
+
+    @property
+    def blocks_per_row(self) -> int:
+        """Blocks in one row of blocks."""
+        return math.ceil(self.width / self.block_size)
+
+    def windows(self) -> list[Window]:
+        """The blocks' windows, row by row, left to right."""
+        size = self.block_size
+        return [
+            Window(col, row, min(size, self.width - col), min(size, self.height - row))
+            for row in range(0, self.height, size)
+            for col in range(0, self.width, size)
+        ]
+
+    def block_sieve_threshold(self, core: Window) -> int:
+        """Sieve threshold of the block ``core``, pixels."""
+        if not self.geographic:
+            return self.centre_sieve
+        # ground pixel area varies with latitude in geographic CRSs: measure it per block
+        return sieve_threshold(
+            self.min_area_m2,
+            pixel_area_m2(
+                self.crs,
+                self.transform,
+                core.col_off + core.width / 2,
+                core.row_off + core.height / 2,
+            ),
+        )
+
+
+def _block_jobs(
+    read: BlockReader, grid: _BlockGrid, blocks: list[Window], timings: dict[str, float]
+) -> Iterator[BlockJob]:
+    """Read each block with its halo, in order, as a job; the read time goes to ``timings``."""
+    for index, core in enumerate(blocks):
+        threshold = grid.block_sieve_threshold(core)
+        t0 = time.perf_counter()
+        window = haloed_window(core, grid.width, grid.height, halo_pixels(threshold))
+        data = read(window)
+        timings["read"] += time.perf_counter() - t0
+        yield BlockJob(
+            index,
+            data,
+            window,
+            core,
+            grid.width,
+            grid.height,
+            threshold,
+            grid.tolerance_px,
+            grid.transform,
+            grid.crs,
+        )
+
+
+@dataclass
+class _FinishedRow:
+    """The polygons that became final in the current row of blocks, until they are yielded."""
+
+    geoms: list[np.ndarray] = field(default_factory=list)
+    ids: list[np.ndarray] = field(default_factory=list)
+    areas: list[np.ndarray] = field(default_factory=list)
+    valid_pixels: int = 0
+
+    def add(self, geoms: np.ndarray, ids: np.ndarray, areas: np.ndarray) -> None:
+        """Add final polygons (CRS coordinates) with their class ids and ground areas."""
+        self.geoms.append(geoms)
+        self.ids.append(ids)
+        self.areas.append(areas)
+
+    def batch(self, grid: _BlockGrid, timings: Mapping[str, float]) -> Polygons:
+        """The row's polygons as one batch, in the order added; the row starts afresh."""
+        geoms, ids, areas = self.geoms, self.ids, self.areas
+        polygons = Polygons(
+            geometries=np.concatenate(geoms) if geoms else np.empty(0, dtype=object),
+            class_ids=np.concatenate(ids).astype(np.int64) if ids else np.empty(0, np.int64),
+            area_m2=np.concatenate(areas) if areas else np.empty(0, dtype=np.float64),
+            crs=grid.crs,
+            valid_pixels=self.valid_pixels,
+            sieve_pixels=grid.centre_sieve,
+            min_area_m2=float(grid.min_area_m2),
+            simplify_m=float(grid.simplify_m),
+            block_size=grid.block_size,
+            timings_s=dict(timings),
+        )
+        self.geoms, self.ids, self.areas = [], [], []
+        self.valid_pixels = 0
+        return polygons
+
+
+def _collect_block(
+    result: BlockResult,
+    row: _FinishedRow,
+    seams: OpenSeams,
+    allowed_ids: frozenset[int] | None,
+) -> None:
+    """Keep a vectorized block's final polygons in ``row`` and its seam pieces in ``seams``.
+
+    Raises
+    ------
+    VectorizeError
+        If the block holds a class value outside ``allowed_ids``.
+    """
+    if not result.valid_pixels:
+        return  # all nodata: nothing to keep
+    row.valid_pixels += result.valid_pixels
+    if allowed_ids is not None:
+        check_allowed(result.present, allowed_ids)
+    seams.add(result.seam_geoms, result.seam_ids, result.index)
+    row.add(result.geoms, result.ids, result.areas)
+
+
+def _close_row_seams(
+    seams: OpenSeams,
+    grid: _BlockGrid,
+    last_index: int,
+    row: _FinishedRow,
+    timings: dict[str, float],
+) -> None:
+    """Merge the seam pieces of the row of blocks ending at block ``last_index``.
+
+    The merged polygons that reach no later row are final: they are added to ``row`` in CRS
+    coordinates, with their ground areas.
+    """
+    row_start = last_index // grid.blocks_per_row * grid.block_size
+    row_end = min(grid.height, row_start + grid.block_size)
+    t0 = time.perf_counter()
+    closed, closed_ids = seams.close_row(row_start, row_end if row_end < grid.height else None)
+    timings["merge"] += time.perf_counter() - t0
+    if len(closed):
+        crs_geoms = to_crs_coordinates(closed, grid.transform)
+        t0 = time.perf_counter()
+        areas = ground_area_m2(crs_geoms, grid.crs)
+        timings["area"] += time.perf_counter() - t0
+        row.add(crs_geoms, closed_ids, areas)
 
 
 def join_batches(batches: Iterable[Polygons]) -> Polygons:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 
@@ -132,63 +132,14 @@ def write_polygons(
     VectorizeResult
     """
     timings: dict[str, float] = defaultdict(float)
-    names_by_id = {c.id: c.name for c in classes}
-    counts = np.zeros(NODATA, dtype=np.int64)
-    areas = np.zeros(NODATA, dtype=np.float64)
-    first: Polygons | None = None
     out_crs = crs_label(dst_crs or crs)
-    with LandcoverWriter(
-        out,
-        out_crs,
-        layer=LAYER,
-        description=(
-            f"Land cover vectorized by geoseg from {Path(source).name}; area_m2 is each "
-            "polygon's geodesic area on its CRS's ellipsoid (true ground area, not the planar "
-            "area of the CRS)"
-        ),
-        overwrite=overwrite,
-        fields=fields,
-    ) as writer:
-        for polygons in batches:
-            first = first or polygons
-            for step, seconds in polygons.timings_s.items():
-                timings[step] += seconds
-            geometries = polygons.geometries
-            if dst_crs is not None and len(geometries):
-                t0 = time.perf_counter()
-                geometries = reproject(geometries, crs, dst_crs)
-                timings["reproject"] += time.perf_counter() - t0
-            ids = polygons.class_ids.astype(np.int64)
-            # a value the classes do not name gets the generic name _resolve_classes gives it
-            names = np.array([names_by_id.get(int(i), f"class {i}") for i in ids], dtype=object)
-            t0 = time.perf_counter()
-            writer.append(geometries, ids, names, polygons.area_m2)
-            timings["write"] += time.perf_counter() - t0
-            counts += np.bincount(ids, minlength=NODATA)[:NODATA]
-            areas += np.bincount(ids, weights=polygons.area_m2, minlength=NODATA)[:NODATA]
-        if first is None:
+    with _open_layer(out, out_crs, source, overwrite, fields) as writer:
+        totals = _append_batches(writer, batches, crs, dst_crs, classes, timings)
+        if totals.first is None:
             raise VectorizeError(f"nothing was vectorized from {source}")
-        present = {int(v) for v in np.flatnonzero(counts)}
-        resolved = _resolve_classes(classes, present, colormap, source)
-        parameters = {
-            "min_area_m2": first.min_area_m2,
-            "simplify_m": first.simplify_m,
-            "block_size": first.block_size,
-            "sieve_pixels": first.sieve_pixels,
-            "dst_crs": None if dst_crs is None else crs_label(dst_crs),
-        }
-        prov = replace(
-            provenance, parameters={**dict(provenance.parameters), "vectorize": parameters}
-        )
-        t0 = time.perf_counter()
-        writer.finish(
-            landcover_style(resolved, LAYER),
-            {
-                "GEOSEG_PROVENANCE": prov.to_json(),
-                "GEOSEG_CLASSES": json.dumps([c.__dict__ for c in resolved]),
-            },
-        )
-        timings["write"] += time.perf_counter() - t0
+        first = totals.first
+        resolved = _resolve_classes(classes, totals.present_ids(), colormap, source)
+        _finish_layer(writer, resolved, _with_settings(provenance, first, dst_crs), timings)
     timings["total"] = time.perf_counter() - started
     result = VectorizeResult(
         path=out,
@@ -196,8 +147,8 @@ def write_polygons(
         crs=out_crs,
         classes=resolved,
         polygon_count=writer.features,
-        polygons_per_class={c.id: int(counts[c.id]) for c in resolved},
-        area_m2_per_class={c.id: float(areas[c.id]) for c in resolved},
+        polygons_per_class={c.id: int(totals.counts[c.id]) for c in resolved},
+        area_m2_per_class={c.id: float(totals.areas[c.id]) for c in resolved},
         min_area_m2=first.min_area_m2,
         simplify_m=first.simplify_m,
         sieve_pixels=first.sieve_pixels,
@@ -212,6 +163,115 @@ def write_polygons(
         timings["total"],
     )
     return result
+
+
+@dataclass
+class _LayerTotals:
+    """What the batches written so far add up to.
+
+    Parameters
+    ----------
+    counts : np.ndarray
+        Polygons written per class id (index 0-254).
+    areas : np.ndarray
+        Ground area written per class id, square metres.
+    first : Polygons or None
+        The first batch (its settings are the run's); ``None`` until one is written.
+    """
+
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(NODATA, dtype=np.int64))
+    areas: np.ndarray = field(default_factory=lambda: np.zeros(NODATA, dtype=np.float64))
+    first: Polygons | None = None
+
+    def add(self, polygons: Polygons, ids: np.ndarray) -> None:
+        """Count a written batch whose class ids (int64) are ``ids``."""
+        self.first = self.first or polygons
+        self.counts += np.bincount(ids, minlength=NODATA)[:NODATA]
+        self.areas += np.bincount(ids, weights=polygons.area_m2, minlength=NODATA)[:NODATA]
+
+    def present_ids(self) -> set[int]:
+        """Class ids with at least one polygon written."""
+        return {int(v) for v in np.flatnonzero(self.counts)}
+
+
+def _open_layer(
+    out: Path, out_crs: str, source: str, overwrite: bool, fields: Mapping[str, str] | None
+) -> LandcoverWriter:
+    """A writer of the ``landcover`` layer, described as made from ``source``."""
+    return LandcoverWriter(
+        out,
+        out_crs,
+        layer=LAYER,
+        description=(
+            f"Land cover vectorized by geoseg from {Path(source).name}; area_m2 is each "
+            "polygon's geodesic area on its CRS's ellipsoid (true ground area, not the planar "
+            "area of the CRS)"
+        ),
+        overwrite=overwrite,
+        fields=fields,
+    )
+
+
+def _append_batches(
+    writer: LandcoverWriter,
+    batches: Iterable[Polygons],
+    crs: CRS,
+    dst_crs: CRS | None,
+    classes: tuple[ClassInfo, ...],
+    timings: dict[str, float],
+) -> _LayerTotals:
+    """Append each batch to the layer as it comes (reprojected if asked); their totals.
+
+    The batches' own timings, and the reprojection and write times, are added to ``timings``.
+    """
+    names_by_id = {c.id: c.name for c in classes}
+    totals = _LayerTotals()
+    for polygons in batches:
+        for step, seconds in polygons.timings_s.items():
+            timings[step] += seconds
+        geometries = polygons.geometries
+        if dst_crs is not None and len(geometries):
+            t0 = time.perf_counter()
+            geometries = reproject(geometries, crs, dst_crs)
+            timings["reproject"] += time.perf_counter() - t0
+        ids = polygons.class_ids.astype(np.int64)
+        # a value the classes do not name gets the generic name _resolve_classes gives it
+        names = np.array([names_by_id.get(int(i), f"class {i}") for i in ids], dtype=object)
+        t0 = time.perf_counter()
+        writer.append(geometries, ids, names, polygons.area_m2)
+        timings["write"] += time.perf_counter() - t0
+        totals.add(polygons, ids)
+    return totals
+
+
+def _with_settings(provenance: Provenance, first: Polygons, dst_crs: CRS | None) -> Provenance:
+    """``provenance`` with the vectorize settings (those of the ``first`` batch) added."""
+    parameters = {
+        "min_area_m2": first.min_area_m2,
+        "simplify_m": first.simplify_m,
+        "block_size": first.block_size,
+        "sieve_pixels": first.sieve_pixels,
+        "dst_crs": None if dst_crs is None else crs_label(dst_crs),
+    }
+    return replace(provenance, parameters={**dict(provenance.parameters), "vectorize": parameters})
+
+
+def _finish_layer(
+    writer: LandcoverWriter,
+    classes: tuple[ClassInfo, ...],
+    provenance: Provenance,
+    timings: dict[str, float],
+) -> None:
+    """Store the layer's style and metadata (provenance, classes); the time goes to ``write``."""
+    t0 = time.perf_counter()
+    writer.finish(
+        landcover_style(classes, LAYER),
+        {
+            "GEOSEG_PROVENANCE": provenance.to_json(),
+            "GEOSEG_CLASSES": json.dumps([c.__dict__ for c in classes]),
+        },
+    )
+    timings["write"] += time.perf_counter() - t0
 
 
 def declared_classes(

@@ -1,0 +1,122 @@
+"""Refining assumptions from a sample of the scene's stored values.
+
+Where nothing in the metadata said what the values are, a sample's darkest percent tells
+Landsat Collection 2 DN from reflectance x 10000, Level-1 from Level-2 DN, and surface from
+top-of-atmosphere reflectance (see :mod:`geoseg.radiometry`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from geoseg.radiometry.landsat import landsat_level1
+from geoseg.radiometry.products import PRODUCTS
+from geoseg.radiometry.values import Radiometry, SceneRadiometricInfo, _uniform
+
+#: Darkest percent of the short-wave infrared at or above which 16-bit values are Landsat
+#: Collection 2 DN, not reflectance x 10000.
+LANDSAT_DN_FLOOR = 5000.0
+#: Darkest percent of the short-wave infrared at or above which Landsat DN are Level-2.
+LANDSAT_L2_FLOOR = 7100.0
+#: Darkest percent of Level-1 DN in blue above which no Level-2 (surface) file goes: the
+#: atmosphere's blue light keeps top-of-atmosphere blue high over the darkest ground.
+LANDSAT_L1_BLUE_FLOOR = 8600.0
+#: Darkest percent of blue minus red (DN) above which DN are top of atmosphere: the sky's blue.
+LANDSAT_L1_BLUE_EXCESS = 300.0
+
+
+def _top_of_atmosphere_dn(darkest: Any, band_names: Sequence[str], swir_floor: float) -> bool:
+    """Whether Landsat Collection 2 DN are Level-1 (top of atmosphere) rather than Level-2.
+
+    Over the darkest ground, top-of-atmosphere blue is bright with the sky's scattered light and
+    brighter than red; surface reflectance has that light taken away. On the 10 Landsat 8/9 files
+    of ../shared/data cut into 850 tiles of 1/1 to 1/64 of a file, "darkest percent of blue above
+    8600, or above red by more than 300" tells every tile's level; the short-wave infrared's
+    darkest percent alone (>= 7100: Level-2) got 139 wrong, so tile files of one scene were
+    read as different products. Without blue and red the short-wave infrared decides.
+    """
+    names = list(band_names)
+    if "blue" in names and "red" in names:
+        blue, red = float(darkest[names.index("blue")]), float(darkest[names.index("red")])
+        return blue > LANDSAT_L1_BLUE_FLOOR or blue - red > LANDSAT_L1_BLUE_EXCESS
+    return swir_floor < LANDSAT_L2_FLOOR
+
+
+#: Darkest percent of blue reflectance below which it is surface reflectance.
+SURFACE_BLUE_CEILING = 0.035
+
+
+def assume_from_sample(
+    radiometry: Radiometry,
+    sample: Any,
+    valid: Any,
+    band_names: Sequence[str],
+    info: SceneRadiometricInfo | None = None,
+) -> Radiometry:
+    """Refine what had to be assumed, from a sample of the scene's stored values.
+
+    Only assumptions change: a scale the data type suggested may become Landsat Collection 2
+    DN, and an unknown level becomes surface or top-of-atmosphere reflectance (see
+    :mod:`geoseg.radiometry`). Declared and user-given scales are kept as they are.
+
+    Parameters
+    ----------
+    radiometry : Radiometry
+        The decision from metadata.
+    sample : np.ndarray
+        ``(bands, ...)`` stored values of the model's bands (model order).
+    valid : np.ndarray
+        Which sample pixels are valid.
+    band_names : sequence of str
+        The model's bands.
+    info : SceneRadiometricInfo, optional
+        What the scene says (its date and place give Level-1 DN their sun elevation).
+    """
+    import numpy as np
+
+    values = np.asarray(sample)[:, np.asarray(valid)].astype(np.float64)
+    if values.shape[1] < 100:
+        return radiometry
+    darkest = np.percentile(values, 1, axis=1)
+    decided = radiometry
+    swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
+    floor = float(darkest[swir].min()) if swir else float(darkest.min())
+    if radiometry.assumed and radiometry.scale[0] == 1e-4 and floor >= LANDSAT_DN_FLOOR:
+        key = (
+            "landsat-c2-l1"
+            if _top_of_atmosphere_dn(darkest, band_names, floor)
+            else "landsat-c2-l2"
+        )
+        product = PRODUCTS[key]
+        where = "the short-wave infrared's" if swir else "every band's"
+        name = product.description.split(" (")[0] if key == "landsat-c2-l1" else product.description
+        level = (
+            "Level-1: the darkest blue holds the sky's light"
+            if key == "landsat-c2-l1"
+            else ("Level-2: the darkest blue does not hold the sky's light")
+        )
+        why = (
+            f"assumed {name} from the values ({where} darkest percent is "
+            f"{floor:.0f}, which reflectance x 10000 never is; {level})"
+        )
+        if key == "landsat-c2-l1":
+            decided = landsat_level1(info, len(band_names), why, assumed=True)
+        else:
+            decided = _uniform(
+                product.scale, product.offset, len(band_names), why, True, product.surface
+            )
+    if decided.surface is None and "blue" in band_names:
+        i = list(band_names).index("blue")
+        blue = float(darkest[i]) * decided.scale[i] + decided.offset[i]
+        surface = blue < SURFACE_BLUE_CEILING
+        level = "surface" if surface else "top-of-atmosphere"
+        decided = dataclasses.replace(
+            decided,
+            surface=surface,
+            source=f"{decided.source}; assumed {level} reflectance (the darkest percent of blue "
+            f"is {blue:.3f})",
+            assumed=True,
+        )
+    return decided
