@@ -100,9 +100,7 @@ def main() -> None:
         temp_raster = Path(tmp) / "classes.tif"
 
         def write_classes() -> None:
-            with ClassRasterWriter(
-                temp_raster, run.scene.crs, run.grid, run.model.card.classes
-            ) as writer:
+            with ClassRasterWriter(temp_raster, run.grid, run.model.card.classes) as writer:
                 for top in range(0, labels.shape[0], 512):
                     rows = labels[top : top + 512]
                     writer.write(Patch(Span(top, top + len(rows)), Span(0, labels.shape[1]), rows))

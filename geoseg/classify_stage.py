@@ -142,13 +142,11 @@ def classify(
     confidence_writer: ConfidenceRasterWriter | None = None
     with contextlib.ExitStack() as stack:
         readers = _open_readers(stack, run)
-        writer = stack.enter_context(
-            ClassRasterWriter(path, run.scene.crs, run.grid, run.classes, provenance)
-        )
+        writer = stack.enter_context(ClassRasterWriter(path, run.grid, run.classes, provenance))
         write_behind = stack.enter_context(WriteBehind(writer.write, depth=2))
         if confidence_path is not None:
             confidence_writer = stack.enter_context(
-                ConfidenceRasterWriter(confidence_path, run.scene.crs, run.grid, provenance)
+                ConfidenceRasterWriter(confidence_path, run.grid, provenance)
             )
         strips = [
             stack.enter_context(contextlib.closing(_strips(r, plan, options.prefetch)))
@@ -377,13 +375,13 @@ class _TileStream:
 
 
 def _open_readers(stack: contextlib.ExitStack, run: PreparedRun) -> list[SceneReader]:
-    """A reader onto the run's grid for the scene and for each further date, in that order."""
+    """A reader onto the run's grid for the scene and for each further date, in that order.
+
+    The run's grid is in the first scene's CRS, so a date in another CRS is warped onto it.
+    """
     return [
         stack.enter_context(SceneReader(run.scene, run.bands, run.grid)),
-        *(
-            stack.enter_context(SceneReader(d.scene, d.bands.indexes, run.grid, crs=run.scene.crs))
-            for d in run.dates
-        ),
+        *(stack.enter_context(SceneReader(d.scene, d.bands.indexes, run.grid)) for d in run.dates),
     ]
 
 

@@ -52,6 +52,7 @@ from geoseg.prepare_run import prepare as prepare
 from geoseg.provenance import Provenance
 from geoseg.report import confidence_summary, report_paths, write_run_report
 from geoseg.vectorize import (
+    LayerSpec,
     VectorizeResult,
     parse_crs,
     vectorize_blocks,
@@ -342,14 +343,12 @@ def _to_scene_grid(
     start = time.perf_counter()
     grid = run.output_grid
     classes = outputs.scratch(paths.anchor, "scene")
-    with ClassRasterWriter(classes, run.scene.crs, grid, run.classes, provenance) as writer:
+    with ClassRasterWriter(classes, grid, run.classes, provenance) as writer:
         warp_to_scene(classified.classes, run.scene, run.bands, writer, mask=not run.dates)
     confidence = confidence_counts = None
     if classified.confidence is not None and paths.confidence is not None:
         confidence = outputs.reserve(paths.confidence, "scene")
-        with ConfidenceRasterWriter(
-            confidence, run.scene.crs, grid, provenance
-        ) as confidence_writer:
+        with ConfidenceRasterWriter(confidence, grid, provenance) as confidence_writer:
             warp_to_scene(
                 classified.confidence, run.scene, run.bands, confidence_writer, mask=not run.dates
             )
@@ -456,34 +455,36 @@ def _background_vectorizer(
     It needs a GeoPackage to make, classes on the scene's own grid (a resampled run is
     vectorized after it is warped back) and worker processes to run in.
     """
-    width, height = run.scene.width, run.scene.height
-    workers = effective_workers(options.vectorize_workers, width, height, VECTORIZE_BLOCK_SIZE)
+    grid = run.output_grid  # the model's too: a resampled run gets no background vectorizer
+    workers = effective_workers(
+        options.vectorize_workers, grid.width, grid.height, VECTORIZE_BLOCK_SIZE
+    )
     if gpkg is None or run.resampled or workers < 2:
         return None
     classes = run.classes
     settings = dataclasses.replace(options.vectorize_options(VECTORIZE_BLOCK_SIZE), workers=workers)
+    layer = LayerSpec(
+        classes=classes,
+        source=source,
+        provenance=provenance,
+        allowed_ids=frozenset(c.id for c in classes),
+        colormap=None,
+        fields=run.fields(),
+    )
 
     def vectorize(read: BlockReader) -> VectorizeResult:
         return vectorize_blocks(
             read,
-            width,
-            height,
-            run.grid.transform,
-            run.scene.crs,
+            grid,
             gpkg,
-            classes=classes,
-            allowed_ids=frozenset(c.id for c in classes),
-            source=source,
-            colormap=None,
-            provenance=provenance,
+            layer=layer,
             options=settings,
             overwrite=True,
             started=time.perf_counter(),
             background=True,
-            fields=run.fields(),
         )
 
-    return BackgroundVectorizer(height, VECTORIZE_BLOCK_SIZE, vectorize)
+    return BackgroundVectorizer(grid.height, VECTORIZE_BLOCK_SIZE, vectorize)
 
 
 def _vectorize(

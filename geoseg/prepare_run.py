@@ -18,10 +18,11 @@ import numpy as np
 
 from geoseg.bands import BandMatch, resolve_bands
 from geoseg.config import TTA_MODES, PredictOptions
+from geoseg.core import Grid
 from geoseg.errors import BandMappingError, EmptySceneError, InvalidSceneError
 from geoseg.inference import tile_multiple
 from geoseg.io.scene import Scene, open_scene, read_sample
-from geoseg.io.scene_reader import Grid, resampled_grid, scene_grid
+from geoseg.io.scene_reader import resampled_grid, scene_grid
 from geoseg.models.card import ClassInfo, Legend, ModelCard
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import InputTransform

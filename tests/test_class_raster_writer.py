@@ -10,9 +10,8 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG
+from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, Grid
 from geoseg.io.class_raster_writer import ClassRasterWriter, raster_sidecars
-from geoseg.io.scene_reader import Grid
 from geoseg.models.card import LANDCOVER_CLASSES
 from geoseg.stitching import Patch
 from geoseg.tiling import Span
@@ -26,10 +25,8 @@ def test_a_class_map_written_in_patches_reads_back(tmp_path: Path) -> None:
         [[0, 1, 2, 3, 4], [4, 3, NODATA, 1, 0], [2, 2, 2, NODATA, NODATA]], dtype=np.uint8
     )
     path = tmp_path / "classes.tif"
-    grid = Grid(TRANSFORM, width=5, height=3)
-    with ClassRasterWriter(
-        path, CRS.from_epsg(32633), grid, classes, provenance='{"model": "m"}'
-    ) as writer:
+    grid = Grid(CRS.from_epsg(32633), TRANSFORM, width=5, height=3)
+    with ClassRasterWriter(path, grid, classes, provenance='{"model": "m"}') as writer:
         # a row of two patches, then the rest in one
         writer.write(Patch(Span(0, 1), Span(0, 2), labels[:1, :2]))
         writer.write(Patch(Span(0, 1), Span(2, 5), labels[:1, 2:]))

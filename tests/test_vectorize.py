@@ -13,6 +13,8 @@ from pyproj import Geod, Transformer
 from rasterio.crs import CRS
 from rasterio.features import rasterize, shapes
 
+from geoseg.config import VectorizeOptions
+from geoseg.core import Grid
 from geoseg.vectorize import (
     Polygons,
     array_reader,
@@ -218,13 +220,8 @@ def _batches(labels: np.ndarray, block: int, simplify_m: float) -> list[Polygons
     return list(
         polygon_batches(
             array_reader(labels),
-            cols,
-            rows,
-            UTM_TRANSFORM,
-            CRS.from_user_input(UTM),
-            min_area_m2=0,
-            simplify_m=simplify_m,
-            block_size=block,
+            Grid(CRS.from_user_input(UTM), UTM_TRANSFORM, cols, rows),
+            VectorizeOptions(min_area_m2=0, simplify_m=simplify_m, block_size=block, workers=1),
         )
     )
 

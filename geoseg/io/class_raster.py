@@ -27,7 +27,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, ClassInfo, first_line
+from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, ClassInfo, Grid, first_line
 from geoseg.errors import GeosegError, VectorizeError
 from geoseg.io.gdal import open_raster
 
@@ -81,6 +81,11 @@ class ClassRaster:
     colormap: Mapping[int, tuple[int, int, int]] | None
     provenance: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> Grid:
+        """The raster's grid."""
+        return Grid(self.crs, self.transform, self.width, self.height)
 
 
 def open_class_raster(path: str | PathLike[str]) -> ClassRaster:

@@ -18,14 +18,13 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 import rasterio.shutil
-from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, ClassInfo
+from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, ClassInfo, Grid
 from geoseg.io.gdal import open_raster, warped_to_grid
 from geoseg.io.scene import Scene, qa_source, valid_from
-from geoseg.io.scene_reader import GDAL_READ_OPTIONS, Grid
+from geoseg.io.scene_reader import GDAL_READ_OPTIONS, scene_grid
 from geoseg.stitching import Patch
 from geoseg.styles import qml_paletted
 from geoseg.tiling import Span
@@ -43,8 +42,6 @@ class ClassRasterWriter:
     ----------
     path : Path
         A temporary path (the pipeline renames finished outputs into place).
-    crs : rasterio.crs.CRS
-        The scene's CRS.
     grid : Grid
         The grid to write (the scene's, or the model's when the scene is resampled).
     classes : tuple of ClassInfo
@@ -56,13 +53,11 @@ class ClassRasterWriter:
     def __init__(
         self,
         path: Path,
-        crs: CRS,
         grid: Grid,
         classes: tuple[ClassInfo, ...],
         provenance: str | None = None,
     ) -> None:
         self.path = path
-        self.crs = crs
         self.grid = grid
         self.classes = classes
         self.provenance = provenance
@@ -78,7 +73,7 @@ class ClassRasterWriter:
             "height": self.grid.height,
             "count": 1,
             "dtype": "uint8",
-            "crs": self.crs,
+            "crs": self.grid.crs,
             "transform": self.grid.transform,
             "nodata": NODATA,
             "tiled": True,
@@ -126,8 +121,8 @@ class ConfidenceRasterWriter(ClassRasterWriter):
     ``counts`` is the histogram of confidence values, for the run report.
     """
 
-    def __init__(self, path: Path, crs: CRS, grid: Grid, provenance: str | None = None) -> None:
-        super().__init__(path, crs, grid, (), provenance)
+    def __init__(self, path: Path, grid: Grid, provenance: str | None = None) -> None:
+        super().__init__(path, grid, (), provenance)
 
     def __enter__(self) -> ConfidenceRasterWriter:
         # smooth values: horizontal differencing compresses them better
@@ -208,15 +203,7 @@ def warp_to_scene(
     with (
         rasterio.Env(**GDAL_READ_OPTIONS),
         open_raster(str(src)) as classes_src,
-        warped_to_grid(
-            classes_src,
-            scene.crs,
-            scene.transform,
-            scene.width,
-            scene.height,
-            Resampling.nearest,
-            nodata=NODATA,
-        ) as vrt,
+        warped_to_grid(classes_src, scene_grid(scene), Resampling.nearest, nodata=NODATA) as vrt,
         open_raster(scene.path) as scene_src,
         qa_source(scene) as qa,
     ):

@@ -12,6 +12,8 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.vrt import WarpedVRT
 
+from geoseg.core import Grid
+
 
 @contextlib.contextmanager
 def open_raster(name: str) -> Iterator[Any]:
@@ -26,15 +28,9 @@ def open_raster(name: str) -> Iterator[Any]:
 
 
 def warped_to_grid(
-    src: Any,
-    crs: Any,
-    transform: Any,
-    width: int,
-    height: int,
-    resampling: Resampling,
-    nodata: float | None = None,
+    src: Any, grid: Grid, resampling: Resampling, nodata: float | None = None
 ) -> WarpedVRT:
-    """A virtual view of ``src`` on another grid (CRS, transform, size), warped on the fly.
+    """A virtual view of ``src`` on another grid, warped on the fly.
 
     Labels, resampled scenes and class rasters all line up with a target grid this way, without a
     temporary file. Use as a context manager.
@@ -42,10 +38,10 @@ def warped_to_grid(
     options: dict[str, Any] = {"nodata": nodata} if nodata is not None else {}
     return WarpedVRT(
         src,
-        crs=crs,
-        transform=transform,
-        width=width,
-        height=height,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
         resampling=resampling,
         **options,
     )

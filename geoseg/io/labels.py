@@ -1,27 +1,26 @@
 """Reading training data: label rasters, label polygons, teacher probabilities and band stacks.
 
-Everything here puts data onto one *image grid* (CRS, transform, width, height), the grid of the
-scene the labels describe, so training code only ever handles aligned arrays. Reading through a
-``WarpedVRT`` lets labels in another CRS or resolution line up without a temporary file.
+Everything here puts data onto one *image grid* (a :class:`~geoseg.core.Grid`: CRS, transform,
+width, height), the grid of the scene the labels describe, so training code only ever handles
+aligned arrays. Reading through a ``WarpedVRT`` lets labels in another CRS or resolution line up
+without a temporary file.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
 
-from geoseg.core import NODATA
+from geoseg.core import NODATA, Grid
 from geoseg.errors import InvalidSceneError, LabelError
 from geoseg.io.atomic import atomic_output
 from geoseg.io.gdal import warped_to_grid
@@ -33,34 +32,7 @@ IGNORE = NODATA
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".zip")
 
 
-@dataclass(frozen=True)
-class ImageGrid:
-    """The pixel grid labels are brought onto.
-
-    Parameters
-    ----------
-    crs : rasterio.crs.CRS
-        Coordinate reference system.
-    transform : affine.Affine
-        Pixel-to-CRS transform.
-    width, height : int
-        Size in pixels.
-    """
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        """``(left, bottom, right, top)`` in the grid's CRS."""
-        left, top = self.transform @ (0, 0)
-        right, bottom = self.transform @ (self.width, self.height)
-        return (min(left, right), min(bottom, top), max(left, right), max(bottom, top))
-
-
-def grid_of(path: str | Path) -> ImageGrid:
+def grid_of(path: str | Path) -> Grid:
     """The grid of a raster file.
 
     Raises
@@ -72,7 +44,7 @@ def grid_of(path: str | Path) -> ImageGrid:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise InvalidSceneError(f"raster {path} has no CRS")
-            return ImageGrid(src.crs, src.transform, src.width, src.height)
+            return Grid(src.crs, src.transform, src.width, src.height)
     except RasterioError as exc:
         raise InvalidSceneError(f"cannot open raster {path}: {exc}") from exc
 
@@ -82,7 +54,7 @@ def is_vector(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
-def _check_overlap(what: str, crs: CRS | None, bounds: tuple[float, ...], grid: ImageGrid) -> None:
+def _check_overlap(what: str, crs: CRS | None, bounds: tuple[float, ...], grid: Grid) -> None:
     if crs is None:
         raise LabelError(f"labels {what} have no CRS: assign one so they can be placed")
     try:
@@ -98,7 +70,7 @@ def _check_overlap(what: str, crs: CRS | None, bounds: tuple[float, ...], grid: 
         )
 
 
-def read_class_raster(path: str | Path, grid: ImageGrid) -> np.ndarray:
+def read_class_raster(path: str | Path, grid: Grid) -> np.ndarray:
     """Read a single-band class raster onto ``grid`` (nearest neighbour).
 
     Pixels outside the label raster, or at its nodata value, become :data:`IGNORE`.
@@ -113,10 +85,7 @@ def read_class_raster(path: str | Path, grid: ImageGrid) -> np.ndarray:
             _check_overlap(str(path), src.crs, tuple(src.bounds), grid)
             with warped_to_grid(
                 src,
-                grid.crs,
-                grid.transform,
-                grid.width,
-                grid.height,
+                grid,
                 Resampling.nearest,
                 nodata=src.nodata if src.nodata is not None else IGNORE,
             ) as vrt:
@@ -129,7 +98,7 @@ def read_class_raster(path: str | Path, grid: ImageGrid) -> np.ndarray:
     return out
 
 
-def read_probabilities(path: str | Path, grid: ImageGrid, scale: float = 255.0) -> np.ndarray:
+def read_probabilities(path: str | Path, grid: Grid, scale: float = 255.0) -> np.ndarray:
     """Read a multi-band class-probability raster onto ``grid`` (bilinear), as float32 in 0-1.
 
     Raises
@@ -140,9 +109,7 @@ def read_probabilities(path: str | Path, grid: ImageGrid, scale: float = 255.0) 
     try:
         with rasterio.open(path) as src:
             _check_overlap(str(path), src.crs, tuple(src.bounds), grid)
-            with warped_to_grid(
-                src, grid.crs, grid.transform, grid.width, grid.height, Resampling.bilinear
-            ) as vrt:
+            with warped_to_grid(src, grid, Resampling.bilinear) as vrt:
                 data: np.ndarray = vrt.read().astype(np.float32)
     except RasterioError as exc:
         raise LabelError(f"cannot read probabilities {path}: {exc}") from exc
@@ -153,7 +120,7 @@ def read_probabilities(path: str | Path, grid: ImageGrid, scale: float = 255.0) 
 def rasterize_polygons(
     path: str | Path,
     column: str,
-    grid: ImageGrid,
+    grid: Grid,
     layer: str | None = None,
     where: str | None = None,
 ) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -165,7 +132,7 @@ def rasterize_polygons(
         A GeoPackage, shapefile or other vector file OGR reads.
     column : str
         Attribute holding each polygon's class (a name or a number).
-    grid : ImageGrid
+    grid : Grid
         Target grid; polygons are reprojected to its CRS.
     layer : str, optional
         Layer name for multi-layer files (default: the first layer with geometries).
@@ -237,7 +204,7 @@ def stack_bands(
     out: str | Path,
     descriptions: Sequence[str],
     resampling: str = "bilinear",
-) -> ImageGrid:
+) -> Grid:
     """Write a multi-band GeoTIFF from bands of several files, on the first source's grid.
 
     Bands on other grids (e.g. Sentinel-2's 20 m bands beside its 10 m ones) are resampled onto
@@ -256,7 +223,7 @@ def stack_bands(
 
     Returns
     -------
-    ImageGrid
+    Grid
         The grid of the stack.
     """
     grid = grid_of(sources[0][0])
@@ -265,9 +232,7 @@ def stack_bands(
     for path, band in sources:
         with (
             rasterio.open(path) as src,
-            warped_to_grid(
-                src, grid.crs, grid.transform, grid.width, grid.height, Resampling[resampling]
-            ) as vrt,
+            warped_to_grid(src, grid, Resampling[resampling]) as vrt,
         ):
             bands.append(vrt.read(band))
             dtype = dtype or src.dtypes[band - 1]
@@ -275,7 +240,7 @@ def stack_bands(
     return grid
 
 
-def resample_raster(source: str | Path, out: str | Path, factor: float) -> ImageGrid:
+def resample_raster(source: str | Path, out: str | Path, factor: float) -> Grid:
     """Write ``source`` with pixels ``factor`` times larger (nearest neighbour), keeping its tags.
 
     Nearest neighbour keeps fill pixels (0 in every band) and nodata exactly where they were,
@@ -283,14 +248,9 @@ def resample_raster(source: str | Path, out: str | Path, factor: float) -> Image
     says about its values.
     """
     with rasterio.open(source) as src:
-        width = max(1, math.ceil(src.width / factor))
-        height = max(1, math.ceil(src.height / factor))
-        transform = src.transform * Affine.scale(factor)
-        with warped_to_grid(
-            src, src.crs, transform, width, height, Resampling.nearest, nodata=src.nodata
-        ) as vrt:
+        grid = Grid(src.crs, src.transform, src.width, src.height).resampled(factor)
+        with warped_to_grid(src, grid, Resampling.nearest, nodata=src.nodata) as vrt:
             data = vrt.read()
-        grid = ImageGrid(src.crs, transform, width, height)
         descriptions = [d or "" for d in src.descriptions]
         scales, offsets, nodata = src.scales, src.offsets, src.nodata
     write_raster(out, data, grid, nodata=nodata, descriptions=descriptions)
@@ -302,7 +262,7 @@ def resample_raster(source: str | Path, out: str | Path, factor: float) -> Image
 def write_raster(
     path: str | Path,
     data: np.ndarray,
-    grid: ImageGrid,
+    grid: Grid,
     nodata: float | None = None,
     descriptions: Sequence[str] | None = None,
 ) -> None:

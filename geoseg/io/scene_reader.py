@@ -9,7 +9,6 @@ strip (about ``tile_size + block_rows`` rows of the read grid), whatever the sce
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from geoseg.core import Grid
 from geoseg.errors import InvalidSceneError
 from geoseg.io.gdal import open_raster, warped_to_grid
 from geoseg.io.scene import QaSource, Scene, valid_from
@@ -32,33 +31,14 @@ from geoseg.tiling import Span, TilePlan
 GDAL_READ_OPTIONS = {"GDAL_NUM_THREADS": "ALL_CPUS"}
 
 
-@dataclass(frozen=True)
-class Grid:
-    """A pixel grid: the scene's own, or the scene resampled to the model's ground sample distance.
-
-    Parameters
-    ----------
-    transform : affine.Affine
-        Pixel-to-CRS transform (the CRS is the scene's).
-    width, height : int
-        Size in pixels.
-    """
-
-    transform: Affine
-    width: int
-    height: int
-
-
 def scene_grid(scene: Scene) -> Grid:
     """The scene's own grid."""
-    return Grid(scene.transform, scene.width, scene.height)
+    return Grid(scene.crs, scene.transform, scene.width, scene.height)
 
 
 def resampled_grid(scene: Scene, factor: float) -> Grid:
     """The scene's extent with pixels ``factor`` times larger (``factor < 1`` upsamples)."""
-    width = max(1, math.ceil(scene.width / factor))
-    height = max(1, math.ceil(scene.height / factor))
-    return Grid(scene.transform @ Affine.scale(factor), width, height)
+    return scene_grid(scene).resampled(factor)
 
 
 @dataclass(frozen=True)
@@ -83,19 +63,16 @@ class Strip:
 class SceneReader:
     """Read the strips of a tile plan from a scene, on its own grid or another one.
 
-    ``crs`` and ``grid`` say where to read: by default the scene's own CRS and grid; a resampled
-    grid (the model's pixel size) or another scene's grid and CRS (another date of the same
-    place) is warped on the fly. Use as a context manager; :meth:`strips` yields one
+    ``grid`` says where to read: by default the scene's own grid; a resampled grid (the model's
+    pixel size) or another scene's grid (another date of the same place, perhaps in another
+    CRS) is warped on the fly. Use as a context manager; :meth:`strips` yields one
     :class:`Strip` per tile row, in order.
     """
 
-    def __init__(
-        self, scene: Scene, bands: tuple[int, ...], grid: Grid | None = None, crs: Any = None
-    ) -> None:
+    def __init__(self, scene: Scene, bands: tuple[int, ...], grid: Grid | None = None) -> None:
         self.scene = scene
         self.bands = list(bands)
         self.grid = grid or scene_grid(scene)
-        self.crs = crs if crs is not None else scene.crs
         self._stack = contextlib.ExitStack()
         self._dataset: Any = None
         self._qa = QaSource()
@@ -111,7 +88,7 @@ class SceneReader:
                 qa_src = src
             else:
                 qa_src = self._stack.enter_context(open_raster(qa_path))
-        if self.grid == scene_grid(self.scene) and self.crs == self.scene.crs:
+        if self.grid == scene_grid(self.scene):
             self._dataset = src
             self._block_rows = self.scene.block_shape[0]
             if qa_src is not None:
@@ -121,26 +98,14 @@ class SceneReader:
                 # flags are never averaged: the nearest QA value of each grid pixel
                 self._qa = QaSource(
                     self._stack.enter_context(
-                        warped_to_grid(
-                            qa_src,
-                            self.crs,
-                            self.grid.transform,
-                            self.grid.width,
-                            self.grid.height,
-                            Resampling.nearest,
-                        )
+                        warped_to_grid(qa_src, self.grid, Resampling.nearest)
                     ),
                     qa_band,
                 )
             downsampling = abs(self.grid.transform.a) > abs(self.scene.transform.a)
             self._dataset = self._stack.enter_context(
                 warped_to_grid(
-                    src,
-                    self.crs,
-                    self.grid.transform,
-                    self.grid.width,
-                    self.grid.height,
-                    Resampling.average if downsampling else Resampling.bilinear,
+                    src, self.grid, Resampling.average if downsampling else Resampling.bilinear
                 )
             )
             self._block_rows = 256

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from geoseg.bands import resolve_bands
+from geoseg.core import Grid
 from geoseg.errors import ConfigError, LabelError, ModelError
 from geoseg.io.array_cache import file_identity, read_array_cache, write_array_cache
 from geoseg.io.labels import (
     IGNORE,
-    ImageGrid,
     grid_of,
     is_vector,
     rasterize_polygons,
@@ -103,7 +103,7 @@ class SceneData:
         Relative sampling weight.
     image_path : str
         The (stacked) image file, as prediction would read it.
-    grid : ImageGrid
+    grid : Grid
         The scene's grid.
     teacher_sample : np.ndarray or None
         ``(teacher bands, N)`` model input of the teacher at up to 20,000 valid pixels (fits the
@@ -119,7 +119,7 @@ class SceneData:
     train: bool
     weight: float
     image_path: str
-    grid: ImageGrid
+    grid: Grid
     teacher_sample: np.ndarray | None = None
 
     @property
@@ -392,7 +392,7 @@ def _scene_file(
 
 def _labels_and_soft(
     scene: SceneConfig,
-    grid: ImageGrid,
+    grid: Grid,
     classes: Sequence[ClassInfo],
     resolve: Any,
     valid: np.ndarray,
@@ -507,7 +507,7 @@ def _teacher_targets(
 
 
 def read_labels(
-    scene: SceneConfig, grid: ImageGrid, classes: Sequence[ClassInfo], resolve: Any = Path
+    scene: SceneConfig, grid: Grid, classes: Sequence[ClassInfo], resolve: Any = Path
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Read a scene's labels onto ``grid`` as model channel indexes (:data:`IGNORE` elsewhere).
 

@@ -48,7 +48,7 @@ from geoseg.config import DEFAULT_BLOCK_SIZE as DEFAULT_BLOCK_SIZE
 from geoseg.config import DEFAULT_MIN_AREA_M2 as DEFAULT_MIN_AREA_M2
 from geoseg.config import DEFAULT_SIMPLIFY_M as DEFAULT_SIMPLIFY_M
 from geoseg.config import VectorizeOptions
-from geoseg.core import LAYER, NODATA
+from geoseg.core import LAYER, NODATA, Grid
 from geoseg.errors import ConfigError, VectorizeError
 from geoseg.io.atomic import check_output_path, remove_with_sidecars, temporary_sibling
 from geoseg.io.class_raster import BlockReader, ClassRaster, block_reader, open_class_raster
@@ -80,6 +80,7 @@ from geoseg.vectorize.geodesy import (
 )
 from geoseg.vectorize.seams import shared_edge_pairs, union_groups
 from geoseg.vectorize.writing import (
+    LayerSpec,
     VectorizeResult,
     declared_classes,
     resolve_provenance,
@@ -92,6 +93,7 @@ __all__ = [
     "DEFAULT_SIMPLIFY_M",
     "LAYER",
     "MAX_HALO",
+    "LayerSpec",
     "Polygons",
     "ProgressCallback",
     "VectorizeOptions",
@@ -223,23 +225,23 @@ def vectorize_raster(
     declared, allowed = _raster_classes(raster, classes)
 
     with block_reader(raster) as read:
+        layer = LayerSpec(
+            classes=declared,
+            source=source or raster.path,
+            provenance=resolve_provenance(provenance, raster.provenance, source or raster.path),
+            allowed_ids=allowed,
+            colormap=raster.colormap,
+            fields=fields,
+        )
         return vectorize_blocks(
             read,
-            raster.width,
-            raster.height,
-            raster.transform,
-            raster.crs,
+            raster.grid,
             out,
-            classes=declared,
-            allowed_ids=allowed,
-            source=source or raster.path,
-            colormap=raster.colormap,
-            provenance=resolve_provenance(provenance, raster.provenance, source or raster.path),
+            layer=layer,
             options=settings,
             overwrite=overwrite,
             started=start,
             progress=progress,
-            fields=fields,
         )
 
 
@@ -305,23 +307,15 @@ def _raster_classes(
 
 def vectorize_blocks(
     read: BlockReader,
-    width: int,
-    height: int,
-    transform: Affine,
-    crs: CRS,
+    grid: Grid,
     out: Path,
     *,
-    classes: tuple[ClassInfo, ...],
-    allowed_ids: frozenset[int] | None,
-    source: str,
-    colormap: Mapping[int, tuple[int, int, int]] | None,
-    provenance: Provenance,
+    layer: LayerSpec,
     options: VectorizeOptions,
     overwrite: bool,
     started: float,
     progress: ProgressCallback | None = None,
     background: bool = False,
-    fields: Mapping[str, str] | None = None,
 ) -> VectorizeResult:
     """Vectorize a raster read block by block into the ``landcover`` layer of a GeoPackage.
 
@@ -331,16 +325,19 @@ def vectorize_blocks(
 
     Parameters
     ----------
-    read, width, height, transform, crs
+    read, grid
         The blocks and the raster's grid, as for :func:`polygon_batches`.
     out : Path
         GeoPackage to write (atomically).
+    layer : LayerSpec
+        What the layer is: its ``allowed_ids`` as for :func:`polygon_batches`, the rest as for
+        :func:`write_polygons`.
     options : VectorizeOptions
         The settings: ``dst_crs`` as for :func:`write_polygons`, the others as for
         :func:`polygon_batches` (``workers`` 0 is auto here too).
-    classes, source, colormap, provenance, overwrite, started, fields
+    overwrite, started
         As for :func:`write_polygons`.
-    allowed_ids, progress, background
+    progress, background
         As for :func:`polygon_batches`.
 
     Returns
@@ -349,30 +346,20 @@ def vectorize_blocks(
     """
     batches = polygon_batches(
         read,
-        width,
-        height,
-        transform,
-        crs,
-        min_area_m2=options.min_area_m2,
-        simplify_m=options.simplify_m,
-        block_size=options.block_size,
-        allowed_ids=allowed_ids,
+        grid,
+        options,
+        allowed_ids=layer.allowed_ids,
         progress=progress,
-        workers=options.workers,
         background=background,
     )
     return write_polygons(
         batches,
         out,
-        crs=crs,
-        classes=classes,
-        source=source,
-        colormap=colormap,
-        provenance=provenance,
+        crs=grid.crs,
+        layer=layer,
         dst_crs=parse_crs(options.dst_crs),
         overwrite=overwrite,
         started=started,
-        fields=fields,
     )
 
 
@@ -417,19 +404,11 @@ def vectorize_array(
     )
     if labels.ndim != 2:
         raise VectorizeError(f"labels must be 2-D, got shape {labels.shape}")
-    return join_batches(
-        polygon_batches(
-            array_reader(labels, nodata),
-            labels.shape[1],
-            labels.shape[0],
-            transform,
-            parse_crs(crs) or CRS.from_user_input(crs),
-            min_area_m2=settings.min_area_m2,
-            simplify_m=settings.simplify_m,
-            block_size=settings.block_size,
-            workers=settings.workers,
-        )
+    read = array_reader(labels, nodata)
+    grid = Grid(
+        parse_crs(crs) or CRS.from_user_input(crs), transform, labels.shape[1], labels.shape[0]
     )
+    return join_batches(polygon_batches(read, grid, settings))
 
 
 def _settings(

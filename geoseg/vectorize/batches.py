@@ -17,11 +17,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geoseg.core import NODATA
+from geoseg.config import VectorizeOptions
+from geoseg.core import NODATA, Grid
 from geoseg.errors import VectorizeError
 from geoseg.io.class_raster import BlockReader
 from geoseg.vectorize.blocks import (
@@ -80,17 +80,11 @@ class Polygons:
 
 def polygon_batches(
     read: BlockReader,
-    width: int,
-    height: int,
-    transform: Affine,
-    crs: CRS,
+    grid: Grid,
+    options: VectorizeOptions,
     *,
-    min_area_m2: float,
-    simplify_m: float,
-    block_size: int,
     allowed_ids: frozenset[int] | None = None,
     progress: ProgressCallback | None = None,
-    workers: int = 1,
     background: bool = False,
 ) -> Iterator[Polygons]:
     """Sieve, polygonize, simplify and measure a raster read block by block, a row at a time.
@@ -101,31 +95,27 @@ def polygon_batches(
     therefore holds one row of blocks and the polygons open across its lower seam, whatever the
     raster's size, and a writer can store each batch as it comes.
 
-    Blocks are independent until their seam pieces are merged, so with ``workers`` > 1 they are
-    processed in that many worker processes (the GEOS and GDAL work holds the GIL, so threads
-    would not help). This process only reads blocks, hands them out in order and merges the seam
-    pieces; the result is identical to the serial one.
+    Blocks are independent until their seam pieces are merged, so with ``options.workers`` > 1
+    they are processed in that many worker processes (the GEOS and GDAL work holds the GIL, so
+    threads would not help). This process only reads blocks, hands them out in order and merges
+    the seam pieces; the result is identical to the serial one.
 
     Parameters
     ----------
     read : callable
         Returns the normalized block (uint8, 255 = nodata) for a window.
-    width, height : int
-        Raster size, pixels.
-    transform : affine.Affine
-        Pixel-to-CRS transform.
-    crs : CRS
-        The raster's CRS.
-    min_area_m2, simplify_m, block_size
-        As for :func:`vectorize_raster`.
+    grid : Grid
+        The raster's grid.
+    options : VectorizeOptions
+        ``min_area_m2``, ``simplify_m`` and ``block_size`` as for :func:`vectorize_raster`;
+        ``workers``: worker processes, 1 works in this process, 0 (auto) uses
+        :func:`geoseg.workers.cpu_workers` on rasters of 16 megapixels or more. ``dst_crs`` is
+        the writer's (:func:`write_polygons`), not used here.
     allowed_ids : frozenset of int or None
         If given, a class value outside it raises :class:`VectorizeError` at the first block
         holding it.
     progress : callable or None
         Called with the fraction of blocks done.
-    workers : int
-        Worker processes; 1 works in this process; 0 (auto) uses
-        :func:`geoseg.workers.cpu_workers` on rasters of 16 megapixels or more.
     background : bool
         Run the worker processes at the lowest CPU priority, so that vectorizing beside the
         model only takes the cycles the model leaves idle.
@@ -133,27 +123,27 @@ def polygon_batches(
     Yields
     ------
     Polygons
-        One batch per row of blocks, in ``crs``; ``valid_pixels`` and ``timings_s`` count that
-        row's share.
+        One batch per row of blocks, in the grid's CRS; ``valid_pixels`` and ``timings_s`` count
+        that row's share.
     """
-    grid = _BlockGrid.of(width, height, transform, crs, min_area_m2, simplify_m, block_size)
-    blocks = grid.windows()
+    blocked = _BlockGrid.of(grid, options)
+    blocks = blocked.windows()
     # one dict shared with the job generator, which adds the read time of each block it reads
     timings: dict[str, float] = defaultdict(float)
-    seams = OpenSeams(grid.blocks_per_row, noded=grid.tolerance_px > 0)
+    seams = OpenSeams(blocked.blocks_per_row, noded=blocked.tolerance_px > 0)
     row = _FinishedRow()
-    jobs = _block_jobs(read, grid, blocks, timings)
-    workers = effective_workers(workers, width, height, block_size)
+    jobs = _block_jobs(read, blocked, blocks, timings)
+    workers = effective_workers(options.workers, grid.width, grid.height, options.block_size)
     for done, result in enumerate(_run_jobs(jobs, workers, background), start=1):
         if progress is not None:
             progress(done / len(blocks))
         for step, seconds in result.timings.items():
             timings[step] += seconds
         _collect_block(result, row, seams, allowed_ids)
-        if (result.index + 1) % grid.blocks_per_row and done < len(blocks):
+        if (result.index + 1) % blocked.blocks_per_row and done < len(blocks):
             continue  # the row of blocks is not complete yet
-        _close_row_seams(seams, grid, result.index, row, timings)
-        yield row.batch(grid, timings)
+        _close_row_seams(seams, blocked, result.index, row, timings)
+        yield row.batch(blocked, timings)
         timings.clear()
 
 
@@ -163,12 +153,8 @@ class _BlockGrid:
 
     Parameters
     ----------
-    width, height : int
-        Raster size, pixels.
-    transform : affine.Affine
-        Pixel-to-CRS transform.
-    crs : CRS
-        The raster's CRS.
+    raster : Grid
+        The raster's grid.
     block_size : int
         Processing block side, pixels.
     min_area_m2, simplify_m : float
@@ -178,13 +164,11 @@ class _BlockGrid:
     tolerance_px : float
         Simplification tolerance, pixels (at the raster's centre).
     geographic : bool
-        Whether ``crs`` is geographic (the pixels' ground area then varies with latitude).
+        Whether the raster's CRS is geographic (the pixels' ground area then varies with
+        latitude).
     """
 
-    width: int
-    height: int
-    transform: Affine
-    crs: CRS
+    raster: Grid
     block_size: int
     min_area_m2: float
     simplify_m: float
@@ -193,43 +177,33 @@ class _BlockGrid:
     geographic: bool
 
     @classmethod
-    def of(
-        cls,
-        width: int,
-        height: int,
-        transform: Affine,
-        crs: CRS,
-        min_area_m2: float,
-        simplify_m: float,
-        block_size: int,
-    ) -> _BlockGrid:
-        """The grid of a raster, with sieve and tolerance measured at its centre."""
-        centre_area = pixel_area_m2(crs, transform, width / 2, height / 2)
+    def of(cls, raster: Grid, options: VectorizeOptions) -> _BlockGrid:
+        """The blocks of a raster, with sieve and tolerance measured at its centre."""
+        width, height = raster.width, raster.height
+        min_area_m2, simplify_m = options.min_area_m2, options.simplify_m
+        centre_area = pixel_area_m2(raster.crs, raster.transform, width / 2, height / 2)
         return cls(
-            width=width,
-            height=height,
-            transform=transform,
-            crs=crs,
-            block_size=block_size,
+            raster=raster,
+            block_size=options.block_size,
             min_area_m2=min_area_m2,
             simplify_m=simplify_m,
             tolerance_px=simplify_m / math.sqrt(centre_area) if simplify_m > 0 else 0.0,
-            geographic=pyproj_crs(crs).is_geographic,
+            geographic=pyproj_crs(raster.crs).is_geographic,
             centre_sieve=sieve_threshold(min_area_m2, centre_area),
         )
 
     @property
     def blocks_per_row(self) -> int:
         """Blocks in one row of blocks."""
-        return math.ceil(self.width / self.block_size)
+        return math.ceil(self.raster.width / self.block_size)
 
     def windows(self) -> list[Window]:
         """The blocks' windows, row by row, left to right."""
-        size = self.block_size
+        size, width, height = self.block_size, self.raster.width, self.raster.height
         return [
-            Window(col, row, min(size, self.width - col), min(size, self.height - row))
-            for row in range(0, self.height, size)
-            for col in range(0, self.width, size)
+            Window(col, row, min(size, width - col), min(size, height - row))
+            for row in range(0, height, size)
+            for col in range(0, width, size)
         ]
 
     def block_sieve_threshold(self, core: Window) -> int:
@@ -240,8 +214,8 @@ class _BlockGrid:
         return sieve_threshold(
             self.min_area_m2,
             pixel_area_m2(
-                self.crs,
-                self.transform,
+                self.raster.crs,
+                self.raster.transform,
                 core.col_off + core.width / 2,
                 core.row_off + core.height / 2,
             ),
@@ -249,27 +223,17 @@ class _BlockGrid:
 
 
 def _block_jobs(
-    read: BlockReader, grid: _BlockGrid, blocks: list[Window], timings: dict[str, float]
+    read: BlockReader, blocked: _BlockGrid, blocks: list[Window], timings: dict[str, float]
 ) -> Iterator[BlockJob]:
     """Read each block with its halo, in order, as a job; the read time goes to ``timings``."""
+    raster = blocked.raster
     for index, core in enumerate(blocks):
-        threshold = grid.block_sieve_threshold(core)
+        threshold = blocked.block_sieve_threshold(core)
         t0 = time.perf_counter()
-        window = haloed_window(core, grid.width, grid.height, halo_pixels(threshold))
+        window = haloed_window(core, raster.width, raster.height, halo_pixels(threshold))
         data = read(window)
         timings["read"] += time.perf_counter() - t0
-        yield BlockJob(
-            index,
-            data,
-            window,
-            core,
-            grid.width,
-            grid.height,
-            threshold,
-            grid.tolerance_px,
-            grid.transform,
-            grid.crs,
-        )
+        yield BlockJob(index, data, window, core, raster, threshold, blocked.tolerance_px)
 
 
 @dataclass
@@ -287,19 +251,19 @@ class _FinishedRow:
         self.ids.append(ids)
         self.areas.append(areas)
 
-    def batch(self, grid: _BlockGrid, timings: Mapping[str, float]) -> Polygons:
+    def batch(self, blocked: _BlockGrid, timings: Mapping[str, float]) -> Polygons:
         """The row's polygons as one batch, in the order added; the row starts afresh."""
         geoms, ids, areas = self.geoms, self.ids, self.areas
         polygons = Polygons(
             geometries=np.concatenate(geoms) if geoms else np.empty(0, dtype=object),
             class_ids=np.concatenate(ids).astype(np.int64) if ids else np.empty(0, np.int64),
             area_m2=np.concatenate(areas) if areas else np.empty(0, dtype=np.float64),
-            crs=grid.crs,
+            crs=blocked.raster.crs,
             valid_pixels=self.valid_pixels,
-            sieve_pixels=grid.centre_sieve,
-            min_area_m2=float(grid.min_area_m2),
-            simplify_m=float(grid.simplify_m),
-            block_size=grid.block_size,
+            sieve_pixels=blocked.centre_sieve,
+            min_area_m2=float(blocked.min_area_m2),
+            simplify_m=float(blocked.simplify_m),
+            block_size=blocked.block_size,
             timings_s=dict(timings),
         )
         self.geoms, self.ids, self.areas = [], [], []
@@ -331,7 +295,7 @@ def _collect_block(
 
 def _close_row_seams(
     seams: OpenSeams,
-    grid: _BlockGrid,
+    blocked: _BlockGrid,
     last_index: int,
     row: _FinishedRow,
     timings: dict[str, float],
@@ -341,15 +305,16 @@ def _close_row_seams(
     The merged polygons that reach no later row are final: they are added to ``row`` in CRS
     coordinates, with their ground areas.
     """
-    row_start = last_index // grid.blocks_per_row * grid.block_size
-    row_end = min(grid.height, row_start + grid.block_size)
+    raster = blocked.raster
+    row_start = last_index // blocked.blocks_per_row * blocked.block_size
+    row_end = min(raster.height, row_start + blocked.block_size)
     t0 = time.perf_counter()
-    closed, closed_ids = seams.close_row(row_start, row_end if row_end < grid.height else None)
+    closed, closed_ids = seams.close_row(row_start, row_end if row_end < raster.height else None)
     timings["merge"] += time.perf_counter() - t0
     if len(closed):
-        crs_geoms = to_crs_coordinates(closed, grid.transform)
+        crs_geoms = to_crs_coordinates(closed, raster.transform)
         t0 = time.perf_counter()
-        areas = ground_area_m2(crs_geoms, grid.crs)
+        areas = ground_area_m2(crs_geoms, raster.crs)
         timings["area"] += time.perf_counter() - t0
         row.add(crs_geoms, closed_ids, areas)
 

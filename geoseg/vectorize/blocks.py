@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import shapely
 from affine import Affine
-from rasterio.crs import CRS
 from rasterio.features import shapes, sieve
 from rasterio.windows import Window
 
-from geoseg.core import NODATA
+from geoseg.core import NODATA, Grid
 from geoseg.errors import VectorizeError
 from geoseg.vectorize.coverage import node_pixel_coverage
 from geoseg.vectorize.geodesy import ground_area_m2, to_crs_coordinates
@@ -37,18 +36,15 @@ MAX_HALO = 256
 
 @dataclass(frozen=True)
 class BlockJob:
-    """One block to vectorize: its haloed pixels and where they sit in the raster."""
+    """One block to vectorize: its haloed pixels and where they sit in the raster's ``grid``."""
 
     index: int
     data: np.ndarray
     window: Window
     core: Window
-    width: int
-    height: int
+    grid: Grid
     threshold: int
     tolerance_px: float
-    transform: Affine
-    crs: CRS
 
 
 @dataclass(frozen=True)
@@ -77,14 +73,15 @@ def vectorize_block(job: BlockJob) -> BlockResult:
         return BlockResult(
             job.index, 0, present, empty, no_ids, np.empty(0), empty, no_ids, dict(timings)
         )
+    grid = job.grid
     geoms, ids = _polygonize_block(
-        labels, job.core, job.width, job.height, job.tolerance_px, timings
+        labels, job.core, grid.width, grid.height, job.tolerance_px, timings
     )
-    seam = _touches_internal_seam(geoms, job.core, job.width, job.height)
+    seam = _touches_internal_seam(geoms, job.core, grid.width, grid.height)
     keep = ~seam
-    crs_geoms = to_crs_coordinates(geoms[keep], job.transform) if keep.any() else empty
+    crs_geoms = to_crs_coordinates(geoms[keep], grid.transform) if keep.any() else empty
     t0 = time.perf_counter()
-    areas = ground_area_m2(crs_geoms, job.crs) if keep.any() else np.empty(0)
+    areas = ground_area_m2(crs_geoms, grid.crs) if keep.any() else np.empty(0)
     timings["area"] += time.perf_counter() - t0
     return BlockResult(
         job.index,

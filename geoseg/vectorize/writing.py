@@ -33,6 +33,37 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class LayerSpec:
+    """What a polygon layer is: its classes, what it was made from and what it carries.
+
+    Parameters
+    ----------
+    classes : tuple of ClassInfo
+        Declared classes; a value they do not name gets a generic class colored by
+        ``colormap``.
+    source : str
+        What the layer was made from (the class raster, or the scene ``predict`` read), for
+        messages and the layer description.
+    provenance : Provenance
+        Provenance of the run; the vectorize settings are added to it.
+    allowed_ids : frozenset of int or None
+        The class values the raster may hold: another raises :class:`VectorizeError` at the
+        first block holding it. ``None``: any.
+    colormap : Mapping[int, tuple[int, int, int]] or None
+        The raster's color table (colors the generic classes).
+    fields : Mapping[str, str], optional
+        Text fields with one value for every polygon (``source_scene``, ``acquired``).
+    """
+
+    classes: tuple[ClassInfo, ...]
+    source: str
+    provenance: Provenance
+    allowed_ids: frozenset[int] | None = None
+    colormap: Mapping[int, tuple[int, int, int]] | None = None
+    fields: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class VectorizeResult:
     """What :func:`vectorize_raster` wrote.
 
@@ -87,14 +118,10 @@ def write_polygons(
     out: Path,
     *,
     crs: CRS,
-    classes: tuple[ClassInfo, ...],
-    source: str,
-    colormap: Mapping[int, tuple[int, int, int]] | None,
-    provenance: Provenance,
+    layer: LayerSpec,
     dst_crs: CRS | None,
     overwrite: bool,
     started: float,
-    fields: Mapping[str, str] | None = None,
 ) -> VectorizeResult:
     """Write vectorized polygons, batch by batch, as the styled ``landcover`` layer of a GeoPackage.
 
@@ -109,37 +136,30 @@ def write_polygons(
         GeoPackage to write (atomically).
     crs : CRS
         CRS of the polygons.
-    classes : tuple of ClassInfo
-        Declared classes; a value they do not name gets a generic class colored by
-        ``colormap``.
-    source : str
-        The class raster's name, for messages and the layer description.
-    colormap : mapping or None
-        The raster's color table.
-    provenance : Provenance
-        Provenance of the run; the vectorize settings are added to it.
+    layer : LayerSpec
+        The layer's classes, source, color table, provenance and fields (its ``allowed_ids``
+        are the batches' concern).
     dst_crs : CRS or None
         Reproject to this CRS on purpose.
     overwrite : bool
         Replace an existing ``out``.
     started : float
         ``time.perf_counter()`` when the vectorisation started, for the ``total`` timing.
-    fields : Mapping[str, str], optional
-        Text fields with one value for every polygon (``source_scene``, ``acquired``).
 
     Returns
     -------
     VectorizeResult
     """
     timings: dict[str, float] = defaultdict(float)
+    source = layer.source
     out_crs = crs_label(dst_crs or crs)
-    with _open_layer(out, out_crs, source, overwrite, fields) as writer:
-        totals = _append_batches(writer, batches, crs, dst_crs, classes, timings)
+    with _open_layer(out, out_crs, source, overwrite, layer.fields) as writer:
+        totals = _append_batches(writer, batches, crs, dst_crs, layer.classes, timings)
         if totals.first is None:
             raise VectorizeError(f"nothing was vectorized from {source}")
         first = totals.first
-        resolved = _resolve_classes(classes, totals.present_ids(), colormap, source)
-        _finish_layer(writer, resolved, _with_settings(provenance, first, dst_crs), timings)
+        resolved = _resolve_classes(layer.classes, totals.present_ids(), layer.colormap, source)
+        _finish_layer(writer, resolved, _with_settings(layer.provenance, first, dst_crs), timings)
     timings["total"] = time.perf_counter() - started
     result = VectorizeResult(
         path=out,
