@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from geoseg.inference import NODATA_CLASS
 from geoseg.io.scene import open_scene, read_sample
-from geoseg.models.loading import load_model
+from geoseg.models.loading import LoadedModel, load_model
 from geoseg.normalization import InputTransform
 from geoseg.pipeline import PredictOptions, predict
 from geoseg.radiometry import resolve_radiometry
@@ -111,6 +111,15 @@ def test_tiled_equals_whole_image(
     assert difference.max() <= 1
 
 
+def _model_input(scene_path: Path, model: LoadedModel) -> torch.Tensor:
+    """The whole scene as the model sees it: ``(bands, H, W)``, its radiometry worked out."""
+    scene = open_scene(scene_path)
+    bands = tuple(range(1, scene.count + 1))
+    sample, _ = read_sample(scene, bands)
+    radiometry = resolve_radiometry(scene.radiometric_info(), bands, model.card.bands)
+    return torch.from_numpy(InputTransform(radiometry, model.card.normalization).apply(sample))
+
+
 def _grid(path: Path) -> tuple[object, tuple[int, int]]:
     with rasterio.open(path) as src:
         return src.transform, src.shape
@@ -128,11 +137,7 @@ def test_flip_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) -> 
         tiled = src.read(1)
     # reference: the whole image's logits averaged over the same four flips
     model = load_model(model_path)
-    scene_info = open_scene(scene)
-    bands = tuple(range(1, 7))
-    sample, _ = read_sample(scene_info, bands)
-    radiometry = resolve_radiometry(scene_info.radiometric_info(), bands, model.card.bands)
-    x = torch.from_numpy(InputTransform(radiometry, model.card.normalization).apply(sample))[None]
+    x = _model_input(scene, model)[None]
     with torch.inference_mode():
         flips: list[tuple[int, ...]] = [(), (-1,), (-2,), (-2, -1)]
         logits = sum(
@@ -203,11 +208,7 @@ def test_scale_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) ->
     with rasterio.open(tmp_path / "tta.tif") as src:
         tiled = src.read(1)
     model = load_model(model_path)
-    scene_info = open_scene(scene)
-    bands = tuple(range(1, 7))
-    sample, _ = read_sample(scene_info, bands)
-    radiometry = resolve_radiometry(scene_info.radiometric_info(), bands, model.card.bands)
-    x = torch.from_numpy(InputTransform(radiometry, model.card.normalization).apply(sample))
+    x = _model_input(scene, model)
     # the whole image on the same even grid, with zeros around it as chips have beyond the scene
     row0, col0 = (v % 2 for v in grid_origin(transform))
     assert (row0, col0) == (1, 1)
