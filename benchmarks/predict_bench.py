@@ -133,6 +133,9 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
     before_s = time_ceiling() if args.ceiling_tiles else 0.0
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = Path(out_dir)
+    cuda = resolve_device(args.device).type == "cuda"
+    if cuda:  # the run's own peak, not the ceiling's
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     with TreeRss() as tree:
         result = predict(
@@ -157,6 +160,10 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
         "polygons": result.polygons,
         "torch_threads": torch.get_num_threads(),
     }
+    if cuda:
+        record["gpu"] = torch.cuda.get_device_name()
+        record["peak_gpu_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        record["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
     if args.ceiling_tiles:
         record["ceiling"] = {"tiles": args.ceiling_tiles, "seconds": [before_s, time_ceiling()]}
     return record
@@ -204,6 +211,11 @@ def report(records: list[dict[str, Any]]) -> None:
             f"{r['peak_rss_mb']:.0f} MiB ({r['rss_before_run_mb']:.0f} MiB before the run), "
             f"with the vectorize workers (summed, sampled) {r.get('peak_rss_tree_mb', 0):.0f} MiB"
         )
+        if "peak_gpu_allocated_mb" in r:
+            print(
+                f"  {r['gpu']}: peak GPU memory {r['peak_gpu_allocated_mb']:.0f} MiB allocated, "
+                f"{r['peak_gpu_reserved_mb']:.0f} MiB reserved by PyTorch"
+            )
         print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["timings"].items()))
         if "ceiling" in r:
             before, after = r["ceiling"]["megapixels_per_s_before_after"]
