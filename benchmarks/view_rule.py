@@ -1,0 +1,213 @@
+"""How a model's classes become the five-class view: summed group probabilities vs the top class.
+
+geoseg delivers the group whose summed probability is highest ("sum"); Dynamic World's label band,
+the teacher's labels, is the single most probable class seen in five classes ("top"). The two
+disagree where probability is spread over the classes of one group (trees 0.4, grass 0.3,
+crops 0.3: top says forest, sum says farmland). This measures both rules:
+
+- on the held-out block of every training scene of a recipe, against the teacher's labels made
+  both ways, at 10 m and, with ``--coarsen 3``, as a 30 m sensor sees the blocks: the teacher
+  itself (``landcover-s2-dw``) under each rule is the ceiling of "agreement with the teacher";
+- with ``--human``, on the human polygons of ``landsat5-amazon-rstoolbox`` (six-band model) and
+  ``landsat8-parana`` (RGB model), as ``geoseg evaluate`` scores them.
+
+Figures against the teacher are agreement with a published model, not accuracy.
+
+Usage::
+
+    .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6
+    .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 3
+    .venv/bin/python benchmarks/view_rule.py --human
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import geoseg.inference
+from geoseg.inference import Chips, probabilities_normalized, tile_multiple
+from geoseg.io.labels import IGNORE
+from geoseg.models.loading import load_model
+from geoseg.training.config import load_train_config
+from geoseg.training.evaluation import evaluate
+from geoseg.training.initialization import load_teacher
+from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
+from geoseg.training.prepare import SceneData, prepare_scene
+from geoseg.training.validation import coarsened, model_input
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+RULES = ("sum", "top")
+
+
+def view(probabilities: np.ndarray, groups: np.ndarray, rule: str) -> np.ndarray:
+    """Group index ``(H, W)`` of ``(classes, H, W)`` probabilities under ``rule``."""
+    if rule == "sum":
+        return np.einsum("chw,cg->ghw", probabilities, groups).argmax(axis=0)
+    return groups.argmax(axis=1)[probabilities.argmax(axis=0)]
+
+
+def held_out(models: list[str], recipe: Path, coarsen: int) -> None:
+    """Print each model's agreement per rule and teacher reference on the recipe's blocks."""
+    config = load_train_config(recipe)
+    teacher = load_teacher(config)
+    prepared: dict[tuple[str, ...], list[SceneData]] = {}
+    for name in models:
+        model = load_model(name)
+        model.network.eval()
+        card = model.card
+        if card.bands not in prepared:
+            prepared[card.bands] = [
+                prepare_scene(
+                    spec,
+                    card.bands,
+                    card.classes,
+                    Path(config.output) / "prepared",  # the recipe's teacher targets, cached
+                    resolve=config.resolve,
+                    teacher=teacher,
+                    gsd=card.gsd,
+                    reflectance_level=card.reflectance_level,
+                )
+                for spec in config.scenes
+            ]
+        legend = card.legend()
+        groups = np.asarray(legend.matrix(card.classes), dtype=np.float32)
+        names = [c.name for c in legend.classes]
+        pooled = {(r, ref): ConfusionMatrix(len(names)) for r in RULES for ref in RULES}
+        blocks: dict[tuple[str, str], dict[str, float]] = {key: {} for key in pooled}
+        for scene in prepared[card.bands]:
+            if scene.holdout is None or scene.soft is None:
+                continue
+            image = coarsened(scene.image, coarsen) if coarsen > 1 else scene.image
+            probabilities = probabilities_normalized(
+                model.network,
+                model_input(image, card),
+                card.tile_size,
+                card.overlap,
+                tile_multiple(card),
+                torch.device("cpu"),
+            )[:, scene.holdout[0], scene.holdout[1]]
+            unlabelled = scene.labels[scene.holdout] == IGNORE
+            teacher_soft = scene.soft[:, scene.holdout[0], scene.holdout[1]]
+            for rule, ref in pooled:
+                reference = np.where(unlabelled, IGNORE, view(teacher_soft, groups, ref))
+                matrix = ConfusionMatrix(len(names))
+                matrix.update(reference, view(probabilities, groups, rule))
+                pooled[rule, ref].merge(matrix)
+                blocks[rule, ref][scene.name] = SegmentationMetrics.from_confusion(
+                    matrix, names
+                ).miou
+        for (rule, ref), matrix in pooled.items():
+            metrics = SegmentationMetrics.from_confusion(matrix, names)
+            per_block = _per_block(blocks[rule, ref])
+            print(
+                f"{name} (pixels x{coarsen}): delivered by {rule}, teacher by {ref}: pooled mIoU "
+                f"{metrics.miou:.3f}, pixel accuracy {metrics.pixel_accuracy:.3f}; "
+                + ", ".join(f"{k} {v:.3f}" for k, v in per_block.items())
+            )
+
+
+def _per_block(scores: dict[str, float]) -> dict[str, float]:
+    """Block scores with the dates of one place (``NAME-YYYYMMDD``) averaged into one."""
+    places: dict[str, list[float]] = {}
+    for name, score in scores.items():
+        place, _, date = name.rpartition("-")
+        places.setdefault(place if date.isdigit() else name, []).append(score)
+    return {place: float(np.mean(values)) for place, values in places.items()}
+
+
+@contextmanager
+def top_class_rule() -> Iterator[None]:
+    """Prediction delivers the group of the most probable class while inside."""
+    original = geoseg.inference.Predictor.scores
+
+    def scores(self: geoseg.inference.Predictor, chips: Chips) -> torch.Tensor:
+        logits = self.logits(chips)
+        if self.groups is None:
+            return logits
+        top = torch.nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1])
+        return torch.einsum("nhwc,cg->nghw", top.float(), self.groups)
+
+    geoseg.inference.Predictor.scores = scores  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        geoseg.inference.Predictor.scores = original  # type: ignore[method-assign]
+
+
+def human() -> None:
+    """Print each rule's scores on the human polygons (and Parana's points)."""
+    amazon, parana = SHARED / "landsat5-amazon-rstoolbox", SHARED / "landsat8-parana"
+    amazon_map = {
+        "forest": "forest",
+        "water": "water",
+        "cleared": "farmland",
+        "fallen_dry": "other",
+    }
+    parana_map = {"water": "water", "crop": "farmland", "tree": "forest", "developed": "urban"}
+    jobs: dict[str, dict[str, Any]] = {
+        "Amazon polygons (landcover-s2-dw6)": dict(
+            scene=amazon / "LT05_1988-08-14_B1-B7.tif",
+            labels=amazon / "training_polygons.gpkg",
+            label_map=amazon_map,
+            label_column="class",
+        ),
+        "Parana polygons (landcover-rgb-dw)": dict(
+            scene=parana / "LC08_224078_20200518_rgb.tif",
+            labels=parana / "training_polygons.gpkg",
+            label_map=parana_map,
+            label_column="name",
+            bands=("3", "2", "1"),
+        ),
+        "Parana points (landcover-rgb-dw)": dict(
+            scene=parana / "LC08_224078_20200518_rgb.tif",
+            labels=parana / "training_points.gpkg",
+            label_map=parana_map,
+            label_column="name",
+            bands=("3", "2", "1"),
+        ),
+    }
+    for rule in RULES:
+        for what, job in jobs.items():
+            if rule == "top":
+                with top_class_rule():
+                    result = evaluate(None, **job)
+            else:
+                result = evaluate(None, **job)
+            metrics = result.metrics.to_dict()
+            recall = {
+                k: round(v["recall"], 3)
+                for k, v in metrics["per_class"].items()
+                if v["recall"] is not None
+            }
+            print(
+                f"{what}, delivered by {rule}: pixel accuracy {metrics['pixel_accuracy']:.3f}, "
+                f"recall {json.dumps(recall)}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", help="models scored on the held-out blocks")
+    parser.add_argument("--recipe", type=Path, default=REPO / "configs" / "train_dw6.yaml")
+    parser.add_argument("--coarsen", type=int, default=1)
+    parser.add_argument("--human", action="store_true", help="score the human polygons too")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.models:
+        held_out(args.models, args.recipe, args.coarsen)
+    if args.human:
+        human()
+
+
+if __name__ == "__main__":
+    main()
