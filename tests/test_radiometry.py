@@ -10,6 +10,8 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 from conftest import write_raster
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geoseg.cli import main
 from geoseg.errors import ConfigError, InvalidSceneError
@@ -27,6 +29,7 @@ from geoseg.radiometry import (
     resolve_radiometry,
     to_model_level,
 )
+from geoseg.radiometry.assume import darkest_percent
 
 SIX = ("blue", "green", "red", "nir", "swir16", "swir22")
 
@@ -475,3 +478,21 @@ def test_every_tile_of_a_landsat_file_is_read_as_its_level(shared_data: Path) ->
                     resolve_radiometry(nameless, (1, 2, 3, 4, 5, 6), SIX), tile, valid, SIX
                 )
                 assert got.scale[0] == pytest.approx(expected), (path.name, i, j, got.source)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["uint8", "uint16", "int16"]),
+    pixels=st.integers(1, 3000),
+    spread=st.integers(1, 60000),
+    seed=st.integers(0, 2**16),
+)
+def test_darkest_percent_is_numpys_percentile(
+    dtype: str, pixels: int, spread: int, seed: int
+) -> None:
+    info = np.iinfo(dtype)
+    low = max(int(info.min), -spread // 2) if info.min < 0 else 0
+    high = min(int(info.max), low + spread)
+    values = np.random.default_rng(seed).integers(low, high + 1, size=(3, pixels)).astype(dtype)
+    expected = np.percentile(values.astype(np.float64), 1, axis=1)
+    assert np.array_equal(darkest_percent(values), expected)

@@ -76,10 +76,10 @@ def assume_from_sample(
     """
     import numpy as np
 
-    values = np.asarray(sample)[:, np.asarray(valid)].astype(np.float64)
+    values = np.asarray(sample)[:, np.asarray(valid)]
     if values.shape[1] < 100:
         return radiometry
-    darkest = np.percentile(values, 1, axis=1)
+    darkest = darkest_percent(values)
     decided = radiometry
     swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
     floor = float(darkest[swir].min()) if swir else float(darkest.min())
@@ -120,3 +120,31 @@ def assume_from_sample(
             assumed=True,
         )
     return decided
+
+
+def darkest_percent(values: Any) -> Any:
+    """Each band's first percentile of ``(bands, N)`` values, in float64.
+
+    The same as ``np.percentile(values, 1, axis=1)`` (linear interpolation). Integers of up
+    to 16 bits (every DN product) are counted in a histogram: exact, and about ten times faster
+    than sorting a sample of millions of pixels.
+    """
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.dtype.kind not in "ui" or values.dtype.itemsize > 2 or values.shape[1] == 0:
+        return np.percentile(values.astype(np.float64), 1, axis=1)
+    low = int(values.min())
+    position = (values.shape[1] - 1) * 0.01
+    below = int(np.floor(position))
+    fraction = position - below
+    out = np.empty(values.shape[0], dtype=np.float64)
+    for band, row in enumerate(values):
+        cumulative = np.cumsum(np.bincount(row.astype(np.int64) - low))
+        # the k-th smallest value (0-based) is the first whose cumulative count exceeds k
+        ranks = [below, min(below + 1, row.size - 1)]
+        first, second = (np.searchsorted(cumulative, ranks, side="right") + low).astype(float)
+        step = second - first
+        # numpy's interpolation, from the nearer end
+        out[band] = first + step * fraction if fraction < 0.5 else second - step * (1 - fraction)
+    return out
