@@ -154,6 +154,12 @@ def human() -> None:
         "fallen_dry": "other",
     }
     parana_map = {"water": "water", "crop": "farmland", "tree": "forest", "developed": "urban"}
+    parana_scene: dict[str, Any] = dict(
+        scene=parana / "LC08_224078_20200518_rgb.tif",
+        label_map=parana_map,
+        label_column="name",
+        bands=("3", "2", "1"),
+    )
     jobs: dict[str, dict[str, Any]] = {
         "Amazon polygons (landcover-s2-dw6)": dict(
             scene=amazon / "LT05_1988-08-14_B1-B7.tif",
@@ -161,20 +167,14 @@ def human() -> None:
             label_map=amazon_map,
             label_column="class",
         ),
-        "Parana polygons (landcover-rgb-dw)": dict(
-            scene=parana / "LC08_224078_20200518_rgb.tif",
-            labels=parana / "training_polygons.gpkg",
-            label_map=parana_map,
-            label_column="name",
-            bands=("3", "2", "1"),
-        ),
-        "Parana points (landcover-rgb-dw)": dict(
-            scene=parana / "LC08_224078_20200518_rgb.tif",
-            labels=parana / "training_points.gpkg",
-            label_map=parana_map,
-            label_column="name",
-            bands=("3", "2", "1"),
-        ),
+        "Parana polygons (landcover-rgb-dw)": {
+            **parana_scene,
+            "labels": parana / "training_polygons.gpkg",
+        },
+        "Parana points (landcover-rgb-dw)": {
+            **parana_scene,
+            "labels": parana / "training_points.gpkg",
+        },
     }
     for rule in RULES:
         for what, job in jobs.items():
