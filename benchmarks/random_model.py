@@ -6,6 +6,9 @@ the pipeline treats it exactly like an embedded model.
 Usage::
 
     .venv/bin/python benchmarks/random_model.py --encoder resnet34 --out /tmp/bench/unet-r34.pt
+    # a model that costs almost nothing: what the rest of the pipeline can do
+    .venv/bin/python benchmarks/random_model.py --architecture convnet --base landcover-s2-dw \
+        --out /tmp/bench/light-nine.pt
 """
 
 from __future__ import annotations
@@ -24,14 +27,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--architecture", default="unet")
     parser.add_argument("--encoder", default="resnet34")
+    parser.add_argument(
+        "--base", default="landcover-s2-dw6", help="the embedded model whose card it carries"
+    )
+    parser.add_argument("--width", type=int, default=8, help="convnet: channels")
+    parser.add_argument("--layers", type=int, default=1, help="convnet: 3x3 convolutions")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    params = {"encoder_name": args.encoder, "encoder_depth": 5}
+    params: dict[str, object] = {"encoder_name": args.encoder, "encoder_depth": 5}
     if args.architecture == "unet":
         params["decoder_channels"] = [256, 128, 64, 32, 16]  # smp's default U-Net decoder
-    base = load_model("landcover-s2-dw6").card
+    if args.architecture == "convnet":
+        params = {"layers": args.layers, "width": args.width}
+    base = load_model(args.base).card
+    name = args.encoder if args.architecture != "convnet" else f"{args.layers}x{args.width}"
     card = base.with_updates(
-        name=f"bench-{args.architecture}-{args.encoder}",
+        name=f"bench-{args.architecture}-{name}",
         architecture=args.architecture,
         arch_params=params,
         tile_size=512,

