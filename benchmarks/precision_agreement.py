@@ -1,9 +1,10 @@
 """Mixed precision and devices against float32: the share of pixels whose class agrees, and times.
 
 Runs ``geoseg.predict`` (class raster only) on one scene once per ``--runs`` entry
-(``device:precision``) and compares each class raster with the first, pixel by pixel. By default
-``--precision fp32`` and ``bf16`` on ``--device``; ``--runs cpu:fp32,cuda:fp32,cuda:bf16`` is the
-CPU/CUDA agreement on a real scene.
+(``device:precision``, or ``device:precision:compile`` to ``torch.compile`` the network) and
+compares each class raster with the first, pixel by pixel. By default ``--precision fp32`` and
+``bf16`` on ``--device``; ``--runs cpu:fp32,cuda:fp32,cuda:bf16`` is the CPU/CUDA agreement on a
+real scene, ``--runs cpu:bf16,cpu:bf16:compile`` what compiling changes.
 
 Usage::
 
@@ -44,9 +45,9 @@ def main() -> None:
     devices: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="geoseg-precision-") as tmp:
         for run in runs:
-            device, precision = run.split(":")
-            out = Path(tmp) / f"{device}_{precision}.tif"
-            options = PredictOptions(device=device, precision=precision)
+            device, precision, *flags = run.split(":")
+            out = Path(tmp) / f"{run.replace(':', '_')}.tif"
+            options = PredictOptions(device=device, precision=precision, compile="compile" in flags)
             t0 = time.perf_counter()
             predict(args.scene, None, model=args.model, raster=out, options=options)
             seconds[run] = time.perf_counter() - t0

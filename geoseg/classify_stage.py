@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from geoseg.config import PredictOptions
-from geoseg.inference import Chips, Predictor, chip_shape, grid_origin, pad_chip
+from geoseg.inference import (
+    Chips,
+    Predictor,
+    chip_shape,
+    grid_origin,
+    pad_chip,
+    should_compile,
+)
 from geoseg.io.class_raster_writer import ClassRasterWriter, ConfidenceRasterWriter
 from geoseg.io.output_set import OutputSet
 from geoseg.io.scene_reader import SceneReader, Strip
@@ -114,7 +121,7 @@ def classify(
         run.model,
         run.transform,
         device,
-        compile=options.compile,
+        compile=should_compile(options.compile, device),
         precision=options.precision,
         legend=run.legend,
         tta=options.tta,

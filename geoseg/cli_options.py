@@ -191,7 +191,10 @@ _model_options = _options(
         "--compile",
         "compile",
         is_flag=True,
-        help="torch.compile the model first (worth it for large scenes on a GPU).",
+        help=(
+            "torch.compile the model first: about 1.3x on the CPU for 100 Mpx after a half "
+            "minute of compiling (needs a C++ compiler)."
+        ),
     ),
     field_option(
         "--precision",

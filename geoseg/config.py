@@ -173,7 +173,8 @@ class PredictOptions:
     prefetch : bool
         Decode the next strip while the model runs (off only to measure what it gains).
     compile : bool
-        ``torch.compile`` the network first (pays off on large scenes on a GPU).
+        ``torch.compile`` the network first (on the CPU it needs a C++ compiler; without one,
+        or where compiling fails, the network runs as it is, with a one-line warning).
     vectorize_workers : int
         Processes vectorizing blocks in parallel; 0 (auto) uses every CPU on scenes of 16
         megapixels or more. Results do not depend on it.

@@ -12,7 +12,9 @@ import contextlib
 import copy
 import logging
 import math
-from collections.abc import Iterator
+import os
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,7 +97,8 @@ class Predictor:
     device : torch.device
         Where to run. On CUDA the network runs with channels_last.
     compile : bool
-        ``torch.compile`` the network.
+        ``torch.compile`` the network (:func:`should_compile` checks a request). Where
+        compiling fails, the network runs as it is, with a one-line warning.
     precision : {"auto", "fp32", "bf16"}
         Arithmetic of the forward pass: ``auto`` is bfloat16 autocast where the hardware has
         native bfloat16 (CUDA; CPUs with AVX512-BF16 or AMX, where it measured 1.8x faster than
@@ -140,8 +143,12 @@ class Predictor:
             self.network = self.network.to(memory_format=torch.channels_last)
         self.network.eval()
         self.size_multiple = tile_multiple(model.card) * self.tta.grid_multiple
+        # the network as it is stays at hand: compiling happens at the first call, and can fail
+        self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         if compile:
-            self.network = torch.compile(self.network)  # type: ignore[assignment]
+            # torch's note that CUDA is absent (on every CPU compile) is noise to a user
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            self.compiled = torch.compile(self.network, dynamic=False)
         legend = legend or model.card.legend()
         self.legend = legend
         self.lookup = torch.tensor([c.id for c in legend.classes], dtype=torch.uint8, device=device)
@@ -171,12 +178,28 @@ class Predictor:
                 if self.channels_last:
                     view = view.contiguous(memory_format=torch.channels_last)
                 with self._autocast(), network_allocations():
-                    out: torch.Tensor = self.network(view).float()
+                    out: torch.Tensor = self._forward(view).float()
                 out = torch.flip(out, dims) if dims else out
                 out = _rescale(out, 1.0 / scale) if scale != 1.0 else out
                 total = out if total is None else total + out
         assert total is not None  # at least the chip as it is
         return total / self.tta.views if self.tta.views > 1 else total
+
+    def _forward(self, view: torch.Tensor) -> torch.Tensor:
+        """The network's output: compiled where that works, else as it is."""
+        if self.compiled is not None:
+            try:
+                return self.compiled(view)
+            except Exception as error:  # whatever the compiler raised
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                log.warning(
+                    "torch.compile failed (%s: %s): the network runs uncompiled",
+                    type(error).__name__,
+                    first[:200],
+                )
+                self.compiled = None
+        out: torch.Tensor = self.network(view)
+        return out
 
     def with_transform(self, transform: InputTransform) -> Predictor:
         """The same predictor (same network, device, legend) for a scene with other radiometry."""
@@ -281,6 +304,26 @@ class Predictor:
     def classify(self, chips: Chips) -> np.ndarray:
         """Class ids ``(N, H, W)`` uint8, :data:`NODATA_CLASS` where the input is invalid."""
         return self._ids(self.scores(chips), torch.from_numpy(chips.valid).to(self.device))
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler ``torch.compile`` would use on the CPU (``$CXX`` or g++), if found."""
+    return shutil.which(os.environ.get("CXX") or "g++")
+
+
+def should_compile(requested: bool, device: torch.device) -> bool:
+    """Whether to ``torch.compile`` the network: as requested, if it can be done.
+
+    On the CPU, compiling needs a C++ compiler; without one the request is dropped with a
+    one-line warning. It stays a request, never a default: compiled kernels round differently,
+    so near-ties could get another class than in an uncompiled run of a tile of the same scene.
+    """
+    if not requested:
+        return False
+    if device.type == "cpu" and cxx_compiler() is None:
+        log.warning("--compile: no C++ compiler (g++ or $CXX) found: the network runs as it is")
+        return False
+    return True
 
 
 def channel_argmax(scores: torch.Tensor) -> torch.Tensor:
