@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import rasterio
 import torch
+from conftest import make_card, save_fake_model
 
 from geoseg import inference
 from geoseg.inference import cxx_compiler, should_compile
 from geoseg.pipeline import PredictOptions, predict
-from tests.conftest import make_card, save_fake_model
 
 CPU = torch.device("cpu")
 
