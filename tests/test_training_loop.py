@@ -225,6 +225,7 @@ def test_training_through_torchgeo_datasets(tmp_path: Path, scene: Any) -> None:
         ("deeplabv3plus", {"encoder_name": "resnet18", "decoder_channels": 16}),
         ("fpn", {"encoder_name": "resnet18", "pyramid_channels": 32, "segmentation_channels": 32}),
         ("segnet", {"widths": [8, 16]}),
+        ("dynamic_world", {}),  # the embedded models' network: its head's gradients in use
     ],
 )
 def test_the_comparison_architectures_train_from_a_recipe(
