@@ -19,14 +19,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.config import PredictOptions
-from geoseg.inference import (
-    Chips,
-    Predictor,
-    chip_shape,
-    grid_origin,
-    pad_chip,
-    should_compile,
-)
+from geoseg.inference import Chips, Predictor, chip_shape, grid_origin, pad_chip
 from geoseg.io.class_raster_writer import ClassRasterWriter, ConfidenceRasterWriter
 from geoseg.io.output_set import OutputSet
 from geoseg.io.scene_reader import SceneReader, Strip
@@ -121,7 +114,7 @@ def classify(
         run.model,
         run.transform,
         device,
-        compile=should_compile(options.compile, device),
+        compile=options.compile,  # decided by the pipeline (should_compile)
         precision=options.precision,
         legend=run.legend,
         tta=options.tta,

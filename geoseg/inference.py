@@ -75,6 +75,11 @@ class Chips:
     valid: np.ndarray
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a run at ``precision`` (``auto``, ``fp32``, ``bf16``) computes in bfloat16."""
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively (rather than emulating it slowly)."""
     if device.type == "cuda":
@@ -135,7 +140,7 @@ class Predictor:
         self.transform = transform
         self.device = device
         self.cuda = device.type == "cuda"
-        self.bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+        self.bf16 = uses_bf16(precision, device)
         self.network: torch.nn.Module = for_inference(model.network).to(device)
         architecture = get_architecture(model.card.architecture)
         self.channels_last = self.cuda or architecture.channels_last

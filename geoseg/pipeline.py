@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 # the names of the stages' modules ``X as X`` are re-exported: callers import them from here
 from geoseg.classify_stage import Classified as Classified
 from geoseg.classify_stage import ProgressCallback as ProgressCallback
@@ -30,7 +32,7 @@ from geoseg.classify_stage import classify
 from geoseg.config import DEFAULT_BLOCK_SIZE
 from geoseg.config import PredictOptions as PredictOptions  # re-exported: callers import it here
 from geoseg.errors import ConfigError, EmptySceneError
-from geoseg.inference import resolve_device
+from geoseg.inference import resolve_device, should_compile, uses_bf16
 from geoseg.io.class_raster import BlockReader
 from geoseg.io.class_raster_writer import (
     ClassRasterWriter,
@@ -171,7 +173,9 @@ def predict(
     run = prepare(scenes[0], model, options, scenes[1:])
     timings = {"prepare": time.perf_counter() - start}
     device = resolve_device(options.device)
-    provenance = _provenance(run, str(scenes[0]), options)
+    # decided once, before the first tile: the run report says what the network ran as
+    options = dataclasses.replace(options, compile=should_compile(options.compile, device))
+    provenance = _provenance(run, str(scenes[0]), options, device)
     parse_crs(options.dst_crs)  # a bad CRS fails now, not after inference
     with OutputSet() as outputs, contextlib.ExitStack() as stack:
         gpkg_tmp = _gpkg_temporary(paths, outputs)
@@ -294,7 +298,9 @@ def _gpkg_temporary(paths: OutputPaths, outputs: OutputSet) -> Path | None:
     return outputs.scratch(paths.gpkg.with_suffix(".gpkg"), "gpkg")
 
 
-def _provenance(run: PreparedRun, source: str, options: PredictOptions) -> Provenance:
+def _provenance(
+    run: PreparedRun, source: str, options: PredictOptions, device: torch.device
+) -> Provenance:
     return Provenance(
         model_name=run.model.source,
         model_sha256=run.model.sha256,
@@ -309,6 +315,10 @@ def _provenance(run: PreparedRun, source: str, options: PredictOptions) -> Prove
             "simplify_m": options.simplify_m,
             "tta": options.tta,
             "smooth": options.smooth,
+            # these move only near-ties (about 0.1-0.5% of pixels), but a rerun should know them
+            "device": device.type,
+            "precision": "bf16" if uses_bf16(options.precision, device) else "fp32",
+            "compile": options.compile,
         },
     )
 

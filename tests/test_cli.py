@@ -10,10 +10,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio
+import torch
 from click.testing import CliRunner
 from conftest import save_fake_model, write_raster
 
 from geoseg.cli import main
+from geoseg.inference import native_bf16
 from geoseg.models.loading import embedded_model_paths
 
 
@@ -255,6 +257,9 @@ def test_tta_and_smoothing_from_the_command_line(tmp_path: Path, fake_model: Pat
     assert result.exit_code == 0, result.output
     parameters = json.loads((tmp_path / "lc.report.json").read_text())["provenance"]["parameters"]
     assert (parameters["tta"], parameters["smooth"]) == ("flips,scales", 3)
+    # and what the network ran as: it moves near-ties, so a rerun should know it
+    assert parameters["device"] == "cpu" and parameters["compile"] is False
+    assert parameters["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
     # bad values: a usage error naming the choices, or one line naming the fix; nothing written
     bad_tta = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a.gpkg"), "--tta", "rot"])
     assert bad_tta.exit_code == 2 and "'flips,scales'" in bad_tta.output
