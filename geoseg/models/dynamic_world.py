@@ -65,11 +65,11 @@ class _SeparableBlock(nn.Module):
 def mish(x: torch.Tensor) -> torch.Tensor:
     """Mish, ``x tanh(softplus(x))``, as ``x n / (n + 2)`` with ``n = e^x (e^x + 2)`` when faster.
 
-    The two are the same function. ATen's bfloat16 Mish on the CPU converts every element to
-    float32 and back; the rational form stays in bfloat16 and is 2.3x faster there (a 144-channel
-    256 px map and a 64-channel 512 px map, heap allocations as in prediction), within 2.6 units of
-    bfloat16 rounding of the exact value (ATen's: half a unit). Elsewhere (float32, CUDA, training)
-    ATen's own kernel is the faster or the one autograd needs.
+    The two are the same function. ATen's bfloat16 Mish was over half of the network's time on a
+    2-core CPU; the rational form, a few in-place bfloat16 passes, is 2.3x faster there (a
+    144-channel 256 px map and a 64-channel 512 px map, heap allocations as in prediction), within
+    2.6 units of bfloat16 rounding of the exact value (ATen's: half a unit). Elsewhere (float32,
+    where it measured slower inside the network; CUDA; training) ATen's own kernel is used.
     """
     if x.dtype != torch.bfloat16 or x.device.type != "cpu" or x.requires_grad:
         return F.mish(x)
