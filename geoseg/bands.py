@@ -81,19 +81,45 @@ COMMON_NAMES = frozenset(
 _ALIASES = {
     "swir1": "swir16",
     "swir2": "swir22",
-    "near-infrared": "nir",
+    "swir1.6": "swir16",
+    "swir2.2": "swir22",
+    "shortwaveinfrared1": "swir16",
+    "shortwaveinfrared2": "swir22",
     "nearinfrared": "nir",
+    "nirnarrow": "nir08",
+    "narrownir": "nir08",
     "rededge071": "rededge1",
     "rededge075": "rededge2",
     "rededge078": "rededge3",
+    "re1": "rededge1",
+    "re2": "rededge2",
+    "re3": "rededge3",
 }
+#: Centre wavelength ranges (nm) of the common names, for descriptions such as ``SWIR (1610 nm)``.
+_WAVELENGTHS_NM = (
+    (400.0, 450.0, "coastal"),
+    (450.0, 530.0, "blue"),
+    (530.0, 600.0, "green"),
+    (620.0, 690.0, "red"),
+    (690.0, 720.0, "rededge1"),
+    (720.0, 760.0, "rededge2"),
+    (760.0, 800.0, "rededge3"),
+    (800.0, 900.0, "nir"),
+    (900.0, 960.0, "nir09"),
+    (1340.0, 1400.0, "cirrus"),
+    (1500.0, 1800.0, "swir16"),
+    (2000.0, 2400.0, "swir22"),
+)
+_WAVELENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(nm|um|µm|μm)(?![a-z])")
 
 
 def normalize_band_name(description: str, sensor: str | None = None) -> str:
     """Map a band description to a STAC common name where one is recognised.
 
-    A common name anywhere in the description wins (``"nir_B5"`` is nir); otherwise a band id is
-    read in ``sensor``'s numbering (``sentinel2`` by default, ``landsat-oli``, ``landsat-tm``).
+    A common name in the description wins, read over runs of up to three words so that
+    ``"Red Edge 1"`` is rededge1 and ``"Band 5 Near Infrared"`` nir (a ``red`` inside ``red edge``
+    never counts as red); then a centre wavelength (``"SWIR (1610 nm)"``); then a band id read in
+    ``sensor``'s numbering (``sentinel2`` by default, ``landsat-oli``, ``landsat-tm``).
 
     >>> normalize_band_name("B04"), normalize_band_name("Red"), normalize_band_name("SWIR1")
     ('red', 'red', 'swir16')
@@ -101,19 +127,38 @@ def normalize_band_name(description: str, sensor: str | None = None) -> str:
     ('swir16', 'rededge1')
     >>> normalize_band_name("B5", "landsat-oli")
     'nir'
+    >>> normalize_band_name("B05 - Vegetation red edge 1"), normalize_band_name("SWIR (1610 nm)")
+    ('rededge1', 'swir16')
     """
     text = description.strip().lower()
-    tokens = [t for t in re.split(r"[\s_:/()\-]+", text) if t] if text else []
-    for candidate in (text, *tokens):
+    tokens = [t for t in re.split(r"[\s_:/(),;\-]+", text) if t] if text else []
+    if "rededge" in "".join(tokens):
+        # "red edge" without a number is not red: only a band id or a wavelength can say which
+        tokens_for_words = [t for t in tokens if t not in ("red", "edge")]
+        phrases = [*_phrases(tokens, 3), *_phrases(tokens, 2), *tokens_for_words]
+    else:
+        phrases = [*_phrases(tokens, 3), *_phrases(tokens, 2), *tokens]
+    for candidate in (text, "".join(tokens), *phrases):
         name = _ALIASES.get(candidate, candidate)
         if name in COMMON_NAMES:
             return name
+    wavelength = _WAVELENGTH.search(text)
+    if wavelength:
+        value = float(wavelength.group(1)) * (1.0 if wavelength.group(2) == "nm" else 1000.0)
+        for low, high, name in _WAVELENGTHS_NM:
+            if low <= value < high:
+                return name
     ids = _SENSOR_IDS.get(sensor or "sentinel2", _SENTINEL2_IDS)
     for candidate in (text, *tokens):
         match = re.fullmatch(r"(?:band)?b?0*(\d{1,2}a?)", candidate)
         if match:
             return ids.get("B" + match.group(1).upper(), text)
     return text
+
+
+def _phrases(tokens: list[str], length: int) -> list[str]:
+    """Adjacent runs of ``length`` tokens, joined: ``["red", "edge", "1"]`` -> ``["rededge1"]``."""
+    return ["".join(tokens[i : i + length]) for i in range(len(tokens) - length + 1)]
 
 
 @dataclass(frozen=True)
@@ -147,11 +192,16 @@ def scene_band_names(
 ) -> tuple[tuple[str | None, ...], str]:
     """The common name of each scene band, and where the names came from.
 
-    Band descriptions come first; where no band has one, a product's fixed order (NAIP), else
-    GDAL's color interpretation names red, green and blue bands.
+    Band descriptions come first (a lone ``nir08`` is the near infrared where no band is ``nir``);
+    where no band has one, a product's fixed order (NAIP), else GDAL's color interpretation names
+    red, green and blue bands.
     """
     if any(descriptions):
         names = tuple(normalize_band_name(d, sensor) if d else None for d in descriptions)
+        if "nir" not in names and names.count("nir08") == 1:
+            # Landsat's only near infrared is nir08 in STAC (OLI B5, 865 nm); a Sentinel-2 stack
+            # without B08 has B8A at the same wavelength
+            names = tuple("nir" if n == "nir08" else n for n in names)
         return names, "names"
     if sensor == "naip" and len(descriptions) in (3, 4):
         # NAIP is delivered red, green, blue (and near infrared since 2007), unnamed

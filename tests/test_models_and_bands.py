@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import S2_BANDS, make_card, save_fake_model
 
-from geoseg.bands import normalize_band_name, resolve_bands
+from geoseg.bands import normalize_band_name, resolve_bands, scene_band_names
 from geoseg.config import build_config, load_config
 from geoseg.errors import BandMappingError, ConfigError, ModelError
 from geoseg.models.architectures import ARCHITECTURES, build_network, get_architecture
@@ -76,6 +76,17 @@ def test_unknown_architecture_lists_options() -> None:
         ("SWIR1", "swir16"),
         ("Red", "red"),
         ("B12", "swir22"),
+        ("Red Edge 1", "rededge1"),
+        ("red_edge_3", "rededge3"),
+        ("B05 - Vegetation red edge 1", "rededge1"),
+        ("Vegetation red edge (B06)", "rededge2"),
+        ("Band 5 Near Infrared", "nir"),
+        ("Band 6 SWIR 1", "swir16"),
+        ("B12 - SWIR 2.2", "swir22"),
+        ("SWIR (1610 nm)", "swir16"),
+        ("Red (665 nm)", "red"),
+        ("0.842 um", "nir"),
+        ("NIR narrow", "nir08"),
     ],
 )
 def test_band_names_normalize(description: str, name: str) -> None:
@@ -155,3 +166,27 @@ def test_config_loader_checks_keys_and_types(tmp_path: Path) -> None:
         build_config(Outer, {"name": "x", "inner": {"rate": True}})
     with pytest.raises(ConfigError, match="not of the form"):
         load_config(Outer, path, ["steps"])
+
+
+@pytest.mark.parametrize(
+    ("descriptions", "names"),
+    [
+        # Landsat Collection 2 as STAC names it: its only near infrared is nir08
+        (
+            ("coastal", "blue", "green", "red", "nir08", "swir16", "swir22"),
+            ("coastal", "blue", "green", "red", "nir", "swir16", "swir22"),
+        ),
+        # a Sentinel-2 stack with both keeps B08 as nir and B8A as nir08
+        (("B04", "B08", "B8A"), ("red", "nir", "nir08")),
+    ],
+)
+def test_a_lone_nir08_is_the_near_infrared(
+    descriptions: tuple[str, ...], names: tuple[str, ...]
+) -> None:
+    assert scene_band_names(descriptions) == (names, "names")
+
+
+def test_red_edge_words_never_count_as_red() -> None:
+    described = ("Blue", "Green", "Red", "Red Edge 1", "Red Edge 2", "Red Edge 3", "NIR")
+    match = resolve_bands(("red", "rededge1", "rededge3", "nir"), described)
+    assert match.indexes == (3, 4, 6, 7)
