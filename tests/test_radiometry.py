@@ -289,6 +289,27 @@ def test_what_had_to_be_assumed_is_refined_from_the_values() -> None:
     assert assume_from_sample(l2_named, sample(0.06, 0.4, 2.75e-5, -0.2), valid, SIX) == l2_named
 
 
+def test_floats_far_above_reflectance_are_read_as_the_integers_they_were() -> None:
+    rng = np.random.default_rng(2)
+    bands = (1, 2, 3, 4, 5, 6)
+    assumed = resolve_radiometry(info(dtype="float32"), bands, SIX)
+    assert assumed.scale == (1.0,) * 6
+    valid = np.ones(2000, bool)
+    reflectance = rng.uniform(0.005, 0.4, (6, 2000))
+    # reflectance x 10000 exported as floats
+    scaled = assume_from_sample(assumed, reflectance * 1e4, valid, SIX)
+    assert scaled.scale == (1e-4,) * 6 and scaled.surface is True and "float data" in scaled.source
+    # Landsat Collection 2 Level-2 DN exported as floats: recognised as the integers would be
+    dn = (reflectance + 0.2) / 2.75e-5
+    assert assume_from_sample(assumed, dn, valid, SIX).scale == (2.75e-5,) * 6
+    # 0-1 reflectance, bright desert and cloud included, stays as it is
+    bright = assume_from_sample(assumed, reflectance * 3.0, valid, SIX)
+    assert bright.scale == (1.0,) * 6
+    # and floats the file declares a scale for are never second-guessed
+    declared = resolve_radiometry(info(dtype="float32", scales=(1e-4,) * 6), bands, SIX)
+    assert assume_from_sample(declared, reflectance * 1e4, valid, SIX).scale == (1e-4,) * 6
+
+
 def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:
     bands = (1, 2, 3, 4, 5, 6)
     landsat = resolve_radiometry(info(dtype="uint8"), bands, SIX)

@@ -80,10 +80,10 @@ def assume_from_sample(
     if values.shape[1] < 100:
         return radiometry
     darkest = darkest_percent(values)
-    decided = radiometry
+    decided = _scaled_floats(radiometry, values)
     swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
     floor = float(darkest[swir].min()) if swir else float(darkest.min())
-    if radiometry.assumed and radiometry.scale[0] == 1e-4 and floor >= LANDSAT_DN_FLOOR:
+    if decided.assumed and decided.scale[0] == 1e-4 and floor >= LANDSAT_DN_FLOOR:
         key = (
             "landsat-c2-l1"
             if _top_of_atmosphere_dn(darkest, band_names, floor)
@@ -120,6 +120,34 @@ def assume_from_sample(
             assumed=True,
         )
     return decided
+
+
+#: Median stored value above which assumed 0-1 float reflectance is reflectance x 10000 (or DN):
+#: the median of land and water reflectance lies between about 0.01 and 0.6.
+FLOAT_SCALED_MEDIAN = 2.0
+
+
+def _scaled_floats(radiometry: Radiometry, values: Any) -> Radiometry:
+    """Float data assumed 0-1 whose values are far above it: reflectance x 10000, as integers.
+
+    Exports that turn a product's integers into floats (Earth Engine's mixed-type images, a
+    resampling to float) keep the values: read as 0-1 they saturate every band.
+    """
+    import numpy as np
+
+    if not radiometry.assumed or radiometry.scale[0] != 1.0 or radiometry.offset[0] != 0.0:
+        return radiometry
+    median = float(np.median(values[:, :: max(1, values.shape[1] // 200_000)]))
+    if median <= FLOAT_SCALED_MEDIAN:
+        return radiometry
+    return _uniform(
+        1e-4,
+        0.0,
+        values.shape[0],
+        f"assumed reflectance x 10000: float data whose median is {median:.0f}, which "
+        "reflectance (0-1) never is",
+        True,
+    )
 
 
 def darkest_percent(values: Any) -> Any:
