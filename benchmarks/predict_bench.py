@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import geoseg  # noqa: F401  first, so OpenMP's wait policy (geoseg/__init__.py) is set before torch
+
 
 class TreeRss:
     """Peak summed RSS of this process and its children (the vectorize workers), sampled.

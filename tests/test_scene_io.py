@@ -43,9 +43,11 @@ def test_strips_match_direct_reads_and_are_block_aligned(
     with SceneReader(scene, (1, 2)) as reader:
         original = reader.read
 
-        def spy(rows: Span, cols: Span) -> tuple[np.ndarray, np.ndarray]:
+        def spy(
+            rows: Span, cols: Span, out: np.ndarray | None = None
+        ) -> tuple[np.ndarray, np.ndarray]:
             reads.append(rows)
-            return original(rows, cols)
+            return original(rows, cols, out)
 
         reader.read = spy  # type: ignore[method-assign]
         for strip, (rows, _) in zip(reader.strips(plan), plan.row_spans, strict=True):
@@ -95,6 +97,37 @@ def test_alpha_band_and_internal_mask_are_nodata(tmp_path: Path) -> None:
     with rasterio.open(out) as cls:
         classes = cls.read(1)
     assert (classes[:, :10] == 255).all() and (classes[:, 10:] != 255).all()
+
+
+@pytest.mark.parametrize("kind", ["none", "nodata", "internal mask", "alpha", "float"])
+def test_reader_validity_is_gdal_masks_finite_and_not_all_zero(tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(3)
+    dtype = np.float32 if kind == "float" else np.uint16
+    data = rng.integers(0, 4, size=(3, 48, 40)).astype(dtype)  # zeros in every band, here and there
+    if kind == "float":
+        data[1, 5, :7] = np.nan
+        data[2, 9, 3] = np.inf
+    extra: dict[str, object] = {"nodata": 3} if kind == "nodata" else {}
+    bands = (1, 2, 3)
+    if kind == "alpha":
+        alpha = np.where(rng.random((1, 48, 40)) < 0.3, 0, 255).astype(dtype)
+        data = np.concatenate([data, alpha])
+        extra = {"alpha": "YES", "photometric": "RGB"}
+    path = write_raster(tmp_path / "s.tif", data, **extra)
+    if kind == "internal mask":
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "r+") as dst:
+            dst.write_mask(np.where(rng.random((48, 40)) < 0.3, 0, 255).astype(np.uint8))
+    with rasterio.open(path) as src:
+        masks = src.read_masks(bands)
+        values = src.read(bands)
+    expected = np.all(masks > 0, axis=0) & np.any(values != 0, axis=0)
+    expected &= np.all(np.isfinite(values), axis=0)
+    assert 0 < expected.sum() < expected.size
+    plan = plan_tiles(48, 40, 16, 4)
+    with SceneReader(open_scene(path), bands) as reader:
+        for strip, (rows, _) in zip(reader.strips(plan), plan.row_spans, strict=True):
+            np.testing.assert_array_equal(strip.valid, expected[rows.start : rows.stop])
+            np.testing.assert_array_equal(strip.data, values[:, rows.start : rows.stop])
 
 
 @pytest.mark.parametrize(

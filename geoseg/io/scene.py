@@ -499,17 +499,26 @@ def sample_windows(
     ]
 
 
-def valid_from(data: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def valid_from(data: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
     """Valid-pixel mask: every band valid by GDAL's masks, finite, and not 0 in every band.
 
     A pixel that is 0 in every band is fill, whatever the file declares (no sensor measures a
     reflectance of exactly 0 in every band): an undeclared 0 collar, or a cloud mask written as
-    0 under a wrong nodata tag, must not be classified as land or water.
+    0 under a wrong nodata tag, must not be classified as land or water. ``masks`` is ``None``
+    where GDAL says every pixel is valid (nothing to read); one mask stands for every band.
+
+    Band by band, so no temporary is larger than one band (a whole-stack comparison allocates
+    fresh memory the size of the strip and page-faults it in, for every strip of a scene).
     """
-    valid: np.ndarray = np.all(masks > 0, axis=0)
+    nonzero: np.ndarray = data[0] != 0
+    for band in data[1:]:
+        nonzero |= band != 0
+    valid = nonzero
+    for mask in masks if masks is not None else ():
+        valid &= mask > 0
     if np.issubdtype(data.dtype, np.floating):
-        valid &= np.all(np.isfinite(data), axis=0)
-    valid &= np.any(data != 0, axis=0)
+        for band in data:
+            valid &= np.isfinite(band)
     return valid
 
 

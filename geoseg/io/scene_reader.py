@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -119,13 +119,15 @@ class SceneReader:
     ) -> None:
         self._stack.close()
 
-    def read(self, rows: Span, cols: Span) -> tuple[np.ndarray, np.ndarray]:
-        """Read one window of the grid: ``(data, valid)``."""
+    def read(
+        self, rows: Span, cols: Span, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Read one window of the grid: ``(data, valid)``; the data into ``out`` if given."""
         window = Window(cols.start, rows.start, cols.size, rows.size)
         t0 = time.perf_counter()
         try:
-            data = self._dataset.read(self.bands, window=window)
-            masks = self._dataset.read_masks(self.bands, window=window)
+            data = self._dataset.read(self.bands, window=window, out=out)
+            masks = self._masks(window)
         except RasterioError as exc:
             text = str(exc).strip().splitlines()
             raise InvalidSceneError(
@@ -135,6 +137,18 @@ class SceneReader:
         valid = valid_from(data, masks) & self._qa.clear(window)
         self.busy_seconds += time.perf_counter() - t0
         return data, valid
+
+    def _masks(self, window: Window) -> np.ndarray | None:
+        """GDAL's masks of the bands read: ``None`` where all are valid, one where all share it."""
+        flags = [self._dataset.mask_flag_enums[b - 1] for b in self.bands]
+        if all(MaskFlags.all_valid in f for f in flags):
+            return None
+        if all(MaskFlags.per_dataset in f for f in flags):
+            # an internal mask or an alpha band: the same for every band, read once
+            mask: np.ndarray = self._dataset.read_masks(self.bands[:1], window=window)
+            return mask
+        masks: np.ndarray = self._dataset.read_masks(self.bands, window=window)
+        return masks
 
     def strips(self, plan: TilePlan) -> Iterator[Strip]:
         """Yield the strip of each tile row of ``plan``, decoding every block once.
@@ -154,9 +168,19 @@ class SceneReader:
                 # extend to the next block boundary so no block is decoded twice
                 read_stop = min(_round_up(rows.stop, self._block_rows), self.grid.height)
                 read_start = max(stop, rows.start)
-                data, ok = self.read(Span(read_start, read_stop), Span(0, width))
                 keep = max(rows.start - start, 0)
-                buffer = np.concatenate([buffer[:, keep:], data], axis=1)
+                held = buffer[:, keep:]
+                # the rows still needed, then the new rows decoded straight in behind them: a
+                # fresh buffer, as the strips already handed out still view the old one
+                fresh = np.empty(
+                    (len(self.bands), held.shape[1] + read_stop - read_start, width),
+                    dtype=buffer.dtype,
+                )
+                fresh[:, : held.shape[1]] = held
+                _, ok = self.read(
+                    Span(read_start, read_stop), Span(0, width), out=fresh[:, held.shape[1] :]
+                )
+                buffer = fresh
                 valid = np.concatenate([valid[keep:], ok], axis=0)
                 start, stop = rows.start, read_stop
             offset = rows.start - start
