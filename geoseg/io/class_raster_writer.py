@@ -29,6 +29,9 @@ from geoseg.stitching import Patch
 from geoseg.styles import qml_paletted
 from geoseg.tiling import Span
 
+#: Pixels counted at a time: their int64 widening (8 MB) comes from the heap, reused.
+_COUNT_PIECE = 1 << 20
+
 
 def classes_json(classes: tuple[ClassInfo, ...]) -> str:
     """The ``GEOSEG_CLASSES`` tag value."""
@@ -98,7 +101,11 @@ class ClassRasterWriter:
         t0 = time.perf_counter()
         window = Window(patch.cols.start, patch.rows.start, patch.cols.size, patch.rows.size)
         self._dataset.write(patch.data, 1, window=window)
-        self.counts += np.bincount(patch.data.ravel(), minlength=256)
+        flat = patch.data.ravel()
+        # in pieces: bincount widens to int64, and a row of a wide scene at once would be a
+        # fresh allocation of 8 bytes a pixel, page-faulted in for every row
+        for start in range(0, flat.size, _COUNT_PIECE):
+            self.counts += np.bincount(flat[start : start + _COUNT_PIECE], minlength=256)
         self.busy_seconds += time.perf_counter() - t0
 
     def __exit__(
