@@ -190,3 +190,43 @@ def test_red_edge_words_never_count_as_red() -> None:
     described = ("Blue", "Green", "Red", "Red Edge 1", "Red Edge 2", "Red Edge 3", "NIR")
     match = resolve_bands(("red", "rededge1", "rededge3", "nir"), described)
     assert match.indexes == (3, 4, 6, 7)
+
+
+@pytest.mark.parametrize(
+    ("descriptions", "model"),
+    [
+        (("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12"), "landcover-s2-dw"),
+        (
+            (
+                "Blue",
+                "Green",
+                "Red",
+                "Red Edge 1",
+                "Red Edge 2",
+                "Red Edge 3",
+                "NIR",
+                "SWIR 1",
+                "SWIR 2",
+            ),
+            "landcover-s2-dw",
+        ),
+        # Landsat Collection 2 with STAC's names
+        (("coastal", "blue", "green", "red", "nir08", "swir16", "swir22"), "landcover-s2-dw6"),
+        (("Red (665 nm)", "Green (560 nm)", "Blue (490 nm)", "NIR (842 nm)"), "landcover-rgbn-dw"),
+        (("red", "green", "blue"), "landcover-rgb-dw"),
+    ],
+)
+def test_the_default_model_is_the_first_whose_bands_the_scene_names(
+    descriptions: tuple[str, ...], model: str
+) -> None:
+    from geoseg.models.loading import choose_default_model
+
+    assert choose_default_model(descriptions) == model
+
+
+def test_a_band_count_no_model_takes_is_refused_in_one_line() -> None:
+    from geoseg.models.loading import choose_default_model
+
+    with pytest.raises(ModelError, match="--bands gives 2 bands and no embedded model takes 2"):
+        choose_default_model(("blue", "green", "red", "nir"), requested_bands=2)
+    assert choose_default_model((None,) * 9, requested_bands=4) == "landcover-rgbn-dw"

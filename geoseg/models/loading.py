@@ -159,6 +159,11 @@ def choose_default_model(
         if requested_bands is None and set(card.bands) <= names:
             return name
     wanted = "; ".join(f"{n}: {', '.join(c.bands)}" for n, c in cards.items()) or "none embedded"
+    if requested_bands is not None:
+        raise ModelError(
+            f"--bands gives {requested_bands} bands and no embedded model takes "
+            f"{requested_bands} ({wanted}): give one scene band per model band, or --model"
+        )
     what = f"bands named {', '.join(sorted(names))}" if names else "unnamed bands"
     raise ModelError(
         f"no embedded model fits a scene of {len(band_descriptions)} {what} ({wanted}); "
