@@ -55,11 +55,19 @@ _LANDSAT_TM_IDS = {
 }
 #: NAIP's fixed band order (USDA FSA): its files carry no band descriptions.
 NAIP_ORDER: tuple[str | None, ...] = ("red", "green", "blue", "nir")
-_SENSOR_IDS = {
+_SENSOR_IDS: dict[str, dict[str, str]] = {
     "sentinel2": _SENTINEL2_IDS,
     "landsat-oli": _LANDSAT_OLI_IDS,
     "landsat-tm": _LANDSAT_TM_IDS,
+    # Landsat, but not which: OLI's band 2 is blue, TM/ETM+'s green, so no id can be read
+    "landsat": {},
 }
+#: What to say where band ids could not be read for not knowing which Landsat it is.
+_WHICH_LANDSAT = (
+    ": Landsat band ids name other bands on Landsat 8/9 and on Landsat 4-7 (SR_B2 is blue on one, "
+    "green on the other), and nothing says which this is: name the file as the product is "
+    "(LC08_..., LT05_...) or pass --bands"
+)
 COMMON_NAMES = frozenset(
     {
         "coastal",
@@ -261,11 +269,18 @@ def resolve_bands(
             f"the scene's {count} bands have no names (descriptions), so their order cannot be "
             f"known: pass --bands with the scene band of each model band ({needs})"
         )
+    if sensor == "landsat":
+        raise BandMappingError(f"the scene's bands ({', '.join(map(str, names))}){_WHICH_LANDSAT}")
     missing = [b for b in model_bands if b not in names]
     raise BandMappingError(
         f"the scene's bands ({', '.join(str(n) for n in names)}) lack {', '.join(missing)}, "
         f"which the model needs ({needs}): pass --bands or another --model"
     )
+
+
+def which_landsat_hint(sensor: str | None) -> str:
+    """Why band ids were not read, for a message, where the scene is Landsat but not which."""
+    return _WHICH_LANDSAT if sensor == "landsat" else ""
 
 
 def _resolve_one(item: str, descriptions: tuple[str | None, ...], sensor: str | None) -> int:

@@ -416,6 +416,49 @@ def test_the_sensor_that_numbers_the_bands(
     assert match.indexes == (1, 2, 3, 4, 5, 6)
 
 
+@pytest.mark.parametrize(
+    ("name", "tags", "sensor"),
+    [
+        ("export.tif", {}, "landsat"),
+        ("LC08_L2SP_224078_20200518_export.tif", {}, "landsat-oli"),
+        ("export.tif", {"SPACECRAFT_ID": "LANDSAT_5"}, "landsat-tm"),
+    ],
+)
+def test_landsat_ids_that_could_be_either_landsat_are_refused_not_guessed(
+    tmp_path: Path, name: str, tags: dict[str, str], sensor: str
+) -> None:
+    from geoseg.bands import resolve_bands
+    from geoseg.errors import BandMappingError, ModelError
+    from geoseg.models.loading import choose_default_model
+
+    # an RGB-NIR export: SR_B2 is blue on Landsat 8/9 and green on Landsat 4-7
+    path = write_raster(
+        tmp_path / name,
+        np.full((4, 8, 8), 9000, np.uint16),
+        descriptions=("SR_B2", "SR_B3", "SR_B4", "SR_B5"),
+    )
+    if tags:
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(**tags)
+    scene = open_scene(path)
+    assert scene.sensor == sensor
+    rgbn = ("red", "green", "blue", "nir")
+    if sensor == "landsat":
+        with pytest.raises(BandMappingError, match="name the file as the product is"):
+            resolve_bands(rgbn, scene.descriptions, None, scene.colors, scene.sensor)
+        with pytest.raises(ModelError, match="Landsat band ids name other bands"):
+            choose_default_model(scene.descriptions, scene.colors, scene.sensor)
+        # the user's --bands decides
+        chosen = resolve_bands(rgbn, scene.descriptions, ("3", "2", "1", "4"), sensor=scene.sensor)
+        assert chosen.indexes == (3, 2, 1, 4)
+    elif sensor == "landsat-oli":
+        match = resolve_bands(rgbn, scene.descriptions, None, scene.colors, scene.sensor)
+        assert match.indexes == (3, 2, 1, 4)
+    else:  # TM: SR_B2-SR_B5 are green, red, nir and swir16: no blue for an RGB-NIR model
+        with pytest.raises(BandMappingError, match="lack blue"):
+            resolve_bands(rgbn, scene.descriptions, None, scene.colors, scene.sensor)
+
+
 def test_naip_is_recognised_by_its_name_band_order_and_values(tmp_path: Path) -> None:
     from geoseg.bands import resolve_bands
 

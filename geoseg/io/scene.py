@@ -204,7 +204,10 @@ class Scene:
 
     @property
     def sensor(self) -> str | None:
-        """``landsat-oli``, ``landsat-tm``, ``naip`` or ``None``: how to read the bands."""
+        """``landsat-oli``, ``landsat-tm``, ``landsat`` (which is not known), ``naip`` or ``None``.
+
+        How to read the bands' ids (see :func:`geoseg.bands.normalize_band_name`).
+        """
         spacecraft = self.spacecraft
         if not spacecraft and _NAIP_NAME.match(self.name):
             return "naip"
@@ -216,14 +219,19 @@ class Scene:
         """The sensor that band ids alone imply, where they can only be Landsat's.
 
         Landsat Collection 2 Level-2 ids (``SR_B5``): OLI has SR_B1-SR_B7, TM/ETM+ no SR_B6 (their
-        band 6 is thermal, ``ST_B6``). Bare ids (``B5``) are Sentinel-2's unless the set cannot be:
+        band 6 is thermal, ``ST_B6``); a set with neither SR_B6 nor SR_B7 (``SR_B2``-``SR_B5``, an
+        RGB-NIR export) could be either, and the same id is another band on each: ``landsat``, so
+        that no id is read until a file name, MTL or tag says which Landsat. Bare ids (``B5``) are
+        Sentinel-2's unless the set cannot be:
         bands 1-7 only, with no B8 (Sentinel-2's 10 m NIR, which every Sentinel-2 stack for land
         cover keeps) and with B6 (OLI's SWIR) or, without B6, with B7 (TM/ETM+'s SWIR 2).
         """
         described = [d.strip().upper() for d in self.descriptions if d]
         ids = {d for d in described if re.fullmatch(r"(SR|ST)_B\d{1,2}", d)}
         if ids:
-            return "landsat-oli" if "SR_B6" in ids or "ST_B10" in ids else "landsat-tm"
+            if "SR_B6" in ids or "ST_B10" in ids:
+                return "landsat-oli"
+            return "landsat-tm" if "SR_B7" in ids or "ST_B6" in ids else "landsat"
         bare = {
             int(match.group(1))
             for d in described

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geoseg.bands import scene_band_names
+from geoseg.bands import scene_band_names, which_landsat_hint
 from geoseg.core import first_line
 from geoseg.errors import ModelError
 from geoseg.io.model_file import read_model_file, write_model_file
@@ -165,6 +165,8 @@ def choose_default_model(
             f"{requested_bands} ({wanted}): give one scene band per model band, or --model"
         )
     what = f"bands named {', '.join(sorted(names))}" if names else "unnamed bands"
+    if which_landsat_hint(sensor):
+        raise ModelError(f"no embedded model fits a scene of {what}{which_landsat_hint(sensor)}")
     raise ModelError(
         f"no embedded model fits a scene of {len(band_descriptions)} {what} ({wanted}); "
         "pass --model and --bands"
