@@ -9,16 +9,21 @@ Usage::
     # a model that costs almost nothing: what the rest of the pipeline can do
     .venv/bin/python benchmarks/random_model.py --architecture convnet --base landcover-s2-dw \
         --out /tmp/bench/light-nine.pt
+    # the five classes as the network's own output (no nine-class view), as the peers of
+    # ../shared/tools/peerbench run smp.Unet('resnet34', classes=5)
+    .venv/bin/python benchmarks/random_model.py --five-classes --out /tmp/pb/data/unet-r34.pt
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import torch
 
 from geoseg.models.architectures import build_network
+from geoseg.models.card import FULL_LEGEND, LANDCOVER_CLASSES
 from geoseg.models.loading import load_model, save_model_file
 
 
@@ -32,6 +37,11 @@ def main() -> None:
     )
     parser.add_argument("--width", type=int, default=8, help="convnet: channels")
     parser.add_argument("--layers", type=int, default=1, help="convnet: 3x3 convolutions")
+    parser.add_argument(
+        "--five-classes",
+        action="store_true",
+        help="the network outputs geoseg's five classes itself (no view over nine)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     params: dict[str, object] = {"encoder_name": args.encoder, "encoder_depth": 5}
@@ -40,6 +50,10 @@ def main() -> None:
     if args.architecture == "convnet":
         params = {"layers": args.layers, "width": args.width}
     base = load_model(args.base).card
+    if args.five_classes:
+        base = dataclasses.replace(
+            base, classes=LANDCOVER_CLASSES, legends=(), default_legend=FULL_LEGEND
+        )
     name = args.encoder if args.architecture != "convnet" else f"{args.layers}x{args.width}"
     card = base.with_updates(
         name=f"bench-{args.architecture}-{name}",
