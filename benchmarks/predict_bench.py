@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import geoseg  # noqa: F401  first, so OpenMP's wait policy (geoseg/__init__.py) is set before torch
+import geoseg  # noqa: F401  first, so OpenMP spin count (geoseg/__init__.py) is set before torch
 
 
 class TreeRss:

@@ -44,13 +44,16 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-# OpenMP threads that finish a parallel region sleep instead of spinning for the next one: a
-# spinning thread takes a core from GDAL's decoding, the class-raster writer and the vectorize
-# workers. On 2 cores, 100 Mpx through a near-free model: 24.9 s -> 20.9 s (means of 4 runs
-# each, alternated); the Dynamic World network, 16 Mpx: 41.8 -> 40.0 s, user CPU 65 -> 57 s.
-# libgomp reads it once, when torch loads it: it counts where geoseg is imported before torch,
-# as by the geoseg command, and a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that finish a parallel region spin only briefly for the next one, then sleep:
+# libgomp's default spin (300,000 turns) takes a core from GDAL's decoding, the class-raster
+# writer and the vectorize workers, while sleeping at once (OMP_WAIT_POLICY=PASSIVE) slows a
+# heavy network's own passes. Alternated runs on 2 cores, default / passive / 10,000 turns:
+# near-free model, 100 Mpx: 25.2, 24.6 / 20.9, 19.1 / 20.3, 19.3 s; U-Net-ResNet34 bf16, 16 Mpx:
+# 26.6, 25.6 / 27.1, 26.1 / 26.5, 25.6 s; Dynamic World network, 16 Mpx: 48.1, 45.9 / 39.6,
+# 45.5 / 41.2, 43.7 s. libgomp reads it once, when torch loads it: it counts where geoseg is
+# imported before torch, as by the geoseg command; a user's own OpenMP settings win.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 # public name -> module that defines it, or (module, name there) when the two names differ
 _LAZY: dict[str, str | tuple[str, str]] = {
