@@ -21,6 +21,7 @@ from geoseg.config import TTA_MODES, PredictOptions
 from geoseg.core import Grid
 from geoseg.errors import BandMappingError, EmptySceneError, InvalidSceneError
 from geoseg.inference import tile_multiple
+from geoseg.io.cloud_mask import FLAGGED
 from geoseg.io.scene import Scene, open_scene, read_sample
 from geoseg.io.scene_reader import resampled_grid, scene_grid
 from geoseg.models.card import ClassInfo, Legend, ModelCard
@@ -119,10 +120,9 @@ class PreparedRun:
             "legend": self.legend.name,
         }
         for scene in (self.scene, *(d.scene for d in self.dates)):
-            if scene.qa_pixel is not None:
+            if scene.cloud_mask is not None:
                 masks = decided.setdefault("cloud_masks", {})
-                qa_file, qa_band = scene.qa_pixel
-                masks[scene.path] = f"QA_PIXEL: band {qa_band} of {Path(qa_file).name}"
+                masks[scene.path] = scene.cloud_mask.describe()
         if self.dates:
             decided["fusion"] = "mean of the class probabilities over the dates valid at a pixel"
             decided["dates"] = [
@@ -191,12 +191,11 @@ def prepare(
     # said once the scene is known to be usable, so a refused scene gets one line only
     log.info("%s", match.describe(card.bands, scene.descriptions))
     (log.warning if radiometry.assumed else log.info)("reflectance: %s", radiometry.source)
-    if scene.qa_pixel is not None:
+    if scene.cloud_mask is not None:
         log.info(
-            "clouds: fill, cloud, cirrus and cloud shadow flagged in %s (QA_PIXEL, band %d) "
-            "are nodata",
-            Path(scene.qa_pixel[0]).name,
-            scene.qa_pixel[1],
+            "clouds: %s flagged in %s are nodata",
+            FLAGGED[scene.cloud_mask.kind],
+            scene.cloud_mask.describe(),
         )
     _check_sample(scene, sample, valid, radiometry)
     grid = _model_grid(scene, card, options)

@@ -396,6 +396,9 @@ def test_a_scene_says_its_date_place_and_sensor(tmp_path: Path) -> None:
         ("scene.tif", ("B2", "B3", "B4", "B5", "B6", "B7"), {}, "landsat-oli"),
         ("scene.tif", ("B1", "B2", "B3", "B4", "B5", "B7"), {}, "landsat-tm"),
         ("scene.tif", ("B02", "B03", "B04", "B08", "B11", "B12"), {}, None),
+        # a cloud mask band beside them says nothing of the numbering
+        ("scene.tif", ("B1", "B2", "B3", "B4", "B5", "B7", "QA_PIXEL"), {}, "landsat-tm"),
+        ("scene.tif", ("B2", "B3", "B4", "B8", "B11", "B12", "SCL"), {}, None),
     ],
 )
 def test_the_sensor_that_numbers_the_bands(
@@ -404,7 +407,9 @@ def test_the_sensor_that_numbers_the_bands(
     from geoseg.bands import resolve_bands
 
     path = write_raster(
-        tmp_path / name, np.full((6, 8, 8), 9000, np.uint16), descriptions=descriptions
+        tmp_path / name,
+        np.full((len(descriptions), 8, 8), 9000, np.uint16),
+        descriptions=descriptions,
     )
     if tags:
         with rasterio.open(path, "r+") as dst:

@@ -22,8 +22,9 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from geoseg.core import CLASSES_TAG, NODATA, PROVENANCE_TAG, ClassInfo, Grid
+from geoseg.io.cloud_mask import cloud_source
 from geoseg.io.gdal import open_raster, warped_to_grid
-from geoseg.io.scene import Scene, qa_source, valid_from
+from geoseg.io.scene import Scene, valid_from
 from geoseg.io.scene_reader import GDAL_READ_OPTIONS, scene_grid
 from geoseg.stitching import Patch
 from geoseg.styles import qml_paletted
@@ -212,7 +213,7 @@ def warp_to_scene(
         open_raster(str(src)) as classes_src,
         warped_to_grid(classes_src, scene_grid(scene), Resampling.nearest, nodata=NODATA) as vrt,
         open_raster(scene.path) as scene_src,
-        qa_source(scene) as qa,
+        cloud_source(scene.cloud_mask) as clouds,
     ):
         for span in _row_spans(scene.height, step):
             window = Window(0, span.start, scene.width, span.size)
@@ -220,7 +221,7 @@ def warp_to_scene(
             if mask:
                 data = scene_src.read(list(bands), window=window)
                 masks = scene_src.read_masks(list(bands), window=window)
-                classes[~(valid_from(data, masks) & qa.clear(window))] = NODATA
+                classes[~(valid_from(data, masks) & clouds.clear(window))] = NODATA
             writer.write(Patch(span, Span(0, scene.width), classes))
 
 

@@ -26,6 +26,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from geoseg.errors import InvalidSceneError
+from geoseg.io.cloud_mask import MASKED_SCL
 from geoseg.io.gdal import open_raster
 
 #: Sentinel-2 band ids in the products' own order (the ``bandId`` of their metadata).
@@ -44,9 +45,6 @@ SENTINEL2_BANDS = (
     "B11",
     "B12",
 )
-#: Scene classification (L2A ``SCL``) classes masked as nodata: no data, saturated or defective,
-#: cloud shadow, cloud medium and high probability, thin cirrus.
-MASKED_SCL = (0, 1, 3, 8, 9, 10)
 REFLECTANCE_LEVEL_TAG = "REFLECTANCE_LEVEL"
 
 _BAND_FILE = re.compile(r"(?:^|[_.-])(B(?:0?[1-9]|1[0-2]|8A))(?:_(\d+)m)?\.(?:jp2|tif|tiff)$", re.I)

@@ -6,12 +6,11 @@ a missing or non-raster file, a truncated GeoTIFF, no CRS, no geotransform.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,9 @@ from rasterio.windows import Window
 
 from geoseg.core import first_line
 from geoseg.errors import InvalidSceneError
+from geoseg.io.cloud_mask import FLAGGED, CloudMask, cloud_source, find_cloud_mask
 from geoseg.io.gdal import open_raster
-from geoseg.io.product_metadata import find_landsat_qa, read_landsat_mtl
+from geoseg.io.product_metadata import read_landsat_mtl
 from geoseg.io.products import REFLECTANCE_LEVEL_TAG, is_product, product_dataset
 from geoseg.radiometry import SceneRadiometricInfo, landsat_band_numbers
 
@@ -70,10 +70,9 @@ class Scene:
         :func:`geoseg.io.product_metadata.parse_mtl`), if one belongs to it.
     landsat_mtl_name : str or None
         That file's name.
-    qa_pixel : tuple of (str, int) or None
-        The Landsat Collection 2 QA_PIXEL band on the scene's grid, as ``(file, band)``: a
-        ``*_QA_PIXEL.TIF`` beside the scene, or a band of the scene described ``QA_PIXEL``. Its
-        fill, cloud, dilated cloud, cirrus and cloud shadow pixels are read as nodata.
+    cloud_mask : CloudMask or None
+        The scene's cloud mask band (Landsat ``QA_PIXEL``, Sentinel-2 ``SCL`` or ``QA60``; see
+        :mod:`geoseg.io.cloud_mask`): the pixels it flags are read as nodata.
     label : str
         What messages call the scene when ``path`` is not what the user gave (a product read
         through a VRT).
@@ -96,7 +95,7 @@ class Scene:
     tags: Mapping[str, str] = field(default_factory=dict)
     landsat_mtl: Mapping[str, str] | None = None
     landsat_mtl_name: str | None = None
-    qa_pixel: tuple[str, int] | None = None
+    cloud_mask: CloudMask | None = None
     label: str = ""
 
     @property
@@ -226,7 +225,9 @@ class Scene:
         bands 1-7 only, with no B8 (Sentinel-2's 10 m NIR, which every Sentinel-2 stack for land
         cover keeps) and with B6 (OLI's SWIR) or, without B6, with B7 (TM/ETM+'s SWIR 2).
         """
+        # a cloud mask band (QA_PIXEL, SCL) is not a reflectance band: it says nothing of numbering
         described = [d.strip().upper() for d in self.descriptions if d]
+        described = [d for d in described if d not in FLAGGED]
         ids = {d for d in described if re.fullmatch(r"(SR|ST)_B\d{1,2}", d)}
         if ids:
             if "SR_B6" in ids or "ST_B10" in ids:
@@ -314,45 +315,8 @@ def _describe(src: Any, name: str) -> Scene:
         tags=dict(src.tags()),
         landsat_mtl=mtl[0] if mtl else None,
         landsat_mtl_name=mtl[1] if mtl else None,
-        qa_pixel=_qa_pixel(src, name),
+        cloud_mask=find_cloud_mask(src, name),
     )
-
-
-#: QA_PIXEL bits read as nodata: fill (0), dilated cloud (1), cirrus (2), cloud (3), shadow (4).
-QA_MASKED_BITS = 0b11111
-
-
-def qa_clear(qa: np.ndarray) -> np.ndarray:
-    """Where QA_PIXEL values say clear ground or water (none of :data:`QA_MASKED_BITS` set).
-
-    >>> qa_clear(np.array([21824, 22280, 23888, 1])).tolist()  # clear, cloud, shadow, fill
-    [True, False, False, False]
-    """
-    result: np.ndarray = (qa.astype(np.uint16) & QA_MASKED_BITS) == 0
-    return result
-
-
-def _qa_pixel(src: Any, name: str) -> tuple[str, int] | None:
-    """The QA_PIXEL band that masks the scene's clouds: in the scene, or beside it on its grid."""
-    for index, description in enumerate(src.descriptions, start=1):
-        if description and description.strip().upper() == "QA_PIXEL":
-            return name, index
-    qa = find_landsat_qa(name)
-    if qa is None:
-        return None
-    try:
-        with open_raster(str(qa)) as qa_src:
-            same = (qa_src.crs, qa_src.transform, qa_src.shape) == (
-                src.crs,
-                src.transform,
-                src.shape,
-            )
-    except RasterioError:
-        same = False
-    if not same:
-        log.warning("%s is not on the grid of %s: its cloud mask is not used", qa.name, name)
-        return None
-    return str(qa), 1
 
 
 def _mtl_covers(mtl: Mapping[str, str], src: Any) -> bool:
@@ -437,46 +401,18 @@ def read_sample(
         ``(h, w)`` boolean, true where every selected band is valid.
     """
     indexes = list(bands)
-    with open_raster(scene.path) as src, qa_source(scene) as qa:
+    with open_raster(scene.path) as src, cloud_source(scene.cloud_mask) as clouds:
         if scene.width * scene.height <= max_pixels:
             data = src.read(indexes)
-            return data, valid_from(data, src.read_masks(indexes)) & qa.clear(None)
+            return data, valid_from(data, src.read_masks(indexes)) & clouds.clear(None)
         pieces, masks = [], []
         for window in sample_windows(scene.height, scene.width, scene.block_shape, max_pixels):
             block = src.read(indexes, window=window)
             pieces.append(block.reshape(len(indexes), 1, -1))
-            valid = valid_from(block, src.read_masks(indexes, window=window)) & qa.clear(window)
+            valid = valid_from(block, src.read_masks(indexes, window=window))
+            valid &= clouds.clear(window)
             masks.append(valid.reshape(1, -1))
     return np.concatenate(pieces, axis=2), np.concatenate(masks, axis=1)
-
-
-class QaSource:
-    """Reads a scene's QA_PIXEL band (if it has one) as a clear-pixel mask, window by window.
-
-    ``dataset`` may be the QA file itself or a warped view of it on another grid (nearest
-    neighbour, so flags stay flags). Without a QA band every pixel is clear.
-    """
-
-    def __init__(self, dataset: Any = None, band: int = 1) -> None:
-        self.dataset = dataset
-        self.band = band
-
-    def clear(self, window: Window | None) -> np.ndarray | bool:
-        """Clear pixels of ``window`` (the whole dataset for ``None``); ``True`` without QA."""
-        if self.dataset is None:
-            return True
-        return qa_clear(self.dataset.read(self.band, window=window))
-
-
-@contextlib.contextmanager
-def qa_source(scene: Scene) -> Iterator[QaSource]:
-    """The scene's QA_PIXEL band opened for :class:`QaSource` reads (all clear without one)."""
-    if scene.qa_pixel is None:
-        yield QaSource()
-        return
-    path, band = scene.qa_pixel
-    with open_raster(path) as src:
-        yield QaSource(src, band)
 
 
 def sample_windows(

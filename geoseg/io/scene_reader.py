@@ -23,8 +23,9 @@ from rasterio.windows import Window
 
 from geoseg.core import Grid
 from geoseg.errors import InvalidSceneError
+from geoseg.io.cloud_mask import CloudSource
 from geoseg.io.gdal import open_raster, warped_to_grid
-from geoseg.io.scene import QaSource, Scene, valid_from
+from geoseg.io.scene import Scene, valid_from
 from geoseg.tiling import Span, TilePlan
 
 # GDAL decodes the blocks of one read on all cores (the cache is bounded in geoseg.io)
@@ -75,32 +76,30 @@ class SceneReader:
         self.grid = grid or scene_grid(scene)
         self._stack = contextlib.ExitStack()
         self._dataset: Any = None
-        self._qa = QaSource()
+        self._clouds = CloudSource()
         self.busy_seconds = 0.0
 
     def __enter__(self) -> SceneReader:
         self._stack.enter_context(rasterio.Env(**GDAL_READ_OPTIONS))
         src = self._stack.enter_context(open_raster(self.scene.path))
-        qa_src = None
-        if self.scene.qa_pixel is not None:
-            qa_path, qa_band = self.scene.qa_pixel
-            if qa_path == self.scene.path:
-                qa_src = src
-            else:
-                qa_src = self._stack.enter_context(open_raster(qa_path))
+        mask = self.scene.cloud_mask
+        mask_src = None
+        if mask is not None:
+            same_file = mask.path == self.scene.path
+            mask_src = src if same_file else self._stack.enter_context(open_raster(mask.path))
         if self.grid == scene_grid(self.scene):
             self._dataset = src
             self._block_rows = self.scene.block_shape[0]
-            if qa_src is not None:
-                self._qa = QaSource(qa_src, qa_band)
+            if mask_src is not None:
+                self._clouds = CloudSource(mask_src, mask)
         else:
-            if qa_src is not None:
-                # flags are never averaged: the nearest QA value of each grid pixel
-                self._qa = QaSource(
+            if mask_src is not None:
+                # flags are never averaged: the nearest mask value of each grid pixel
+                self._clouds = CloudSource(
                     self._stack.enter_context(
-                        warped_to_grid(qa_src, self.grid, Resampling.nearest)
+                        warped_to_grid(mask_src, self.grid, Resampling.nearest)
                     ),
-                    qa_band,
+                    mask,
                 )
             downsampling = abs(self.grid.transform.a) > abs(self.scene.transform.a)
             self._dataset = self._stack.enter_context(
@@ -134,7 +133,7 @@ class SceneReader:
                 f"scene {self.scene.path} could not be read at rows {rows.start}-{rows.stop}: "
                 f"{text[0] if text else type(exc).__name__}"
             ) from exc
-        valid = valid_from(data, masks) & self._qa.clear(window)
+        valid = valid_from(data, masks) & self._clouds.clear(window)
         self.busy_seconds += time.perf_counter() - t0
         return data, valid
 
