@@ -9,6 +9,8 @@ whole scene.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +54,33 @@ class InputTransform:
         """Model input of a raw tensor ``(N, bands, H, W)``, on its own device."""
         return normalize_reflectance(self.reflectance_torch(raw), self.normalization)
 
+    def apply_by_table(self, raw: np.ndarray) -> np.ndarray | None:
+        """Model input of an 8- or 16-bit integer array ``(N, bands, H, W)``; ``None`` for others.
+
+        Every value such a band can hold is transformed once (:meth:`value_table`) and each pixel
+        looked up: one pass over the chip on one core instead of the transform's eight over its
+        floats (a 9 x 512 x 512 uint16 chip: 7 ms against 21-24 ms). The values are
+        :meth:`apply_torch`'s, to a unit in the last place (ATen's vectorised and scalar log
+        and sigmoid can round a value differently).
+        """
+        table = self.value_table(raw.dtype)
+        if table is None:
+            return None
+        # int16 values are looked up by their bits, which the table is ordered by
+        keys = raw.view(np.uint16) if raw.dtype == np.int16 else raw
+        out = np.empty(raw.shape, np.float32)
+        for band in range(raw.shape[1]):
+            np.take(table[band], keys[:, band], out=out[:, band])
+        return out
+
+    def value_table(self, dtype: np.dtype) -> np.ndarray | None:
+        """Model input ``(bands, values)`` of every value of ``dtype`` (uint8, uint16, int16).
+
+        ``None`` for other types. Made once per transform and type (1 MB a band for 16 bits).
+        """
+        name = np.dtype(dtype).name
+        return _value_table(self, name) if name in _TABLE_VALUES else None
+
     def apply(self, raw: np.ndarray) -> np.ndarray:
         """Model input of a raw ``(bands, H, W)`` or ``(N, bands, H, W)`` array, float32."""
         tensor = torch.from_numpy(np.ascontiguousarray(raw).astype(np.float32))
@@ -59,6 +88,25 @@ class InputTransform:
         out = self.apply_torch(batched)
         result: np.ndarray = (out if tensor.ndim == 4 else out[0]).numpy()
         return result
+
+
+#: Every value of the integer types :meth:`InputTransform.value_table` serves, in the order
+#: their bits (as unsigned integers) index the table.
+_TABLE_VALUES: dict[str, Callable[[], np.ndarray]] = {
+    "uint8": lambda: np.arange(256, dtype=np.uint8),
+    "uint16": lambda: np.arange(65536, dtype=np.uint16),
+    "int16": lambda: np.arange(65536, dtype=np.uint16).view(np.int16),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _value_table(transform: InputTransform, dtype: str) -> np.ndarray:
+    values = torch.from_numpy(_TABLE_VALUES[dtype]().astype(np.float32))
+    bands = len(transform.radiometry.scale)
+    raw = values.view(1, 1, 1, -1).expand(1, bands, 1, -1).contiguous()
+    table: np.ndarray = transform.apply_torch(raw)[0, :, 0, :].contiguous().numpy()
+    table.flags.writeable = False  # shared by every chip of the run
+    return table
 
 
 def normalize_reflectance(reflectance: torch.Tensor, norm: Normalization) -> torch.Tensor:
