@@ -29,3 +29,22 @@ def test_source_scene_and_acquisition_date(tmp_path: Path, fake_model: Path) -> 
     frame = pyogrio.read_dataframe(both, layer="landcover")
     assert set(frame["source_scene"]) == {f"{dated.name};{tagged.name}"}
     assert set(frame["acquired"]) == {"2021-05-27;2019-08-09"}
+
+
+def test_the_acquisition_date_from_tags_of_any_case_never_a_processing_date(
+    tmp_path: Path,
+) -> None:
+    from geoseg.io.scene import open_scene
+
+    data = np.ones((3, 8, 8), np.uint16)
+    cases = [
+        ({"sensing_date": "2018-07-04"}, "2018-07-04"),
+        ({"datetime": "2022-03-01T10:20:30Z"}, "2022-03-01"),
+        ({"DATE_PRODUCT_GENERATED": "2020-09-08", "DATE_ACQUIRED": "2015-12-05"}, "2015-12-05"),
+        ({"DATE_PRODUCT_GENERATED": "2020-09-08", "PROCESSING_DATE": "2020-09-08"}, ""),
+    ]
+    for number, (tags, date) in enumerate(cases):
+        path = write_raster(tmp_path / f"plain{number}.tif", data)
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(**tags)
+        assert open_scene(path).acquired == date, tags
