@@ -310,6 +310,38 @@ def test_floats_far_above_reflectance_are_read_as_the_integers_they_were() -> No
     assert assume_from_sample(declared, reflectance * 1e4, valid, SIX).scale == (1e-4,) * 6
 
 
+def _land(rng: np.random.Generator, vegetation: float, nir: tuple[float, float]) -> np.ndarray:
+    """Reflectance ``(6, 2000)`` of SIX: a share of vegetation (near infrared in ``nir``), water."""
+    count = 2000
+    r = rng.uniform(0.0, 0.04, (6, count))  # water: dark everywhere, darkest in the infrared
+    r[3:] *= 0.5
+    green = int(vegetation * count)
+    r[:, :green] = rng.uniform(0.01, 0.06, (6, green))  # visible and short-wave: dark
+    r[3, :green] = rng.uniform(*nir, green)  # near infrared: bright
+    return r
+
+
+def test_integers_with_ten_times_too_dark_vegetation_are_reflectance_x1000() -> None:
+    rng = np.random.default_rng(3)
+    bands = (1, 2, 3, 4, 5, 6)
+    assumed = resolve_radiometry(info(), bands, SIX)
+    assert assumed.scale == (1e-4,) * 6
+    valid = np.ones(2000, bool)
+    x1000 = assume_from_sample(assumed, np.round(_land(rng, 0.3, (0.2, 0.5)) * 1e3), valid, SIX)
+    assert x1000.scale == (1e-3,) * 6 and x1000.assumed and "x 1000" in x1000.source
+    assert x1000.surface is not None  # the level is then read at the right scale
+    # x 10000 stays x 10000, dark winter conifers (near infrared 0.12-0.2) included
+    dark = assume_from_sample(assumed, np.round(_land(rng, 0.3, (0.12, 0.2)) * 1e4), valid, SIX)
+    assert dark.scale == (1e-4,) * 6
+    # no vegetation, no evidence: open sea at x 1000 keeps the type's assumption
+    sea = assume_from_sample(assumed, np.round(_land(rng, 0.0, (0.2, 0.5)) * 1e3), valid, SIX)
+    assert sea.scale == (1e-4,) * 6
+    # a declared scale is never second-guessed
+    declared = resolve_radiometry(info(scales=(1e-4,) * 6), bands, SIX)
+    kept = assume_from_sample(declared, np.round(_land(rng, 0.3, (0.2, 0.5)) * 1e3), valid, SIX)
+    assert kept.scale == (1e-4,) * 6
+
+
 def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:
     bands = (1, 2, 3, 4, 5, 6)
     landsat = resolve_radiometry(info(dtype="uint8"), bands, SIX)

@@ -2,7 +2,8 @@
 
 Where nothing in the metadata said what the values are, a sample's darkest percent tells
 Landsat Collection 2 DN from reflectance x 10000, Level-1 from Level-2 DN, and surface from
-top-of-atmosphere reflectance (see :mod:`geoseg.radiometry`).
+top-of-atmosphere reflectance; the brightness of its vegetation tells reflectance x 1000 from
+x 10000 (see :mod:`geoseg.radiometry`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def assume_from_sample(
         return radiometry
     darkest = darkest_percent(values)
     decided = _scaled_floats(radiometry, values)
+    decided = _thousandths(decided, values, band_names)
     swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
     floor = float(darkest[swir].min()) if swir else float(darkest.min())
     if decided.assumed and decided.scale[0] == 1e-4 and floor >= LANDSAT_DN_FLOOR:
@@ -146,6 +148,59 @@ def _scaled_floats(radiometry: Radiometry, values: Any) -> Radiometry:
         values.shape[0],
         f"assumed reflectance x 10000: float data whose median is {median:.0f}, which "
         "reflectance (0-1) never is",
+        True,
+    )
+
+
+#: Median near-infrared of vegetation, as stored, below which integers assumed reflectance
+#: x 10000 are reflectance x 1000: vegetation reflects 0.15-0.6 of the near infrared (x 10000:
+#: 1500-6000; x 1000: 150-600), so a median under 0.1 at x 10000 is the other scale.
+VEGETATION_NIR_FLOOR = 1000.0
+#: What vegetation is here: NDVI above this, on the stored values (a ratio, whatever the scale).
+VEGETATION_NDVI = 0.5
+#: Stored near infrared below which a pixel is too dark for its NDVI to mean anything (water's
+#: noise): 0.05 at x 1000, far under any vegetation at either scale.
+VEGETATION_NIR_MIN = 50.0
+#: Share of the sampled pixels that must be vegetation for the test to speak.
+VEGETATION_SHARE = 0.005
+
+
+def _thousandths(radiometry: Radiometry, values: Any, band_names: Sequence[str]) -> Radiometry:
+    """Integers assumed reflectance x 10000 whose vegetation is ten times too dark: x 1000.
+
+    Reflectance x 1000 products (rsgislib's and other exporters' 16-bit surface reflectance)
+    declare nothing; read as x 10000 every band is ten times too dark and the map is nonsense
+    (s2-aberystwyth: 16.7% of its pixels agree with the map of the right scale). Vegetation says
+    which: its near infrared is bright whatever the place. A file without vegetation (open
+    water) keeps x 10000, where its water stays dark either way.
+    """
+    import numpy as np
+
+    names = list(band_names)
+    uniform = len(set(radiometry.scale)) == 1 and not any(radiometry.offset)
+    if (
+        not radiometry.assumed
+        or not uniform
+        or radiometry.scale[0] != 1e-4
+        or "red" not in names
+        or "nir" not in names
+    ):
+        return radiometry
+    red = values[names.index("red")].astype(np.float64)
+    nir = values[names.index("nir")].astype(np.float64)
+    total = nir + red
+    vegetation = (nir >= VEGETATION_NIR_MIN) & (nir - red > VEGETATION_NDVI * total)
+    if vegetation.sum() < max(100, VEGETATION_SHARE * values.shape[1]):
+        return radiometry
+    median = float(np.median(nir[vegetation]))
+    if median >= VEGETATION_NIR_FLOOR:
+        return radiometry
+    return _uniform(
+        1e-3,
+        0.0,
+        len(names),
+        f"assumed reflectance x 1000: the vegetation's median near infrared is {median:.0f}, "
+        f"{median * 1e-4:.3f} at x 10000 where vegetation reflects 0.15-0.6",
         True,
     )
 
