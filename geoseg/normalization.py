@@ -59,7 +59,7 @@ class InputTransform:
 
         Every value such a band can hold is transformed once (:meth:`value_table`) and each pixel
         looked up: one pass over the chip on one core instead of the transform's eight over its
-        floats (a 9 x 512 x 512 uint16 chip: 7 ms against 21-24 ms). The values are
+        floats (a 9 x 512 x 512 uint16 chip: 5 ms against 21-24 ms). The values are
         :meth:`apply_torch`'s, to a unit in the last place (ATen's vectorised and scalar log
         and sigmoid can round a value differently).
         """
@@ -70,13 +70,14 @@ class InputTransform:
         keys = raw.view(np.uint16) if raw.dtype == np.int16 else raw
         out = np.empty(raw.shape, np.float32)
         for band in range(raw.shape[1]):
-            np.take(table[band], keys[:, band], out=out[:, band])
+            # every key is in the table: "clip" only spares numpy's buffered bounds check (-35%)
+            np.take(table[band], keys[:, band], out=out[:, band], mode="clip")
         return out
 
     def value_table(self, dtype: np.dtype) -> np.ndarray | None:
         """Model input ``(bands, values)`` of every value of ``dtype`` (uint8, uint16, int16).
 
-        ``None`` for other types. Made once per transform and type (1 MB a band for 16 bits).
+        ``None`` for other types. Made once per transform and type (256 kB a band for 16 bits).
         """
         name = np.dtype(dtype).name
         return _value_table(self, name) if name in _TABLE_VALUES else None
