@@ -22,7 +22,7 @@ from geoseg.core import Grid
 from geoseg.errors import BandMappingError, EmptySceneError, InvalidSceneError
 from geoseg.inference import tile_multiple
 from geoseg.io.cloud_mask import FLAGGED
-from geoseg.io.scene import Scene, open_scene, read_sample
+from geoseg.io.scene import Scene, fill_pixels, fill_values, open_scene, read_sample
 from geoseg.io.scene_reader import resampled_grid, scene_grid
 from geoseg.models.card import ClassInfo, Legend, ModelCard
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
@@ -277,12 +277,16 @@ def _check_sample(
     scene: Scene, sample: np.ndarray, valid: np.ndarray, radiometry: Radiometry
 ) -> None:
     """Say in one line what the sample shows about fill and about the reflectance scale."""
-    fill = np.all(sample == 0, axis=0)
+    fill = fill_pixels(sample)
     if fill.any():
         share = 100.0 * float(fill.mean())
+        first_band = sample[0][fill]
+        found = [v for v in fill_values(sample.dtype) if (first_band == v).any()]
+        said = " or ".join(f"{v:g}" for v in found) or "fill values"
         log.warning(
-            "%.1f%% of the sampled pixels are 0 in every band: treated as nodata (fill)%s",
+            "%.1f%% of the sampled pixels are %s in every band: treated as nodata (fill)%s",
             share,
+            said,
             "" if scene.nodata is None else f", as well as the declared nodata {scene.nodata:g}",
         )
     scale = np.asarray(radiometry.scale, dtype=np.float64)[:, None]

@@ -188,6 +188,28 @@ def test_undeclared_zero_fill_is_nodata_and_said(
     assert (classes[:, :10] == 255).all() and (classes[:, 10:] != 255).all()
 
 
+@pytest.mark.parametrize(
+    ("dtype", "fill"), [("int16", -9999), ("int16", -32768), ("float32", -9999.0)]
+)
+def test_undeclared_negative_fill_is_nodata_and_said(
+    tmp_path: Path, fake_model: Path, caplog: pytest.LogCaptureFixture, dtype: str, fill: float
+) -> None:
+    data = np.random.default_rng(0).integers(100, 3000, (6, 40, 50)).astype(dtype)
+    data[:, :, :10] = fill  # the fill of many reflectance exports, no nodata declared
+    data[0, 20:, 30:] = fill  # one band at the fill value is not a fill pixel
+    if dtype == "float32":
+        data = data / np.float32(10000)
+        data[:, :, :10] = fill
+    scene = write_raster(tmp_path / "collar.tif", data)
+    out = tmp_path / "classes.tif"
+    with caplog.at_level("WARNING", logger="geoseg"):
+        predict(scene, None, model=fake_model, raster=out)
+    assert f"{fill:g} in every band: treated as nodata" in caplog.text
+    with rasterio.open(out) as src:
+        classes = src.read(1)
+    assert (classes[:, :10] == 255).all() and (classes[:, 10:] != 255).all()
+
+
 def test_decisions_are_said_and_recorded(tmp_path: Path, fake_model: Path) -> None:
     scene = write_raster(tmp_path / "s.tif", np.full((6, 20, 20), 500, np.uint16))
     run = prepare(scene, fake_model, PredictOptions())

@@ -458,21 +458,54 @@ def sample_windows(
     ]
 
 
-def valid_from(data: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
-    """Valid-pixel mask: every band valid by GDAL's masks, finite, and not 0 in every band.
+def fill_values(dtype: Any) -> tuple[float, ...]:
+    """Values that, held by every band of a pixel, make it fill whatever the file declares.
 
-    A pixel that is 0 in every band is fill, whatever the file declares (no sensor measures a
-    reflectance of exactly 0 in every band): an undeclared 0 collar, or a cloud mask written as
-    0 under a wrong nodata tag, must not be classified as land or water. ``masks`` is ``None``
-    where GDAL says every pixel is valid (nothing to read); one mask stands for every band.
+    0 for every type (an undeclared collar; no sensor measures exactly 0 in every band); for
+    signed and float types also -9999 (the fill of many reflectance exports) and the type's
+    lowest value (-32768 for int16), which no reflectance is.
+
+    >>> fill_values("uint16"), fill_values("int16")
+    ((0,), (0, -9999, -32768))
+    """
+    kind = np.dtype(dtype)
+    if kind.kind not in "if":
+        return (0,)
+    low = np.iinfo(kind).min if kind.kind == "i" else float(np.finfo(kind).min)
+    return (0, -9999, int(low) if kind.kind == "i" else low)
+
+
+def fill_pixels(data: np.ndarray) -> np.ndarray:
+    """``(H, W)`` (or ``(N,)`` for ``(bands, N)``): pixels that hold a fill value in every band."""
+    return ~_not_fill(data)
+
+
+def _not_fill(data: np.ndarray) -> np.ndarray:
+    # band by band, so no temporary is larger than one band
+    others = fill_values(data.dtype)[1:]
+    result: np.ndarray | None = None
+    for band in data:
+        not_fill = band != 0
+        for value in others:
+            not_fill &= band != value
+        result = not_fill if result is None else result | not_fill
+    assert result is not None  # a scene has at least one band
+    return result
+
+
+def valid_from(data: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+    """Valid-pixel mask: every band valid by GDAL's masks, finite, and not fill in every band.
+
+    A pixel that holds a fill value (:func:`fill_values`: 0, and -9999 or the type's lowest for
+    signed types) in every band is fill, whatever the file declares: an undeclared collar, or a
+    cloud mask written as 0 under a wrong nodata tag, must not be classified as land or water.
+    ``masks`` is ``None`` where GDAL says every pixel is valid (nothing to read); one mask
+    stands for every band.
 
     Band by band, so no temporary is larger than one band (a whole-stack comparison allocates
     fresh memory the size of the strip and page-faults it in, for every strip of a scene).
     """
-    nonzero: np.ndarray = data[0] != 0
-    for band in data[1:]:
-        nonzero |= band != 0
-    valid = nonzero
+    valid = _not_fill(data)
     for mask in masks if masks is not None else ():
         valid &= mask > 0
     if np.issubdtype(data.dtype, np.floating):
