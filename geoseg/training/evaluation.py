@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoseg.errors import LabelError
+from geoseg.errors import BandMappingError, LabelError
 from geoseg.io.labels import IGNORE
 from geoseg.io.report_files import write_json
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
@@ -173,7 +173,9 @@ def evaluate(
             surface=radiometry.surface,
         ),
     )
-    predicted = _predicted_channels(info, box, loaded, settings, legend.classes, reference.shape)
+    predicted = _predicted_channels(
+        info, box, loaded, settings, legend.classes, reference.shape, named=options.bands is None
+    )
     matrix = ConfusionMatrix(len(legend.classes))
     matrix.update(reference, predicted)
     metrics = SegmentationMetrics.from_confusion(matrix, [c.name for c in legend.classes])
@@ -260,18 +262,33 @@ def _predicted_channels(
     settings: PredictOptions,
     classes: Sequence[ClassInfo],
     shape: tuple[int, ...],
+    named: bool = False,
 ) -> np.ndarray:
     """``predict``'s classes on the ``box`` of the scene, as channels of ``classes``.
 
     Pixels outside the box, or without a class, hold 255 (out of every channel's range).
+    ``settings.bands`` are the scene's bands as indexes; with ``named`` (the user gave no
+    ``--bands``) the copy's own names are used where they give the same bands, so that the run
+    says how the bands were matched as ``predict`` on the scene would.
     """
+    from geoseg.bands import resolve_bands
     from geoseg.io.labels import read_raster
-    from geoseg.io.scene import copy_window
+    from geoseg.io.scene import copy_window, open_scene
     from geoseg.pipeline import predict
 
     r0, r1, c0, c1 = box
     with tempfile.TemporaryDirectory(prefix="geoseg-evaluate-") as tmp:
         part = copy_window(info, box, Path(tmp) / "part.tif")
+        if named and settings.bands is not None:
+            copy = open_scene(part)
+            try:
+                by_names = resolve_bands(
+                    loaded.card.bands, copy.descriptions, None, copy.colors, copy.sensor
+                ).indexes
+            except BandMappingError:
+                by_names = ()
+            if by_names == tuple(int(b) for b in settings.bands):
+                settings = dataclasses.replace(settings, bands=None)
         raster = Path(tmp) / "classes.tif"
         predict(part, None, model=loaded, raster=raster, options=settings)
         predicted_ids = read_raster(raster, (1,))[0][0]
