@@ -173,6 +173,49 @@ def test_an_mtl_of_another_scene_is_not_used(tmp_path: Path) -> None:
     assert open_scene(scene).landsat_mtl is None  # ...but its extent is elsewhere
 
 
+@pytest.mark.parametrize(
+    ("tags", "offset", "surface"),
+    [
+        # as GDAL's SENTINEL2 driver and exporters copy a product's metadata
+        ({"PROCESSING_BASELINE": "05.09", "PRODUCT_TYPE": "S2MSI2A"}, -0.1, True),
+        ({"processing_baseline": "N0400", "product_type": "S2MSI1C"}, -0.1, False),
+        ({"PROCESSING_BASELINE": "03.01", "PRODUCT_TYPE": "S2MSI2A"}, 0.0, True),
+        ({"BOA_ADD_OFFSET_B2": "-1000", "BOA_ADD_OFFSET_B8": "-1000"}, -0.1, True),
+        ({"BOA_ADD_OFFSET": "1000"}, -0.1, True),  # the shift written the other way round
+        ({"RADIO_ADD_OFFSET": "-1000"}, -0.1, False),
+        ({"BOA_ADD_OFFSET": "0", "PRODUCT_TYPE": "S2MSI2A"}, 0.0, True),
+    ],
+)
+def test_a_sentinel2_baseline_said_in_the_tags(
+    tags: dict[str, str], offset: float, surface: bool
+) -> None:
+    got = resolve_radiometry(info(tags=tags), (1, 2, 3, 4, 5, 6), SIX)
+    assert got.scale == (1e-4,) * 6 and got.offset == (offset,) * 6
+    assert got.surface is surface and not got.assumed and "tag" in got.source
+
+
+def test_a_geotiff_s_sentinel2_tags_reach_the_decision(tmp_path: Path) -> None:
+    path = write_raster(tmp_path / "export.tif", np.full((6, 8, 8), 1500, np.uint16))
+    with rasterio.open(path, "r+") as dst:
+        dst.update_tags(PROCESSING_BASELINE="05.10", PRODUCT_TYPE="S2MSI2A")
+    got = resolve_radiometry(open_scene(path).radiometric_info(), (1, 2, 3, 4, 5, 6), SIX)
+    assert got.offset == (-0.1,) * 6 and "PROCESSING_BASELINE" in got.source
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"PROCESSING_BASELINE": "05.09"},  # no level: the offset alone is not enough to say
+        {"BOA_ADD_OFFSET": "-1000", "BOA_QUANTIFICATION_VALUE": "1000"},
+        {"BOA_ADD_OFFSET_B2": "-1000", "BOA_ADD_OFFSET_B3": "0"},  # contradictory
+        {"BOA_ADD_OFFSET": "junk"},
+    ],
+)
+def test_sentinel2_tags_that_say_too_little_are_not_read(tags: dict[str, str]) -> None:
+    got = resolve_radiometry(info(tags=tags), (1, 2, 3, 4, 5, 6), SIX)
+    assert got.assumed and got.offset == (0.0,) * 6
+
+
 def test_undeclared_zero_fill_is_nodata_and_said(
     tmp_path: Path, fake_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -122,6 +122,7 @@ class Scene:
             centre=self.centre_lonlat,
             sensor=self.sensor,
             spacecraft=self.spacecraft,
+            tags=self.tags,
         )
 
     @property

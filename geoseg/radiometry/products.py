@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -111,3 +112,55 @@ def product_from_name(name: str) -> tuple[str, str] | None:
             )
         return key, f"Sentinel-2 {level} by its file name (value / 10000)"
     return None
+
+
+_OFFSET_TAG = re.compile(r"(BOA|RADIO)_ADD_OFFSET(?:_B\w+)?")
+
+
+def sentinel2_from_tags(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """The Sentinel-2 product that a file's tags say, with the reason, or ``None``.
+
+    GeoTIFFs written from a product (GDAL's SENTINEL2 driver, exporters) may carry its
+    ``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET`` (per band or one for all; ESA writes -1000, some
+    tools 1000: the stored values are shifted up either way) or its ``PROCESSING_BASELINE`` with
+    ``PRODUCT_TYPE``. Only a quantification of 10000 (or none said) is read.
+
+    >>> sentinel2_from_tags({"BOA_ADD_OFFSET_B2": "-1000", "BOA_ADD_OFFSET_B3": "-1000"})[0]
+    'sentinel2-l2a-pb04'
+    >>> sentinel2_from_tags({"PROCESSING_BASELINE": "03.01", "PRODUCT_TYPE": "S2MSI1C"})[0]
+    'sentinel2-l1c'
+    >>> sentinel2_from_tags({"PROCESSING_BASELINE": "05.09"}) is None  # which level?
+    True
+    """
+    upper = {key.upper(): str(value).strip() for key, value in tags.items()}
+    quantification = upper.get("BOA_QUANTIFICATION_VALUE") or upper.get("QUANTIFICATION_VALUE")
+    if quantification and _number(quantification) != 10000.0:
+        return None
+    offsets = {key: _number(value) for key, value in upper.items() if _OFFSET_TAG.fullmatch(key)}
+    kind = upper.get("PRODUCT_TYPE", "").upper()
+    level = "l2a" if "2A" in kind else "l1c" if "1C" in kind else ""
+    if offsets:
+        level = "l2a" if any(key.startswith("BOA") for key in offsets) else "l1c"
+        sizes = {abs(value) for value in offsets.values() if value is not None}
+        if None in offsets.values() or len(sizes) != 1 or sizes - {0.0, 1000.0}:
+            return None
+        shifted = sizes == {1000.0}
+        what = f"its {next(iter(offsets))} tag"
+    else:
+        baseline = _number(upper.get("PROCESSING_BASELINE", "").lstrip("Nn"))
+        if baseline is None or not level:
+            return None
+        baseline = baseline / 100 if baseline >= 100 else baseline  # "0509" or "05.09"
+        shifted = baseline >= 4.0
+        what = f"its PROCESSING_BASELINE tag ({baseline:05.2f})"
+    key = f"sentinel2-{level}{'-pb04' if shifted else ''}"
+    rule = "(value - 1000) / 10000" if shifted else "value / 10000"
+    return key, f"Sentinel-2 {level.upper()} by {what} ({rule})"
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

@@ -16,7 +16,12 @@ from geoseg.radiometry.landsat import (
     landsat_level1,
     landsat_radiometry,
 )
-from geoseg.radiometry.products import NAIP_REFLECTANCE, PRODUCTS, product_from_name
+from geoseg.radiometry.products import (
+    NAIP_REFLECTANCE,
+    PRODUCTS,
+    product_from_name,
+    sentinel2_from_tags,
+)
 from geoseg.radiometry.values import (
     Radiometry,
     RadiometryRequest,
@@ -89,6 +94,10 @@ def _from_data(
         return Radiometry(declared_scale, declared_offset, "the file's declared scale/offset")
     if info.landsat_mtl is not None:
         return landsat_radiometry(info.landsat_mtl, band_names, info.landsat_mtl_name or "MTL")
+    by_tags = sentinel2_from_tags(info.tags)
+    if by_tags is not None:
+        product = PRODUCTS[by_tags[0]]
+        return _uniform(product.scale, product.offset, count, by_tags[1], surface=product.surface)
     by_name = product_from_name(info.name)
     if by_name is not None:
         key, why = by_name

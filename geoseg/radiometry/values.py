@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from geoseg.errors import ConfigError
 from geoseg.radiometry.products import PRODUCTS
@@ -81,6 +81,9 @@ class SceneRadiometricInfo:
         ``landsat-oli`` or ``landsat-tm`` where the file says it is Landsat.
     spacecraft : str
         ``LANDSAT_5``, ``LANDSAT_7`` ... where the file says which, else ``""``.
+    tags : mapping
+        The file's metadata tags (Sentinel-2's ``PROCESSING_BASELINE``, ``BOA_ADD_OFFSET`` ...,
+        as GDAL's SENTINEL2 driver and exporters copy them).
     """
 
     name: str
@@ -94,6 +97,7 @@ class SceneRadiometricInfo:
     centre: tuple[float, float] | None = None
     sensor: str | None = None
     spacecraft: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
