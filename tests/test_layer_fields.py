@@ -48,3 +48,16 @@ def test_the_acquisition_date_from_tags_of_any_case_never_a_processing_date(
         with rasterio.open(path, "r+") as dst:
             dst.update_tags(**tags)
         assert open_scene(path).acquired == date, tags
+
+
+def test_an_mtl_date_beats_a_generic_date_tag(tmp_path: Path) -> None:
+    import dataclasses
+
+    from geoseg.io.scene import open_scene
+
+    scene = open_scene(write_raster(tmp_path / "export.tif", np.ones((3, 8, 8), np.uint16)))
+    # a generic DATE tag may be when the file was written: an MTL's acquisition date comes first
+    written = dataclasses.replace(scene, tags={"DATE": "2024-01-01"})
+    assert written.acquired == "2024-01-01"
+    with_mtl = dataclasses.replace(written, landsat_mtl={"DATE_ACQUIRED": "2015-12-05"})
+    assert with_mtl.acquired == "2015-12-05"

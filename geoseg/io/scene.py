@@ -144,15 +144,18 @@ class Scene:
     def acquired(self) -> str:
         """The acquisition date (``YYYY-MM-DD``) the file says, or ``""``.
 
-        From its tags (:data:`DATE_TAGS`, any case), its Landsat MTL, ``TIFFTAG_DATETIME``, else
-        a product name's date (``S2B_MSIL2A_20230705T...``, ``LC08_L1TP_017051_20151205_...``).
-        A processing or production date is never read as the acquisition's.
+        From its acquisition tags (:data:`DATE_TAGS`, any case), its Landsat MTL, then the
+        generic ``DATETIME``/``DATE`` tags and ``TIFFTAG_DATETIME`` (which may be when the file
+        was written, so they come after the MTL), else a product name's date
+        (``S2B_MSIL2A_20230705T...``, ``LC08_L1TP_017051_20151205_...``). A processing or
+        production date is never read as the acquisition's.
         """
         mtl = self.landsat_mtl or {}
         tags = {key.upper(): value for key, value in self.tags.items()}
         for text in (
             *(tags.get(k, "") for k in DATE_TAGS),
             mtl.get("DATE_ACQUIRED", ""),
+            *(tags.get(k, "") for k in GENERIC_DATE_TAGS),
             tags.get("TIFFTAG_DATETIME", "").replace(":", "-", 2),
         ):
             match = re.match(r"(\d{4})-(\d{2})-(\d{2})", text.strip())
@@ -247,7 +250,7 @@ class Scene:
         return "landsat-tm" if 7 in bare else None
 
 
-#: Tags that may hold the acquisition date (exporters' and STAC's names), in the order read.
+#: Tags that hold the acquisition date (exporters' and STAC's names), in the order read.
 DATE_TAGS = (
     "ACQUISITION_DATE",
     "DATE_ACQUIRED",
@@ -258,9 +261,9 @@ DATE_TAGS = (
     "DATATAKE_SENSING_START",
     "PRODUCT_START_TIME",
     "START_DATETIME",
-    "DATETIME",
-    "DATE",
 )
+#: Tags that may hold the acquisition date or when the file was written: read after an MTL.
+GENERIC_DATE_TAGS = ("DATETIME", "DATE")
 #: NAIP quarter-quad file names: m_<quad>_<quarter>_<utm zone>_<resolution>_<date>.
 _NAIP_NAME = re.compile(r"m_\d{7}_(ne|nw|se|sw)_\d{2}_\d{1,3}_\d{8}", re.IGNORECASE)
 #: Tags that may name the sensor (GDAL's and common exporters').
