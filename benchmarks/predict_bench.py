@@ -131,8 +131,38 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
             predictor.classify(batch)
         return (time.perf_counter() - t0) / len(chips) * args.ceiling_tiles
 
+    def time_bare() -> float:
+        """Seconds for ``--ceiling-tiles`` bare forward passes, as a user's own loop runs them.
+
+        The network as it is stored (NCHW, PyTorch's default), random reflectance-like tiles
+        made before each pass, ``torch.autocast`` where the run is bfloat16, batch 1: what
+        ``../shared/tools/peerbench``'s ``model_only.py`` times, to which issue 16 compares.
+        """
+        from geoseg.inference import uses_bf16
+
+        run = prepare(scene, model, options)
+        device = resolve_device(args.device)
+        network = run.model.network.to(device).eval()
+        size = chip_shape(
+            run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model.card)
+        )
+        bf16 = uses_bf16(options.precision, device)
+        generator = torch.Generator().manual_seed(1)
+        seconds = 0.0
+        with torch.inference_mode():
+            for i in range(args.ceiling_tiles + 1):
+                x = torch.rand(1, len(run.bands), *size, generator=generator).mul_(0.3).to(device)
+                t0 = time.perf_counter()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    network(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds += (time.perf_counter() - t0) if i else 0.0  # the first warms up
+        return seconds
+
     # the machine is shared and its speed drifts: time the model alone before and after the run
     before_s = time_ceiling() if args.ceiling_tiles else 0.0
+    bare_before_s = time_bare() if args.ceiling_tiles else 0.0
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     out = Path(out_dir)
     cuda = resolve_device(args.device).type == "cuda"
@@ -168,6 +198,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
         record["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
     if args.ceiling_tiles:
         record["ceiling"] = {"tiles": args.ceiling_tiles, "seconds": [before_s, time_ceiling()]}
+        record["bare"] = {"tiles": args.ceiling_tiles, "seconds": [bare_before_s, time_bare()]}
     return record
 
 
@@ -198,6 +229,10 @@ def run_child(scene: Path, args: argparse.Namespace) -> dict[str, Any]:
         record["model_only_s"] = model_only_s
         record["ceiling_megapixels_per_s"] = record["megapixels"] / model_only_s
         record["pipeline_efficiency"] = model_only_s / record["wall_s"]
+        bare = record["bare"]
+        bare_s = sum(bare["seconds"]) / len(bare["seconds"]) / bare["tiles"] * record["tiles"]
+        record["bare_forward_s"] = bare_s
+        record["overhead_over_bare"] = record["wall_s"] / bare_s
     return record
 
 
@@ -225,6 +260,13 @@ def report(records: list[dict[str, Any]]) -> None:
                 f"  model alone (ceiling): {r['ceiling_megapixels_per_s']:.3f} Mpx/s (timed on "
                 f"{r['ceiling']['tiles']} in-memory tiles before the run: {before:.3f}, after: "
                 f"{after:.3f}); pipeline efficiency {r['pipeline_efficiency']:.3f}"
+            )
+            seconds = r["bare"]["seconds"]
+            print(
+                f"  bare forward passes (NCHW, batch 1, random tiles): {r['bare_forward_s']:.1f} s "
+                f"for {r['tiles']} tiles (timed before: {seconds[0]:.2f} s, after: "
+                f"{seconds[1]:.2f} s for {r['bare']['tiles']}); end to end / bare "
+                f"{r['overhead_over_bare']:.3f}x"
             )
     by_scene: dict[str, list[dict[str, Any]]] = {}
     for r in records:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,12 @@ from conftest import S2_BANDS, make_card, save_fake_model
 from geoseg.bands import normalize_band_name, resolve_bands, scene_band_names
 from geoseg.config import build_config, load_config
 from geoseg.errors import BandMappingError, ConfigError, ModelError
-from geoseg.models.architectures import ARCHITECTURES, build_network, get_architecture
+from geoseg.models.architectures import (
+    ARCHITECTURES,
+    build_network,
+    for_inference,
+    get_architecture,
+)
 from geoseg.models.card import ClassInfo, ModelCard
 from geoseg.models.loading import load_model, load_model_file, save_model_file
 
@@ -53,6 +59,24 @@ def test_every_architecture_maps_bands_to_class_logits(name: str) -> None:
     with torch.inference_mode():
         out = network(torch.zeros(1, 6, size, size))
     assert out.shape == (1, 5, size, size)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_architecture_gives_the_same_logits_in_the_memory_format_it_runs_in(
+    name: str,
+) -> None:
+    # inference runs channels-last where the architecture says it is faster: the function
+    # must not change with the layout (float32; random weights and input, so no ties)
+    params = {"encoder_name": "resnet18"} if name not in ("convnet", "segnet") else {}
+    torch.manual_seed(0)
+    network = for_inference(build_network(name, 6, 5, params))
+    size = 2 * get_architecture(name).size_multiple(params)
+    x = torch.rand(1, 6, size, size)
+    last = copy.deepcopy(network).to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = network(x)
+        out = last(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_unknown_architecture_lists_options() -> None:
