@@ -54,7 +54,7 @@ def main() -> None:
     import rasterio
     import torch
 
-    from geoseg.inference import Chips, Predictor, chip_shape, resolve_device, tile_multiple
+    from geoseg.inference import Chips, Predictor, resolve_device
     from geoseg.io.class_raster_writer import ClassRasterWriter, write_cog
     from geoseg.io.scene_reader import SceneReader
     from geoseg.pipeline import PredictOptions, prepare
@@ -64,9 +64,7 @@ def main() -> None:
 
     run = prepare(args.scene, None, PredictOptions())
     predictor = Predictor(run.model, run.transform, resolve_device("cpu"), legend=run.legend)
-    h, w = chip_shape(
-        run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model.card)
-    )
+    h, w = run.plan.chip_shape
     stages: dict[str, dict[str, float]] = {}
 
     chips: list[Any] = []

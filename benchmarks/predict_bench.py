@@ -85,7 +85,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
     import numpy as np
     import torch
 
-    from geoseg.inference import Chips, Predictor, chip_shape, resolve_device, tile_multiple
+    from geoseg.inference import Chips, Predictor, resolve_device
     from geoseg.io.scene_reader import SceneReader
     from geoseg.pipeline import PredictOptions, predict, prepare
 
@@ -104,9 +104,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
             precision=options.precision,
             legend=run.legend,
         )
-        h, w = chip_shape(
-            run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model.card)
-        )
+        h, w = run.plan.chip_shape
         with SceneReader(run.scene, run.bands, run.grid) as reader:
             strip = next(reader.strips(run.plan))
         # the first strip may be shorter than a chip (chips sit on the CRS's pixel grid):
@@ -143,9 +141,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
         run = prepare(scene, model, options)
         device = resolve_device(args.device)
         network = run.model.network.to(device).eval()
-        size = chip_shape(
-            run.plan.height, run.plan.width, run.plan.tile_size, tile_multiple(run.model.card)
-        )
+        size = (run.plan.tile_size, run.plan.tile_size)  # the tiles a user's loop would cut
         bf16 = uses_bf16(options.precision, device)
         generator = torch.Generator().manual_seed(1)
         seconds = 0.0

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.config import PredictOptions
-from geoseg.inference import Chips, Predictor, chip_shape, grid_origin, pad_chip
+from geoseg.inference import Chips, Predictor, pad_chip
 from geoseg.io.class_raster_writer import ClassRasterWriter, ConfidenceRasterWriter
 from geoseg.io.output_set import OutputSet
 from geoseg.io.scene_reader import SceneReader, Strip
@@ -128,13 +128,9 @@ def classify(
             else outputs.reserve(confidence, "confidence")
         )
     plan = run.plan
-    multiple = predictor.size_multiple
-    geometry = _ChipGeometry(
-        chip_shape(plan.height, plan.width, plan.tile_size, multiple),
-        multiple,
-        grid_origin(run.grid.transform),
-    )
-    batch_size = options.batch_size or predictor.auto_batch_size(geometry.shape)
+    assert plan.multiple == predictor.size_multiple  # prepare planned the tiles for this network
+    geometry = _ChipGeometry(plan)
+    batch_size = options.batch_size or predictor.auto_batch_size(plan.chip_shape)
     # one predictor per date (the first is the scene itself), sharing the network
     predictors = [predictor, *(predictor.with_transform(d.transform) for d in run.dates)]
     # the majority filter holds back a few rows until the rows below them are known
@@ -174,38 +170,25 @@ def classify(
 
 @dataclass(frozen=True)
 class _ChipGeometry:
-    """Where a tile lies in its chip: every chip has one ``shape``, aligned to the absolute grid.
+    """Where a tile lies in its chip: every chip has the plan's one shape, on the absolute grid."""
 
-    ``multiple`` is the network's size multiple and ``origin`` the ``(row, col)`` of the grid's
-    first pixel on the absolute grid (:func:`~geoseg.inference.grid_origin`).
-    """
-
-    shape: tuple[int, int]
-    multiple: int
-    origin: tuple[int, int]
-
-    def before(self, tile: Tile) -> tuple[int, int]:
-        """Padding rows and columns before the tile's first pixel in its chip."""
-        # rows and columns that put the tile's first pixel on the absolute grid of `multiple`
-        if self.multiple <= 1:
-            return (0, 0)
-        return (
-            (self.origin[0] + tile.rows.start) % self.multiple,
-            (self.origin[1] + tile.cols.start) % self.multiple,
-        )
+    plan: TilePlan
 
     def cut(self, strip: Strip, tile: Tile) -> Chips:
         """The tile's chip (a batch of one), padded, out of the strip of its tile row."""
         window = slice(tile.cols.start, tile.cols.stop)
         chip, mask = pad_chip(
-            strip.data[:, :, window], strip.valid[:, window], self.shape, self.before(tile)
+            strip.data[:, :, window],
+            strip.valid[:, window],
+            self.plan.chip_shape,
+            self.plan.before(tile),
         )
         # copies, so a pending chip does not keep its whole strip alive
         return Chips(np.ascontiguousarray(chip)[None], np.ascontiguousarray(mask)[None])
 
     def unpad(self, classes: np.ndarray, tile: Tile) -> np.ndarray:
         """The part of a classified chip that is the tile's own pixels."""
-        top, left = self.before(tile)
+        top, left = self.plan.before(tile)
         return classes[top : top + tile.rows.size, left : left + tile.cols.size]
 
 

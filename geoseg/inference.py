@@ -404,9 +404,10 @@ def grid_origin(transform: object) -> tuple[int, int]:
     """``(row, col)`` of a grid's first pixel on the absolute pixel grid (from the CRS origin).
 
     A network that downsamples (by 2 for Dynamic World's, by 32 for a U-Net) sees a pixel
-    differently depending on where its downsampling grid falls. Chips are placed so that this
-    grid lies on the absolute pixel grid (see :func:`pad_chip`), so every file cut from one scene
-    (a tile archive, a crop) puts the same ground on the same downsampling grid.
+    differently depending on where its downsampling grid falls. Tiles are planned and chips
+    padded so that this grid lies on the absolute pixel grid (see
+    :func:`~geoseg.tiling.axis_spans`), so every file cut from one scene (a tile archive, a
+    crop) puts the same ground on the same downsampling grid.
 
     The index is the floor, not the nearest integer: a grid whose origin lies half a pixel off
     the CRS's round numbers (Landsat resampled to 10 m: x = 440985 m) must shift by exactly the
@@ -428,22 +429,6 @@ def grid_origin(transform: object) -> tuple[int, int]:
     return (math.floor(f / e + 1e-6), math.floor(c / a + 1e-6))
 
 
-def chip_shape(plan_height: int, plan_width: int, tile_size: int, multiple: int) -> tuple[int, int]:
-    """Shape every chip of a plan is padded to.
-
-    That is the tile, clipped to the scene, rounded up to the architecture's multiple, plus one
-    multiple for the padding that aligns chips to the absolute grid (:func:`grid_origin`) when
-    the architecture has one. Chips are padded only as far as the architecture needs, so a model
-    without size constraints sees each tile exactly as it lies in the scene.
-    """
-    extra = multiple if multiple > 1 else 0
-
-    def up(value: int) -> int:
-        return -(-value // multiple) * multiple + extra
-
-    return up(min(tile_size, plan_height)), up(min(tile_size, plan_width))
-
-
 def pad_chip(
     data: np.ndarray,
     valid: np.ndarray,
@@ -452,8 +437,9 @@ def pad_chip(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pad a ``(bands, h, w)`` chip and its mask to ``shape``.
 
-    ``before`` rows and columns go before the chip (to align it, see :func:`grid_origin`), the
-    rest after it. Padded pixels are invalid, so they become 0 after normalization.
+    ``before`` rows and columns go before the chip (to align it:
+    :meth:`~geoseg.tiling.TilePlan.before`), the rest after it. Padded pixels are invalid, so
+    they become 0 after normalization.
     """
     bands, h, w = data.shape
     if (h, w) == shape:
@@ -487,8 +473,8 @@ def probabilities_normalized(
 ) -> np.ndarray:
     """Class probabilities ``(classes, H, W)`` float32 of a model-input ``(bands, H, W)`` image.
 
-    Tiles, their owned cores and chip padding are prediction's own (:func:`plan_tiles`,
-    :func:`chip_shape`, :func:`core_patch`), so scores describe what ``predict`` delivers.
+    Tiles, their owned cores and chip padding are prediction's own (:func:`plan_tiles` on the
+    image's own grid, :func:`core_patch`), so scores describe what ``predict`` delivers.
 
     Parameters
     ----------
@@ -507,8 +493,8 @@ def probabilities_normalized(
     """
     device = device or torch.device("cpu")
     bands, height, width = image.shape
-    plan = plan_tiles(height, width, tile, min(overlap, (tile - 1) // 2))
-    shape = chip_shape(height, width, plan.tile_size, multiple)
+    plan = plan_tiles(height, width, tile, min(overlap, (tile - 1) // 2), multiple=multiple)
+    shape = plan.chip_shape
     tiles = list(plan)
     chips: dict[tuple[int, int], np.ndarray] = {}
     was_training = network.training
@@ -517,12 +503,17 @@ def probabilities_normalized(
         chunk = tiles[first : first + batch_size]
         batch = np.zeros((len(chunk), bands, *shape), dtype=np.float32)
         for k, t in enumerate(chunk):
-            batch[k, :, : t.rows.size, : t.cols.size] = image[
+            top, left = plan.before(t)
+            batch[k, :, top : top + t.rows.size, left : left + t.cols.size] = image[
                 :, t.rows.start : t.rows.stop, t.cols.start : t.cols.stop
             ]
         logits = network(torch.from_numpy(batch).to(device))
         probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
-        chips.update({(t.row, t.col): probabilities[k] for k, t in enumerate(chunk)})
+        for k, t in enumerate(chunk):
+            top, left = plan.before(t)
+            chips[(t.row, t.col)] = probabilities[
+                k, :, top : top + t.rows.size, left : left + t.cols.size
+            ]
     network.train(was_training)
     return assemble(plan, chips)
 

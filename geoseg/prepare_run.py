@@ -20,7 +20,7 @@ from geoseg.bands import BandMatch, resolve_bands
 from geoseg.config import TTA_MODES, PredictOptions
 from geoseg.core import Grid
 from geoseg.errors import BandMappingError, EmptySceneError, InvalidSceneError
-from geoseg.inference import tile_multiple
+from geoseg.inference import grid_origin, tile_multiple
 from geoseg.io.cloud_mask import FLAGGED
 from geoseg.io.scene import Scene, fill_pixels, fill_values, open_scene, read_sample
 from geoseg.io.scene_reader import resampled_grid, scene_grid
@@ -203,7 +203,9 @@ def prepare(
     tile_size = options.tile_size or card.tile_size
     tile_size = math.ceil(tile_size / multiple) * multiple
     overlap = card.overlap if options.overlap is None else options.overlap
-    plan = plan_tiles(grid.height, grid.width, tile_size, overlap)
+    plan = plan_tiles(
+        grid.height, grid.width, tile_size, overlap, grid_origin(grid.transform), multiple
+    )
     others = tuple(_prepare_date(path, scene, loaded, options) for path in dates)
     return PreparedRun(scene, loaded, bands, transform, grid, plan, match, legend, others)
 
