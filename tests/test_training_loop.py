@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 from conftest import S2_BANDS, make_card, save_fake_model, write_raster
 
 from geoseg.errors import ConfigError, LabelError
-from geoseg.models.architectures import build_network
+from geoseg.models.architectures import ARCHITECTURES, build_network
 from geoseg.models.loading import load_model, load_model_file
 from geoseg.training import evaluate, train
 from geoseg.training.config import train_config_from_dict
@@ -126,6 +127,22 @@ def test_resume_gives_the_same_weights(tmp_path: Path, scene: Any) -> None:
     b = load_model_file(resumed.model_path)[1]
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_training_channels_last_learns_the_same_weights(
+    tmp_path: Path, scene: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # networks train in the memory format they run fastest in; the weights must not change
+    assert ARCHITECTURES["convnet"].channels_last
+    last = train(train_config_from_dict(recipe(tmp_path / "a", scene)))
+    plain = dataclasses.replace(ARCHITECTURES["convnet"], channels_last=False)
+    monkeypatch.setitem(ARCHITECTURES, "convnet", plain)
+    first = train(train_config_from_dict(recipe(tmp_path / "b", scene)))
+    a = load_model_file(last.model_path)[1]
+    b = load_model_file(first.model_path)[1]
+    for key in a:
+        assert a[key].is_contiguous()  # the file holds plain layouts either way
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
 def test_fine_tune_from_a_model(tmp_path: Path, scene: Any) -> None:

@@ -44,8 +44,11 @@ def write_model_file(
     """
     values = sum(v.numel() for v in state_dict.values() if v.is_floating_point())
     half = values > HALF_ABOVE
+    # contiguous: a file holds the same bytes whatever memory format the network trained in
     weights = {
-        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+        k: (
+            v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu()
+        ).contiguous()
         for k, v in state_dict.items()
     }
     buffer = _io.BytesIO()

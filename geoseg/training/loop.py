@@ -32,6 +32,7 @@ from geoseg.errors import ConfigError
 from geoseg.inference import resolve_device
 from geoseg.io.atomic import atomic_output
 from geoseg.io.report_files import write_json
+from geoseg.models.architectures import get_architecture
 from geoseg.models.card import ModelCard
 from geoseg.models.loading import save_model_file
 from geoseg.training.balance import class_distribution
@@ -261,6 +262,7 @@ class _Optimisation:
     device: torch.device
     use_amp: bool
     amp_dtype: torch.dtype
+    channels_last: bool
 
     @classmethod
     def build(
@@ -284,6 +286,11 @@ class _Optimisation:
             device
         )
         network.to(device)
+        # as at inference: a training step of the Dynamic World network measured 1.41x faster
+        # channels-last on a 2-core CPU in float32, of a U-Net-ResNet18 1.29x
+        channels_last = get_architecture(card.architecture).channels_last
+        if channels_last:
+            network.to(memory_format=torch.channels_last)
         optimizer = torch.optim.AdamW(
             network.parameters(), lr=optim.lr, weight_decay=optim.weight_decay
         )
@@ -291,7 +298,17 @@ class _Optimisation:
         use_amp = optim.amp and device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-        return cls(network, objective, optimizer, scheduler, scaler, device, use_amp, amp_dtype)
+        return cls(
+            network,
+            objective,
+            optimizer,
+            scheduler,
+            scaler,
+            device,
+            use_amp,
+            amp_dtype,
+            channels_last,
+        )
 
     def resume(self, checkpoint: Path, config: TrainConfig) -> int:
         """Load ``checkpoint`` if there is one: the step it was written at, else 0."""
@@ -324,6 +341,8 @@ class _Optimisation:
     def step(self, batch: Batch) -> torch.Tensor:
         """One optimisation step on ``batch``; its loss, on the device."""
         image = batch.image.to(self.device, non_blocking=True)
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
         labels = batch.labels.to(self.device, non_blocking=True)
         soft = batch.soft.to(self.device, non_blocking=True) if batch.soft is not None else None
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
