@@ -79,6 +79,32 @@ def test_every_architecture_gives_the_same_logits_in_the_memory_format_it_runs_i
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_inference_folds_batch_norms_into_convolutions_without_changing_logits(
+    name: str,
+) -> None:
+    params = {"encoder_name": "resnet18"} if name not in ("convnet", "segnet") else {}
+    torch.manual_seed(0)
+    network = build_network(name, 6, 5, params)
+    for module in network.modules():  # trained-looking statistics, so folding matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert module.running_mean is not None and module.running_var is not None
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    network.eval()
+    ready = for_inference(network)
+    size = 2 * get_architecture(name).size_multiple(params)
+    x = torch.rand(1, 6, size, size)
+    with torch.inference_mode():
+        torch.testing.assert_close(ready(x), network(x), rtol=1e-4, atol=1e-4)
+    norms = [m for m in ready.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if name in ("unet", "pspnet", "fpn", "segnet", "dynamic_world"):
+        assert not norms  # every one of them follows a convolution
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules()) or name == "convnet"
+
+
 def test_unknown_architecture_lists_options() -> None:
     with pytest.raises(
         ModelError,

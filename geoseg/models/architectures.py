@@ -7,6 +7,8 @@ New architectures register here; nothing else in geoseg branches on the architec
 
 from __future__ import annotations
 
+import itertools
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +36,72 @@ class Architecture:
 
 
 def for_inference(network: nn.Module) -> nn.Module:
-    """An eval-mode copy of ``network`` with whatever speed-ups its architecture offers."""
+    """An eval-mode copy of ``network`` with whatever speed-ups its architecture offers.
+
+    Batch norms that directly follow a convolution are folded into it (see
+    :func:`fold_batch_norms`); a network's own ``for_inference`` comes first.
+    """
     import copy
 
     ready = copy.deepcopy(network).eval()
     prepare = getattr(ready, "for_inference", None)
     result: nn.Module = prepare() if callable(prepare) else ready
+    fold_batch_norms(result)
     return result
+
+
+def fold_batch_norms(network: nn.Module) -> int:
+    """Fold every eval-mode batch norm that directly follows a convolution into it, in place.
+
+    An inference batch norm is an affine map per channel, so it folds into the convolution's
+    weights and bias: the same function without a pass over the activations (3,726 batch-norm
+    calls took 0.9 s of a U-Net-ResNet34's 17.7 s on a 16 Mpx scene). Only where the order is
+    known: a convolution followed by a batch norm in an ``nn.Sequential`` (smp's decoder blocks,
+    ResNet downsampling, SegNet), and the ``convK``/``bnK`` pairs of torchvision's ResNet blocks
+    and stem, which apply each ``bnK`` to ``convK``'s output only. Returns how many were folded.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def foldable(conv: object, norm: object) -> bool:
+        return (
+            type(conv) is nn.Conv2d
+            and type(norm) is nn.BatchNorm2d
+            and not norm.training
+            and norm.running_mean is not None
+            and conv.out_channels == norm.num_features
+        )
+
+    folded = 0
+    for module in list(network.modules()):
+        if isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for first, second in itertools.pairwise(names):
+                conv, norm = module._modules[first], module._modules[second]
+                if foldable(conv, norm):
+                    assert isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)
+                    module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                    module._modules[second] = nn.Identity()
+                    folded += 1
+        elif _applies_bn_after_conv(module):
+            for k in (1, 2, 3):
+                block_conv = getattr(module, f"conv{k}", None)
+                block_norm = getattr(module, f"bn{k}", None)
+                if foldable(block_conv, block_norm):
+                    assert isinstance(block_conv, nn.Conv2d)
+                    assert isinstance(block_norm, nn.BatchNorm2d)
+                    setattr(module, f"conv{k}", fuse_conv_bn_eval(block_conv, block_norm))
+                    setattr(module, f"bn{k}", nn.Identity())
+                    folded += 1
+    return folded
+
+
+def _applies_bn_after_conv(module: nn.Module) -> bool:
+    """Whether ``module`` is torchvision's ResNet or one of its blocks (``bnK(convK(x))``)."""
+    # a network without torchvision (Dynamic World's) must not pay for importing it
+    resnet = sys.modules.get("torchvision.models.resnet")
+    if resnet is None:
+        return False
+    return isinstance(module, resnet.BasicBlock | resnet.Bottleneck | resnet.ResNet)
 
 
 def _build_unet(in_channels: int, classes: int, params: Mapping[str, Any]) -> nn.Module:
