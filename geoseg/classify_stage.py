@@ -118,6 +118,7 @@ def classify(
         precision=options.precision,
         legend=run.legend,
         tta=options.tta,
+        own_network=run.owns_model,
     )
     path = outputs.scratch(anchor, "classes")
     confidence_path = None

@@ -119,6 +119,9 @@ class Predictor:
         bilinearly to 1.5 times it (the logits resampled back); chips then lie on a grid of
         twice the network's multiple (:attr:`size_multiple`), so that every scale puts the same
         ground on the same grid in every tile.
+    own_network : bool
+        Ready ``model``'s network for inference in place instead of beside a copy (its weights
+        in memory once): for a model loaded for this predictor alone.
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class Predictor:
         precision: str = "auto",
         legend: Legend | None = None,
         tta: str = "none",
+        own_network: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -141,7 +145,7 @@ class Predictor:
         self.device = device
         self.cuda = device.type == "cuda"
         self.bf16 = uses_bf16(precision, device)
-        self.network: torch.nn.Module = for_inference(model.network).to(device)
+        self.network: torch.nn.Module = for_inference(model.network, own_network).to(device)
         architecture = get_architecture(model.card.architecture)
         self.channels_last = self.cuda or architecture.channels_last
         if self.channels_last:

@@ -70,7 +70,9 @@ class PreparedRun:
 
     ``dates`` are the other dates of a multi-date run (the first is ``scene``): every tile is
     predicted on each date and the class probabilities averaged over the dates where the pixel
-    is valid.
+    is valid. ``owns_model`` says whether the model was loaded for this run alone (from a name
+    or a file, not handed over loaded), so that inference may ready its network in place rather
+    than beside a copy.
     """
 
     scene: Scene
@@ -82,6 +84,7 @@ class PreparedRun:
     band_match: BandMatch
     legend: Legend
     dates: tuple[DateInput, ...] = ()
+    owns_model: bool = False
 
     @property
     def output_grid(self) -> Grid:
@@ -207,7 +210,11 @@ def prepare(
         grid.height, grid.width, tile_size, overlap, grid_origin(grid.transform), multiple
     )
     others = tuple(_prepare_date(path, scene, loaded, options) for path in dates)
-    return PreparedRun(scene, loaded, bands, transform, grid, plan, match, legend, others)
+    # a model geoseg loaded for this run is the run's own: inference may ready it in place
+    owns_model = not isinstance(model, LoadedModel)
+    return PreparedRun(
+        scene, loaded, bands, transform, grid, plan, match, legend, others, owns_model
+    )
 
 
 def _model_grid(scene: Scene, card: ModelCard, options: PredictOptions) -> Grid:

@@ -280,3 +280,25 @@ def test_a_band_count_no_model_takes_is_refused_in_one_line() -> None:
     with pytest.raises(ModelError, match="--bands gives 2 bands and no embedded model takes 2"):
         choose_default_model(("blue", "green", "red", "nir"), requested_bands=2)
     assert choose_default_model((None,) * 9, requested_bands=4) == "landcover-rgbn-dw"
+
+
+def test_a_handed_over_model_is_left_as_it_was_and_a_run_s_own_is_readied_in_place(
+    tmp_path: Path,
+) -> None:
+    from geoseg.inference import Predictor
+    from geoseg.normalization import InputTransform
+    from geoseg.radiometry import Radiometry
+
+    card = make_card(architecture="segnet", arch_params={"widths": [8, 16]})
+    transform = InputTransform(Radiometry((1e-4,) * 6, (0.0,) * 6, "test"), card.normalization)
+    model = load_model(save_fake_model(tmp_path / "m.pt", card))
+
+    def norms(network: torch.nn.Module) -> int:
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())
+
+    before = norms(model.network)
+    shared = Predictor(model, transform, torch.device("cpu"), precision="fp32")
+    assert shared.network is not model.network and norms(shared.network) == 0
+    assert norms(model.network) == before > 0  # the caller's network, untouched
+    own = Predictor(model, transform, torch.device("cpu"), precision="fp32", own_network=True)
+    assert own.network is model.network and norms(model.network) == 0  # one copy in memory
