@@ -8,6 +8,7 @@ therefore predicts each pixel exactly as it would on the whole image: no seams.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ class TilePlan:
             (self.origin[1] + tile.cols.start) % self.multiple,
         )
 
-    @property
+    @functools.cached_property
     def chip_shape(self) -> tuple[int, int]:
         """The shape every chip is padded to: the largest tile with its padding before it.
 

@@ -25,8 +25,8 @@ class Architecture:
 
     ``channels_last`` says whether the network runs faster in channels-last memory format on the
     CPU too (on CUDA every network does). Every architecture here does: on a 2-core AVX512-BF16
-    CPU, a 512 px tile ran 1.2-1.6x faster in bfloat16 and 1.1-1.5x in float32 (U-Net-ResNet34
-    0.257 -> 0.188 s and 0.490 -> 0.399 s; ``benchmarks/memory_format.py``).
+    CPU, a 512 px tile ran 1.27-1.74x faster in bfloat16 and 1.12-1.43x in float32 (U-Net-ResNet34
+    0.218 -> 0.170 s and 0.420 -> 0.368 s; ``benchmarks/memory_format.py``).
     """
 
     build: Callable[[int, int, Mapping[str, Any]], nn.Module]
