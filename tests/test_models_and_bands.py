@@ -51,13 +51,18 @@ def test_card_rejects_bad_values() -> None:
         ModelCard.from_dict({**make_card().to_dict(), "colour_scheme": "x"})
 
 
+def example_network(name: str) -> tuple[torch.nn.Module, int]:
+    """A small example of architecture ``name`` (6 bands, 5 classes, seeded) and a valid size."""
+    params = {"encoder_name": "resnet18"} if name not in ("convnet", "segnet") else {}
+    torch.manual_seed(0)
+    return build_network(name, 6, 5, params), 2 * get_architecture(name).size_multiple(params)
+
+
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_every_architecture_maps_bands_to_class_logits(name: str) -> None:
-    params = {"encoder_name": "resnet18"} if name not in ("convnet", "segnet") else {}
-    network = build_network(name, 6, 5, params).eval()
-    size = 2 * get_architecture(name).size_multiple(params)
+    network, size = example_network(name)
     with torch.inference_mode():
-        out = network(torch.zeros(1, 6, size, size))
+        out = network.eval()(torch.zeros(1, 6, size, size))
     assert out.shape == (1, 5, size, size)
 
 
@@ -67,10 +72,8 @@ def test_every_architecture_gives_the_same_logits_in_the_memory_format_it_runs_i
 ) -> None:
     # inference runs channels-last where the architecture says it is faster: the function
     # must not change with the layout (float32; random weights and input, so no ties)
-    params = {"encoder_name": "resnet18"} if name not in ("convnet", "segnet") else {}
-    torch.manual_seed(0)
-    network = for_inference(build_network(name, 6, 5, params))
-    size = 2 * get_architecture(name).size_multiple(params)
+    network, size = example_network(name)
+    network = for_inference(network)
     x = torch.rand(1, 6, size, size)
     last = copy.deepcopy(network).to(memory_format=torch.channels_last)
     with torch.inference_mode():
@@ -83,9 +86,7 @@ def test_every_architecture_gives_the_same_logits_in_the_memory_format_it_runs_i
 def test_inference_folds_batch_norms_into_convolutions_without_changing_logits(
     name: str,
 ) -> None:
-    params = {"encoder_name": "resnet18"} if name not in ("convnet", "segnet") else {}
-    torch.manual_seed(0)
-    network = build_network(name, 6, 5, params)
+    network, size = example_network(name)
     for module in network.modules():  # trained-looking statistics, so folding matters
         if isinstance(module, torch.nn.BatchNorm2d):
             assert module.running_mean is not None and module.running_var is not None
@@ -95,7 +96,6 @@ def test_inference_folds_batch_norms_into_convolutions_without_changing_logits(
             module.bias.data.uniform_(-0.2, 0.2)
     network.eval()
     ready = for_inference(network)
-    size = 2 * get_architecture(name).size_multiple(params)
     x = torch.rand(1, 6, size, size)
     with torch.inference_mode():
         torch.testing.assert_close(ready(x), network(x), rtol=1e-4, atol=1e-4)
