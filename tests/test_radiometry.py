@@ -407,6 +407,24 @@ def test_integers_with_ten_times_too_dark_vegetation_are_reflectance_x1000() -> 
     assert kept.scale == (1e-4,) * 6
 
 
+def test_floats_in_percent_or_thousandths_are_read_at_their_vegetation_scale() -> None:
+    rng = np.random.default_rng(4)
+    bands = (1, 2, 3, 4, 5, 6)
+    assumed = resolve_radiometry(info(dtype="float32"), bands, SIX)
+    valid = np.ones(2000, bool)
+    land = _land(rng, 0.3, (0.2, 0.5))
+    percent = assume_from_sample(assumed, (land * 100).astype(np.float32), valid, SIX)
+    assert percent.scale == (1e-2,) * 6 and percent.assumed and "percent" in percent.source
+    thousandths = assume_from_sample(assumed, (land * 1e3).astype(np.float32), valid, SIX)
+    assert thousandths.scale == (1e-3,) * 6
+    tenthousandths = assume_from_sample(assumed, (land * 1e4).astype(np.float32), valid, SIX)
+    assert tenthousandths.scale == (1e-4,) * 6
+    # integers are never read as percent: no product stores reflectance so
+    integers = resolve_radiometry(info(), bands, SIX)
+    as_int = assume_from_sample(integers, np.round(land * 100).astype(np.uint16), valid, SIX)
+    assert as_int.scale != (1e-2,) * 6
+
+
 def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:
     bands = (1, 2, 3, 4, 5, 6)
     landsat = resolve_radiometry(info(dtype="uint8"), bands, SIX)

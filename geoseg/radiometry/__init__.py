@@ -17,7 +17,8 @@ this order:
    place as its MTL would state it), Sentinel-2 L1C/L2A (``S2A_MSIL2A_..._N0400_...``:
    x 1e-4, and an offset of -0.1 from processing baseline 04.00 on);
 5. an assumption, said in one line and recorded: floats are reflectance (unless their median is
-   above 2, which reflectance never is: then they are read as 16-bit integers would be), 8-bit
+   above 2, which reflectance never is: then they are read as 16-bit integers would be, or as
+   percent where their vegetation's near infrared says so), 8-bit
    integers ``DN / 255`` (the documented mapping for 8-bit imagery with no radiometric metadata,
    e.g. orthophotos) unless they hold short-wave infrared bands, which only satellites record: then
    Landsat TM/ETM+ DN, converted with their typical radiance gains, the sun elevation of the

@@ -2,13 +2,14 @@
 
 Where nothing in the metadata said what the values are, a sample's darkest percent tells
 Landsat Collection 2 DN from reflectance x 10000, Level-1 from Level-2 DN, and surface from
-top-of-atmosphere reflectance; the brightness of its vegetation tells reflectance x 1000 from
-x 10000 (see :mod:`geoseg.radiometry`).
+top-of-atmosphere reflectance; the brightness of its vegetation tells reflectance x 1000 (and,
+for floats, percent) from x 10000 (see :mod:`geoseg.radiometry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,8 +82,13 @@ def assume_from_sample(
     if values.shape[1] < 100:
         return radiometry
     darkest = darkest_percent(values)
-    decided = _scaled_floats(radiometry, values)
-    decided = _thousandths(decided, values, band_names)
+    # floats are assumed 0-1 reflectance, integers x 10000; vegetation, where there is some,
+    # says which power of ten they are
+    floats = radiometry.assumed and radiometry.scale[0] == 1.0 and not any(radiometry.offset)
+    scales = FLOAT_SCALES if floats else INTEGER_SCALES
+    decided = _vegetation_decade(radiometry, values, band_names, scales)
+    if floats and decided is radiometry:
+        decided = _scaled_floats(radiometry, values)
     swir = [i for i, b in enumerate(band_names) if b in ("swir16", "swir22")]
     floor = float(darkest[swir].min()) if swir else float(darkest.min())
     if decided.assumed and decided.scale[0] == 1e-4 and floor >= LANDSAT_DN_FLOOR:
@@ -152,27 +158,36 @@ def _scaled_floats(radiometry: Radiometry, values: Any) -> Radiometry:
     )
 
 
-#: Median near-infrared of vegetation, as stored, below which integers assumed reflectance
-#: x 10000 are reflectance x 1000: vegetation reflects 0.15-0.6 of the near infrared (x 10000:
-#: 1500-6000; x 1000: 150-600), so a median under 0.1 at x 10000 is the other scale.
-VEGETATION_NIR_FLOOR = 1000.0
+#: Typical near infrared of vegetation, in reflectance (it reflects 0.15-0.6 of it): the scale
+#: that puts the sample's vegetation nearest to it (by ratio) is the file's.
+TYPICAL_VEGETATION_NIR = 0.3
 #: What vegetation is here: NDVI above this, on the stored values (a ratio, whatever the scale).
 VEGETATION_NDVI = 0.5
-#: Stored near infrared below which a pixel is too dark for its NDVI to mean anything (water's
-#: noise): 0.05 at x 1000, far under any vegetation at either scale.
-VEGETATION_NIR_MIN = 50.0
+#: Near infrared, in reflectance at the largest candidate scale, below which a pixel is too dark
+#: for its NDVI to mean anything (water's noise): far under any vegetation at every scale.
+VEGETATION_NIR_MIN = 0.05
 #: Share of the sampled pixels that must be vegetation for the test to speak.
 VEGETATION_SHARE = 0.005
+#: What each scale the vegetation test can choose means.
+DECADE_NAMES = {1.0: "0-1", 1e-2: "percent (x 100)", 1e-3: "x 1000", 1e-4: "x 10000"}
+#: The scales it chooses between for floats (exporters write reflectance, percent, or the
+#: product's integers as floats) and for integers (no product stores percent in integers).
+FLOAT_SCALES = (1.0, 1e-2, 1e-3, 1e-4)
+INTEGER_SCALES = (1e-3, 1e-4)
 
 
-def _thousandths(radiometry: Radiometry, values: Any, band_names: Sequence[str]) -> Radiometry:
-    """Integers assumed reflectance x 10000 whose vegetation is ten times too dark: x 1000.
+def _vegetation_decade(
+    radiometry: Radiometry, values: Any, band_names: Sequence[str], scales: Sequence[float]
+) -> Radiometry:
+    """The power of ten that puts the sample's vegetation where vegetation is.
 
     Reflectance x 1000 products (rsgislib's and other exporters' 16-bit surface reflectance)
     declare nothing; read as x 10000 every band is ten times too dark and the map is nonsense
-    (s2-aberystwyth: 16.7% of its pixels agree with the map of the right scale). Vegetation says
-    which: its near infrared is bright whatever the place. A file without vegetation (open
-    water) keeps x 10000, where its water stays dark either way.
+    (s2-aberystwyth: 16.7% of its pixels agree with the map of the right scale). Floats may be
+    reflectance, percent or a product's integers. Vegetation says which: its near infrared is
+    bright whatever the place, 0.15-0.6, so the scale is the one of ``scales`` that puts its
+    median nearest 0.3. Without vegetation (open water) the assumption stays, and is returned
+    as the same object.
     """
     import numpy as np
 
@@ -181,7 +196,7 @@ def _thousandths(radiometry: Radiometry, values: Any, band_names: Sequence[str])
     if (
         not radiometry.assumed
         or not uniform
-        or radiometry.scale[0] != 1e-4
+        or radiometry.scale[0] not in scales
         or "red" not in names
         or "nir" not in names
     ):
@@ -189,18 +204,22 @@ def _thousandths(radiometry: Radiometry, values: Any, band_names: Sequence[str])
     red = values[names.index("red")].astype(np.float64)
     nir = values[names.index("nir")].astype(np.float64)
     total = nir + red
-    vegetation = (nir >= VEGETATION_NIR_MIN) & (nir - red > VEGETATION_NDVI * total)
+    bright_enough = nir >= VEGETATION_NIR_MIN / scales[0]
+    vegetation = bright_enough & (nir - red > VEGETATION_NDVI * total)
     if vegetation.sum() < max(100, VEGETATION_SHARE * values.shape[1]):
         return radiometry
     median = float(np.median(nir[vegetation]))
-    if median >= VEGETATION_NIR_FLOOR:
+    scale = min(scales, key=lambda s: abs(math.log10(median * s / TYPICAL_VEGETATION_NIR)))
+    if scale == radiometry.scale[0]:
         return radiometry
+    kind = "float data" if scales is FLOAT_SCALES else "integers"
     return _uniform(
-        1e-3,
+        scale,
         0.0,
         len(names),
-        f"assumed reflectance x 1000: the vegetation's median near infrared is {median:.0f}, "
-        f"{median * 1e-4:.3f} at x 10000 where vegetation reflects 0.15-0.6",
+        f"assumed reflectance {DECADE_NAMES[scale]}: {kind} whose vegetation's median near "
+        f"infrared is {median:.4g}, {median * scale:.2f} at that scale (vegetation reflects "
+        "0.15-0.6)",
         True,
     )
 
