@@ -60,6 +60,6 @@ def test_recipe_runs_on_real_data(recipe: Path, shared_data: Path, tmp_path: Pat
     result = train(replace(load_train_config(recipe, overrides), scenes=config.scenes[:4]))
     card, _, _ = load_model_file(result.model_path)
     assert card.name == config.model.name
-    assert card.training["command"].endswith(recipe.name)
+    assert f"geoseg train configs/{recipe.name}" in card.training["command"]
     if any(s.holdout for s in config.scenes):
         assert card.metrics["held_out"]
