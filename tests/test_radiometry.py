@@ -419,11 +419,12 @@ def test_floats_in_percent_or_thousandths_are_read_at_their_vegetation_scale() -
     assert thousandths.scale == (1e-3,) * 6
     tenthousandths = assume_from_sample(assumed, (land * 1e4).astype(np.float32), valid, SIX)
     assert tenthousandths.scale == (1e-4,) * 6
-    # integers are never read as percent (no product stores reflectance so): the nearest
-    # integer scale, x 1000, is taken instead
+    # integers are never read as percent (no product stores reflectance so): at the smallest
+    # integer scale, x 1000, this near infrared (20-50) is too dark to be vegetation, so nothing
+    # is learnt and the type's x 10000 stays
     integers = resolve_radiometry(info(), bands, SIX)
     as_int = assume_from_sample(integers, np.round(land * 100).astype(np.uint16), valid, SIX)
-    assert as_int.scale == (1e-3,) * 6
+    assert as_int.scale == (1e-4,) * 6
 
 
 def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:
