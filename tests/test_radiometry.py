@@ -425,6 +425,10 @@ def test_floats_in_percent_or_thousandths_are_read_at_their_vegetation_scale() -
     integers = resolve_radiometry(info(), bands, SIX)
     as_int = assume_from_sample(integers, np.round(land * 100).astype(np.uint16), valid, SIX)
     assert as_int.scale == (1e-4,) * 6
+    # the data type, not the shape of the assumption, says what is a float: the same integers
+    # under the 0-1 assumption are not offered the float scales (percent among them)
+    as_int_0_1 = assume_from_sample(assumed, np.round(land * 100).astype(np.uint16), valid, SIX)
+    assert as_int_0_1.scale == (1.0,) * 6
 
 
 def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:

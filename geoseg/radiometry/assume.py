@@ -83,8 +83,14 @@ def assume_from_sample(
         return radiometry
     darkest = darkest_percent(values)
     # floats are assumed 0-1 reflectance, integers x 10000; vegetation, where there is some,
-    # says which power of ten they are
-    floats = radiometry.assumed and radiometry.scale[0] == 1.0 and not any(radiometry.offset)
+    # says which power of ten they are. The data type decides what is a float, and only the
+    # 0-1 assumption is open to the float scales (a declared or user-given scale stays)
+    floats = (
+        values.dtype.kind == "f"
+        and radiometry.assumed
+        and radiometry.scale[0] == 1.0
+        and not any(radiometry.offset)
+    )
     scales = FLOAT_SCALES if floats else INTEGER_SCALES
     decided = _vegetation_decade(radiometry, values, band_names, scales)
     if floats and decided is radiometry:
