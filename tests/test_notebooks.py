@@ -14,9 +14,14 @@ REAL_DATA = {"train_your_own.ipynb", "review_loop.ipynb"}
 
 
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "train_your_own.ipynb", "review_loop.ipynb"])
-def test_notebook_executes(name: str, request: pytest.FixtureRequest) -> None:
+def test_notebook_executes(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if name in REAL_DATA:
         request.getfixturevalue("shared_data")  # skips, with the reason, without ../shared/data
+    # the notebooks write into tempfile.mkdtemp() folders a user keeps to look at; under test
+    # the kernel inherits this TMPDIR, so pytest's tmp_path holds them and nothing piles up
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = NotebookClient(
         notebook,
@@ -40,3 +45,4 @@ def test_notebook_executes(name: str, request: pytest.FixtureRequest) -> None:
         if "image/png" in output.get("data", {})
     ]
     assert images, "the notebook should draw the map"
+    assert any(tmp_path.glob("geoseg-*")), "the notebook's outputs should be under TMPDIR"
