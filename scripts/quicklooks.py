@@ -106,7 +106,9 @@ def main(model_name: str, out_dir: Path, scenes: list[Path]) -> None:
         fig.tight_layout()
         fig.savefig(out_dir / f"{scene.stem}.png", dpi=60)
         plt.close(fig)
-        raster.unlink()
+        # the class raster and the sidecars predict writes beside it (style, statistics)
+        for written in (raster, raster.with_suffix(".qml"), Path(f"{raster}.aux.xml")):
+            written.unlink(missing_ok=True)
         logging.info("%s: %s", scene.name, shares[scene.name])
     (out_dir / "classes.json").write_text(json.dumps(shares, indent=2) + "\n")
 
