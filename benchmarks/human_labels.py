@@ -61,23 +61,17 @@ SCENES = (
         None,
         ("blue", "green", "red", "nir", "swir16", "swir22"),
     ),
-    LabelledScene(
-        "Parana polygons (Landsat 8 L1, 2020)",
-        PARANA / "LC08_224078_20200518_rgb.tif",
-        PARANA / "training_polygons.gpkg",
-        "name",
-        PARANA_MAP,
-        ("blue", "green", "red"),
-        ("blue", "green", "red"),
-    ),
-    LabelledScene(
-        "Parana points (Landsat 8 L1, 2020)",
-        PARANA / "LC08_224078_20200518_rgb.tif",
-        PARANA / "training_points.gpkg",
-        "name",
-        PARANA_MAP,
-        ("blue", "green", "red"),
-        ("blue", "green", "red"),
+    *(
+        LabelledScene(
+            f"Parana {kind} (Landsat 8 L1, 2020)",
+            PARANA / "LC08_224078_20200518_rgb.tif",
+            PARANA / f"training_{kind}.gpkg",
+            "name",
+            PARANA_MAP,
+            ("blue", "green", "red"),
+            ("blue", "green", "red"),
+        )
+        for kind in ("polygons", "points")
     ),
 )
 
