@@ -17,6 +17,7 @@ Usage::
 
     .venv/bin/python benchmarks/human_labels.py                      # the embedded students
     .venv/bin/python benchmarks/human_labels.py landcover-rgb-dw runs/rgb-long/landcover-rgb-dw.pt
+    .venv/bin/python benchmarks/human_labels.py --no-resample    # the scenes' own grid as well
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from geoseg.config import PredictOptions
 from geoseg.models.loading import load_model
 from geoseg.training.evaluation import evaluate
 
@@ -76,7 +78,7 @@ SCENES = (
 )
 
 
-def score(model: str, labelled: LabelledScene) -> str | None:
+def score(model: str, labelled: LabelledScene, resample: bool) -> str | None:
     """A table row: recall per class and pixel accuracy; None where the model cannot read it."""
     card = load_model(model).card
     if not set(card.bands) <= set(labelled.bands):
@@ -90,7 +92,7 @@ def score(model: str, labelled: LabelledScene) -> str | None:
         labelled.labels,
         label_map=labelled.label_map,
         label_column=labelled.label_column,
-        bands=bands,
+        options=PredictOptions(bands=bands, device="cpu", resample=resample),
     )
     metrics = result.metrics.to_dict()
     recall = ", ".join(
@@ -98,12 +100,18 @@ def score(model: str, labelled: LabelledScene) -> str | None:
         for name, values in metrics["per_class"].items()
         if values["recall"] is not None
     )
-    return f"| {model} | {labelled.name} | {recall} | {metrics['pixel_accuracy']:.3f} |"
+    grid = "model's 10 m" if resample else "scene's own"
+    return f"| {model} | {labelled.name}, {grid} | {recall} | {metrics['pixel_accuracy']:.3f} |"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=list(STUDENTS), help="names or model files")
+    parser.add_argument(
+        "--no-resample",
+        action="store_true",
+        help="also score on the scenes' own 30 m grid (--no-resample), not only resampled to 10 m",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     missing = [str(s.scene) for s in SCENES if not s.scene.exists()]
@@ -113,9 +121,10 @@ def main() -> None:
     print("|---|---|---|---|")
     for model in args.models:
         for labelled in SCENES:
-            row = score(model, labelled)
-            if row is not None:
-                print(row, flush=True)
+            for resample in (True, False) if args.no_resample else (True,):
+                row = score(model, labelled, resample)
+                if row is not None:
+                    print(row, flush=True)
 
 
 if __name__ == "__main__":
