@@ -23,12 +23,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +36,6 @@ from geoseg.inference import Chips, probabilities_normalized, tile_multiple
 from geoseg.io.labels import IGNORE
 from geoseg.models.loading import load_model
 from geoseg.training.config import load_train_config
-from geoseg.training.evaluation import evaluate
 from geoseg.training.initialization import load_teacher
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
 from geoseg.training.prepare import SceneData, prepare_scene
@@ -145,54 +142,16 @@ def top_class_rule() -> Iterator[None]:
 
 
 def human() -> None:
-    """Print each rule's scores on the human polygons (and Parana's points)."""
-    amazon, parana = SHARED / "landsat5-amazon-rstoolbox", SHARED / "landsat8-parana"
-    amazon_map = {
-        "forest": "forest",
-        "water": "water",
-        "cleared": "farmland",
-        "fallen_dry": "other",
-    }
-    parana_map = {"water": "water", "crop": "farmland", "tree": "forest", "developed": "urban"}
-    parana_scene: dict[str, Any] = dict(
-        scene=parana / "LC08_224078_20200518_rgb.tif",
-        label_map=parana_map,
-        label_column="name",
-        bands=("3", "2", "1"),
-    )
-    jobs: dict[str, dict[str, Any]] = {
-        "Amazon polygons (landcover-s2-dw6)": dict(
-            scene=amazon / "LT05_1988-08-14_B1-B7.tif",
-            labels=amazon / "training_polygons.gpkg",
-            label_map=amazon_map,
-            label_column="class",
-        ),
-        "Parana polygons (landcover-rgb-dw)": {
-            **parana_scene,
-            "labels": parana / "training_polygons.gpkg",
-        },
-        "Parana points (landcover-rgb-dw)": {
-            **parana_scene,
-            "labels": parana / "training_points.gpkg",
-        },
-    }
+    """Print each rule's scores on the human labels, each scene with the model for its bands."""
+    # a sibling script (benchmarks/ is on the path when this one runs): one list of the scenes
+    from human_labels import SCENES, score
+
     for rule in RULES:
-        for what, job in jobs.items():
-            if rule == "top":
-                with top_class_rule():
-                    result = evaluate(None, **job)
-            else:
-                result = evaluate(None, **job)
-            metrics = result.metrics.to_dict()
-            recall = {
-                k: round(v["recall"], 3)
-                for k, v in metrics["per_class"].items()
-                if v["recall"] is not None
-            }
-            print(
-                f"{what}, delivered by {rule}: pixel accuracy {metrics['pixel_accuracy']:.3f}, "
-                f"recall {json.dumps(recall)}"
-            )
+        for labelled in SCENES:
+            model = "landcover-rgb-dw" if labelled.unnamed_order else "landcover-s2-dw6"
+            with top_class_rule() if rule == "top" else nullcontext():
+                row = score(model, labelled, resample=True)
+            print(f"delivered by {rule}: {row}")
 
 
 def main() -> None:
