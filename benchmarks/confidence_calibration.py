@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -85,7 +86,7 @@ def main() -> None:
             print(f"| {low}-{min(high, 100)}% | {chosen.mean():.3f} | {right[chosen].mean():.3f} |")
 
 
-def _classes(tags: dict[str, str]) -> list[dict[str, object]]:
+def _classes(tags: dict[str, str]) -> list[dict[str, Any]]:
     import json
 
     from geoseg.core import CLASSES_TAG

@@ -34,7 +34,7 @@ def main() -> None:
         raise SystemExit(f"needs {toa} (../shared/data beside the repository)")
     as_toa = RadiometryRequest(scale=(2.75e-5,), offset=(-0.2,), surface=False, source="no path")
     with tempfile.TemporaryDirectory() as tmp:
-        maps = {}
+        maps: dict[str, np.ndarray] = {}
         runs = {
             "level-1": (toa, PredictOptions()),
             "level-2 with the path": (surface, PredictOptions()),

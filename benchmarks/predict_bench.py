@@ -127,7 +127,7 @@ def measure(scene: str, out_dir: str, args: argparse.Namespace) -> dict[str, Any
         t0 = time.perf_counter()
         for batch in batches:
             predictor.classify(batch)
-        return (time.perf_counter() - t0) / len(chips) * args.ceiling_tiles
+        return float((time.perf_counter() - t0) / len(chips) * args.ceiling_tiles)
 
     def time_bare() -> float:
         """Seconds for ``--ceiling-tiles`` bare forward passes, as a user's own loop runs them.

@@ -49,8 +49,10 @@ RULES = ("sum", "top")
 def view(probabilities: np.ndarray, groups: np.ndarray, rule: str) -> np.ndarray:
     """Group index ``(H, W)`` of ``(classes, H, W)`` probabilities under ``rule``."""
     if rule == "sum":
-        return np.einsum("chw,cg->ghw", probabilities, groups).argmax(axis=0)
-    return groups.argmax(axis=1)[probabilities.argmax(axis=0)]
+        summed: np.ndarray = np.einsum("chw,cg->ghw", probabilities, groups).argmax(axis=0)
+        return summed
+    top: np.ndarray = groups.argmax(axis=1)[probabilities.argmax(axis=0)]
+    return top
 
 
 def held_out(models: list[str], recipe: Path, coarsen: int) -> None:
@@ -100,9 +102,9 @@ def held_out(models: list[str], recipe: Path, coarsen: int) -> None:
                 matrix = ConfusionMatrix(len(names))
                 matrix.update(reference, view(probabilities, groups, rule))
                 pooled[rule, ref].merge(matrix)
-                blocks[rule, ref][scene.name] = SegmentationMetrics.from_confusion(
-                    matrix, names
-                ).miou
+                miou = SegmentationMetrics.from_confusion(matrix, names).miou
+                if miou is not None:  # None: no class of the view in this block
+                    blocks[rule, ref][scene.name] = miou
         for (rule, ref), matrix in pooled.items():
             metrics = SegmentationMetrics.from_confusion(matrix, names)
             per_block = _per_block(blocks[rule, ref])

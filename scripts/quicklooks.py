@@ -45,7 +45,8 @@ def true_color(path: Path, rgb: tuple[int, int, int]) -> np.ndarray:
     with rasterio.open(path) as src:
         data = src.read(list(rgb)).astype(np.float32)
     low, high = np.percentile(data, [2, 98], axis=(1, 2), keepdims=True)
-    return np.clip((data - low) / np.maximum(high - low, 1e-6), 0, 1).transpose(1, 2, 0)
+    image: np.ndarray = np.clip((data - low) / np.maximum(high - low, 1e-6), 0, 1)
+    return image.transpose(1, 2, 0)
 
 
 # What the files do not say about themselves, as a user would pass it (band order, product)
@@ -91,7 +92,7 @@ def main(model_name: str, out_dir: Path, scenes: list[Path]) -> None:
             c.name: round(float((classes[valid] == c.id).mean()), 3) for c in classes_shown
         }
         fig, axes = plt.subplots(1, 2, figsize=(12, 6))
-        rgb = (3, 2, 1) if order is None or "red" in order[:3] else (1, 2, 3)
+        rgb = (3, 2, 1) if not isinstance(order, tuple) or "red" in order[:3] else (1, 2, 3)
         axes[0].imshow(true_color(scene, rgb))
         axes[0].set_title(scene.stem[:48], fontsize=8)
         shown = np.ma.masked_equal(classes, 255)
