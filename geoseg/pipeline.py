@@ -45,8 +45,8 @@ from geoseg.io.output_set import OutputSet, check_outputs
 from geoseg.io.polygon_confidence import add_mean_confidence
 from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
 from geoseg.memory import bound_heap_growth
+from geoseg.models.card import GSD_TOLERANCE as GSD_TOLERANCE
 from geoseg.models.loading import LoadedModel
-from geoseg.prepare_run import GSD_TOLERANCE as GSD_TOLERANCE
 from geoseg.prepare_run import MAX_UPSAMPLING as MAX_UPSAMPLING
 from geoseg.prepare_run import DateInput as DateInput
 from geoseg.prepare_run import PreparedRun as PreparedRun

@@ -24,7 +24,7 @@ from geoseg.inference import grid_origin, tile_multiple
 from geoseg.io.cloud_mask import FLAGGED
 from geoseg.io.scene import Scene, fill_pixels, fill_values, open_scene, read_sample
 from geoseg.io.scene_reader import resampled_grid, scene_grid
-from geoseg.models.card import ClassInfo, Legend, ModelCard
+from geoseg.models.card import GSD_TOLERANCE, ClassInfo, Legend, ModelCard
 from geoseg.models.loading import LoadedModel, choose_default_model, load_model
 from geoseg.normalization import InputTransform
 from geoseg.radiometry import (
@@ -39,9 +39,8 @@ from geoseg.tiling import TilePlan, plan_tiles
 # name (``geoseg batch`` keeps it to warnings)
 log = logging.getLogger("geoseg.pipeline")
 
-# Resample when the scene's pixel size differs from the model's by more than this ratio; never
+# Resample when the scene's pixel size differs from the model's by more than GSD_TOLERANCE; never
 # upsample by more than MAX_UPSAMPLING per side (finer pixels than that add cost, not information).
-GSD_TOLERANCE = 1.25
 MAX_UPSAMPLING = 4.0
 
 
@@ -172,7 +171,9 @@ def prepare(
     scene = open_scene(scene_path)
     if model is None:
         requested = len(options.bands) if options.bands else None
-        name = choose_default_model(scene.descriptions, scene.colors, scene.sensor, requested)
+        name = choose_default_model(
+            scene.descriptions, scene.colors, scene.sensor, requested, scene.gsd
+        )
         log.info("using embedded model %s (no --model given)", name)
         model = name
     loaded = model if isinstance(model, LoadedModel) else load_model(model)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from conftest import S2_BANDS, make_card, save_fake_model
+from affine import Affine
+from conftest import S2_BANDS, make_card, save_fake_model, write_raster
 
 from geoseg.bands import normalize_band_name, resolve_bands, scene_band_names
 from geoseg.config import build_config, load_config
@@ -272,6 +275,69 @@ def test_the_default_model_is_the_first_whose_bands_the_scene_names(
     from geoseg.models.loading import choose_default_model
 
     assert choose_default_model(descriptions) == model
+
+
+_S2_NINE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12")
+
+
+@pytest.mark.parametrize(
+    ("descriptions", "pixel_size", "model"),
+    [
+        (_S2_NINE, None, "landcover-s2-dw"),
+        (_S2_NINE, 5.0, "landcover-s2-dw"),  # finer pixels are averaged down to 10 m
+        (_S2_NINE, 12.0, "landcover-s2-dw"),  # within the tolerance of its 10 m
+        (_S2_NINE, 20.0, "landcover-s2-dw6"),  # a Sentinel-2 L2A 20 m stack
+        (_S2_NINE, 60.0, "landcover-s2-dw6"),  # none trained that coarse: the coarsest
+        (("red", "green", "blue"), 30.0, "landcover-rgb-dw"),  # the only one that fits
+    ],
+)
+def test_a_scene_coarser_than_dynamic_world_was_trained_for_gets_a_student_trained_for_it(
+    descriptions: tuple[str, ...],
+    pixel_size: float | None,
+    model: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from geoseg.models.loading import choose_default_model
+
+    with caplog.at_level(logging.INFO, logger="geoseg"):
+        assert choose_default_model(descriptions, pixel_size_m=pixel_size) == model
+    said = "landcover-s2-dw also fits the scene's bands, but was trained for pixels of 10 m"
+    assert (said in caplog.text) == (model == "landcover-s2-dw6")
+
+
+def test_the_coarsest_pixels_a_model_holds_at_come_from_its_recipe() -> None:
+    from geoseg.models.loading import embedded_model_paths, load_model_file
+
+    coarsest = {
+        name: load_model_file(path)[0].coarsest_gsd for name, path in embedded_model_paths().items()
+    }
+    # Dynamic World was trained on 10 m pixels; the students with resolution augmentation to 3x
+    assert coarsest == {
+        "landcover-s2-dw": 10.0,
+        "landcover-s2-dw6": 30.0,
+        "landcover-rgbn-dw": 30.0,
+        "landcover-rgb-dw": 30.0,
+    }
+    assert make_card(gsd=None).coarsest_gsd is None
+    assert make_card(gsd=None).holds_at(1000.0)
+
+
+def test_a_20_m_sentinel2_stack_is_predicted_by_the_six_band_model(tmp_path: Path) -> None:
+    from geoseg.config import PredictOptions
+    from geoseg.pipeline import prepare
+    from geoseg.radiometry import RadiometryRequest
+
+    data = np.full((9, 24, 24), 1500, np.uint16)
+    scene = write_raster(
+        tmp_path / "s2_20m.tif",
+        data,
+        descriptions=_S2_NINE,
+        transform=Affine(20.0, 0, 300000, 0, -20.0, 4000000),
+    )
+    options = PredictOptions(radiometry=RadiometryRequest(product="sentinel2-l1c"))
+    assert prepare(scene, None, options).model.card.name == "landcover-s2-dw6"
+    ten = write_raster(tmp_path / "s2_10m.tif", data, descriptions=_S2_NINE)
+    assert prepare(ten, None, options).model.card.name == "landcover-s2-dw"
 
 
 def test_a_band_count_no_model_takes_is_refused_in_one_line() -> None:

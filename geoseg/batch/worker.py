@@ -169,7 +169,9 @@ def _worker_model(task: SceneTask) -> LoadedModel:
 
     if task.model is None:
         scene = open_scene(task.source)
-        name = choose_default_model(scene.descriptions, scene.colors, scene.sensor)
+        name = choose_default_model(
+            scene.descriptions, scene.colors, scene.sensor, pixel_size_m=scene.gsd
+        )
     else:
         name = task.model
     cache_key = (name, task.model_sha256)

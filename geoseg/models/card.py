@@ -13,6 +13,9 @@ from typing import Any, Literal
 from geoseg.core import ClassInfo as ClassInfo  # re-exported: a card's classes
 from geoseg.errors import ModelError
 
+#: Pixel sizes within this ratio of a model's are taken as its own (prediction does not resample).
+GSD_TOLERANCE = 1.25
+
 NormalizationMethod = Literal["log_sigmoid", "standard", "scene_percentile", "fixed"]
 
 #: Methods of model files made before inputs were physical; such models are refused at load time.
@@ -200,6 +203,40 @@ class ModelCard:
         self.legend(self.default_legend)  # raises if unknown
 
     @property
+    def coarsest_gsd(self) -> float | None:
+        """The coarsest pixel size, in metres, the model was trained to see; ``None``: any.
+
+        A model geoseg trained with resolution augmentation (its recipe's ``augment.blur_range``,
+        with ``augment.blur_probability`` above 0) saw its own pixel size up to that many times
+        coarser; any other model (Dynamic World itself) is taken to hold at its own pixel size
+        only. Finer scenes do not count: prediction averages them down to the model's pixels.
+
+        >>> from geoseg.core import ClassInfo
+        >>> card = ModelCard("m", "unet", ("red",), (ClassInfo(0, "water", "#0000ff"),), gsd=10.0)
+        >>> card.coarsest_gsd
+        10.0
+        >>> augment = {"blur_probability": 0.3, "blur_range": [1.5, 3.0]}
+        >>> card.with_updates(training={"recipe": {"augment": augment}}).coarsest_gsd
+        30.0
+        """
+        if self.gsd is None:
+            return None
+        recipe = self.training.get("recipe")
+        augment = recipe.get("augment") if isinstance(recipe, Mapping) else None
+        if isinstance(augment, Mapping) and float(augment.get("blur_probability") or 0.0) > 0:
+            factors = augment.get("blur_range") or (1.0,)
+            return self.gsd * max(1.0, *(float(f) for f in factors))
+        return self.gsd
+
+    def holds_at(self, pixel_size_m: float) -> bool:
+        """Whether the model was trained for scene pixels of ``pixel_size_m`` metres.
+
+        That is, no coarser than :attr:`coarsest_gsd` by more than :data:`GSD_TOLERANCE`.
+        """
+        coarsest = self.coarsest_gsd
+        return coarsest is None or pixel_size_m <= coarsest * GSD_TOLERANCE
+
+    @property
     def num_classes(self) -> int:
         """Number of output classes (logit channels)."""
         return len(self.classes)
@@ -268,7 +305,16 @@ class ModelCard:
             )
         else:
             lines.append("normalization (reflectance - mean) / std, fixed per band")
-        lines.append(f"pixel size    {f'{self.gsd:g} m' if self.gsd else 'any'}")
+        if self.gsd is None:
+            pixels = "any"
+        elif self.coarsest_gsd == self.gsd:
+            pixels = f"{self.gsd:g} m (trained at that size only; other scenes are resampled to it)"
+        else:
+            pixels = (
+                f"{self.gsd:g} m (trained for scenes of {self.gsd:g}-{self.coarsest_gsd:g} m, "
+                "resampled to it)"
+            )
+        lines.append(f"pixel size    {pixels}")
         lines.append(f"tiles         {self.tile_size} px, overlap {self.overlap} px")
         default = self.legend()
         lines += [

@@ -143,7 +143,9 @@ def evaluate(
     info = open_scene(scene)
     if model is None:
         requested = len(options.bands) if options.bands else None
-        model = choose_default_model(info.descriptions, info.colors, info.sensor, requested)
+        model = choose_default_model(
+            info.descriptions, info.colors, info.sensor, requested, info.gsd
+        )
     loaded = load_model(model)
     card = loaded.card
     legend = card.legend(options.legend)
