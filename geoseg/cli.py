@@ -187,21 +187,25 @@ def models() -> None:
         return
     order = {name: i for i, name in enumerate(DEFAULT_MODELS)}
     cards.sort(key=lambda item: order.get(item[0].name, len(order)))
-    click.echo(f"{'model':<20} {'bands':<62} {'pixel':>6}  fits")
+    click.echo(f"{'model':<20} {'bands':<62} {'pixels':>8}  fits")
     for card, _ in cards:
-        pixel = f"{card.gsd:g} m" if card.gsd else "any"
+        coarsest = card.coarsest_gsd
+        pixel = "any" if coarsest is None else f"{card.gsd:g}-{coarsest:g} m"
+        if coarsest == card.gsd:
+            pixel = f"{card.gsd:g} m"
         fits = ", ".join(_FITS.get(card.name, ())) or "scenes with these bands"
         mark = " (default for these bands)" if card.name in order else ""
-        click.echo(f"{card.name:<20} {','.join(card.bands):<62} {pixel:>6}  {fits}{mark}")
+        click.echo(f"{card.name:<20} {','.join(card.bands):<62} {pixel:>8}  {fits}{mark}")
     click.echo(
-        "\nWith no --model, predict takes the first model above whose bands the scene names; "
-        "geoseg info MODEL prints a card."
+        "\nWith no --model, predict takes the first model above whose bands the scene names "
+        "and that was trained for pixels as coarse as the scene's (finer scenes are averaged "
+        "down); geoseg info MODEL prints a card."
     )
 
 
 # which scenes each embedded model is meant for (for `geoseg models`)
 _FITS: dict[str, tuple[str, ...]] = {
-    "landcover-s2-dw": ("Sentinel-2 with red-edge bands",),
+    "landcover-s2-dw": ("Sentinel-2 at 10 m with red-edge bands",),
     "landcover-s2-dw6": ("Sentinel-2", "Landsat 4-9"),
     "landcover-rgbn-dw": ("NAIP", "4-band aerial"),
     "landcover-rgb-dw": ("orthophotos", "RGB"),

@@ -98,6 +98,10 @@ def test_models_lists_every_embedded_model() -> None:
     assert result.exit_code == 0
     for name in embedded_model_paths():
         assert name in result.output
+    # the pixel sizes each was trained for, which the default choice also weighs
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert " 10 m " in lines["landcover-s2-dw"]
+    assert " 10-30 m " in lines["landcover-s2-dw6"]
 
 
 def test_unknown_model_for_info_is_one_line() -> None:
