@@ -71,7 +71,7 @@ class PreparedRun:
     predicted on each date and the class probabilities averaged over the dates where the pixel
     is valid. ``owns_model`` says whether the model was loaded for this run alone (from a name
     or a file, not handed over loaded), so that inference may ready its network in place rather
-    than beside a copy.
+    than beside a copy. ``model_choice`` says how the model was picked, for the run report.
     """
 
     scene: Scene
@@ -84,6 +84,7 @@ class PreparedRun:
     legend: Legend
     dates: tuple[DateInput, ...] = ()
     owns_model: bool = False
+    model_choice: str = "given by the caller"
 
     @property
     def output_grid(self) -> Grid:
@@ -117,6 +118,7 @@ class PreparedRun:
         """What geoseg decided about the input, for the run report and provenance."""
         card = self.model.card
         decided: dict[str, Any] = {
+            "model": self.model_choice,
             "bands": self.band_match.describe(card.bands, self.scene.descriptions),
             "radiometry": self.radiometry.to_dict(),
             "legend": self.legend.name,
@@ -169,13 +171,14 @@ def prepare(
         Any problem with the scene, the model, the bands or the options, before work starts.
     """
     scene = open_scene(scene_path)
+    model_choice = "given by the caller"
     if model is None:
         requested = len(options.bands) if options.bands else None
-        name = choose_default_model(
+        choice = choose_default_model(
             scene.descriptions, scene.colors, scene.sensor, requested, scene.gsd
         )
-        log.info("using embedded model %s (no --model given)", name)
-        model = name
+        log.info("using embedded model %s (%s)", choice.name, choice.why)
+        model, model_choice = choice.name, choice.why
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     card = loaded.card
     legend = card.legend(options.legend)
@@ -214,7 +217,7 @@ def prepare(
     # a model geoseg loaded for this run is the run's own: inference may ready it in place
     owns_model = not isinstance(model, LoadedModel)
     return PreparedRun(
-        scene, loaded, bands, transform, grid, plan, match, legend, others, owns_model
+        scene, loaded, bands, transform, grid, plan, match, legend, others, owns_model, model_choice
     )
 
 

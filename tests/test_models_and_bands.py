@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,7 +273,7 @@ def test_the_default_model_is_the_first_whose_bands_the_scene_names(
 ) -> None:
     from geoseg.models.loading import choose_default_model
 
-    assert choose_default_model(descriptions) == model
+    assert choose_default_model(descriptions).name == model
 
 
 _S2_NINE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12")
@@ -288,6 +287,7 @@ _S2_NINE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12")
         (_S2_NINE, 12.0, "landcover-s2-dw"),  # within the tolerance of its 10 m
         (_S2_NINE, 20.0, "landcover-s2-dw6"),  # a Sentinel-2 L2A 20 m stack
         (_S2_NINE, 60.0, "landcover-s2-dw6"),  # none trained that coarse: the coarsest
+        (("red", "green", "blue"), 60.0, "landcover-rgb-dw"),
         (("red", "green", "blue"), 30.0, "landcover-rgb-dw"),  # the only one that fits
     ],
 )
@@ -295,14 +295,15 @@ def test_a_scene_coarser_than_dynamic_world_was_trained_for_gets_a_student_train
     descriptions: tuple[str, ...],
     pixel_size: float | None,
     model: str,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from geoseg.models.loading import choose_default_model
 
-    with caplog.at_level(logging.INFO, logger="geoseg"):
-        assert choose_default_model(descriptions, pixel_size_m=pixel_size) == model
-    said = "landcover-s2-dw also fits the scene's bands, but was trained for pixels of 10 m"
-    assert (said in caplog.text) == (model == "landcover-s2-dw6")
+    choice = choose_default_model(descriptions, pixel_size_m=pixel_size)
+    assert choice.name == model
+    skipped = "is landcover-s2-dw, trained for pixels of 10 m at most"
+    assert (skipped in choice.why) == (model == "landcover-s2-dw6")
+    coarser_than_all = model == "landcover-rgb-dw" and pixel_size == 60.0
+    assert ("none was trained for pixels as coarse" in choice.why) == coarser_than_all
 
 
 def test_the_coarsest_pixels_a_model_holds_at_come_from_its_recipe() -> None:
@@ -335,9 +336,16 @@ def test_a_20_m_sentinel2_stack_is_predicted_by_the_six_band_model(tmp_path: Pat
         transform=Affine(20.0, 0, 300000, 0, -20.0, 4000000),
     )
     options = PredictOptions(radiometry=RadiometryRequest(product="sentinel2-l1c"))
-    assert prepare(scene, None, options).model.card.name == "landcover-s2-dw6"
+    run = prepare(scene, None, options)
+    assert run.model.card.name == "landcover-s2-dw6"
+    # the run report says why
+    assert "the scene's are 20.0 m: landcover-s2-dw6" in run.decisions()["model"]
     ten = write_raster(tmp_path / "s2_10m.tif", data, descriptions=_S2_NINE)
-    assert prepare(ten, None, options).model.card.name == "landcover-s2-dw"
+    run = prepare(ten, None, options)
+    assert run.model.card.name == "landcover-s2-dw"
+    first = "no --model: the first embedded model whose bands the scene names"
+    assert run.decisions()["model"] == first
+    assert prepare(ten, "landcover-s2-dw6", options).decisions()["model"] == "given by the caller"
 
 
 def test_a_band_count_no_model_takes_is_refused_in_one_line() -> None:
@@ -345,7 +353,7 @@ def test_a_band_count_no_model_takes_is_refused_in_one_line() -> None:
 
     with pytest.raises(ModelError, match="--bands gives 2 bands and no embedded model takes 2"):
         choose_default_model(("blue", "green", "red", "nir"), requested_bands=2)
-    assert choose_default_model((None,) * 9, requested_bands=4) == "landcover-rgbn-dw"
+    assert choose_default_model((None,) * 9, requested_bands=4).name == "landcover-rgbn-dw"
 
 
 def test_a_handed_over_model_is_left_as_it_was_and_a_run_s_own_is_readied_in_place(

@@ -171,7 +171,7 @@ def _worker_model(task: SceneTask) -> LoadedModel:
         scene = open_scene(task.source)
         name = choose_default_model(
             scene.descriptions, scene.colors, scene.sensor, pixel_size_m=scene.gsd
-        )
+        ).name
     else:
         name = task.model
     cache_key = (name, task.model_sha256)

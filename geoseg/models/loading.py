@@ -6,7 +6,6 @@ built (and checked) here, so the I/O layer never imports the models package.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from geoseg.errors import ModelError
 from geoseg.io.model_file import read_model_file, write_model_file
 from geoseg.models.architectures import build_network
 from geoseg.models.card import ModelCard
-
-log = logging.getLogger("geoseg.pipeline")
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_SUFFIX = ".pt"
@@ -136,14 +133,25 @@ def read_embedded_cards() -> list[tuple[ModelCard, str]]:
     return cards
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """The embedded model picked for a scene given no ``--model``, and why.
+
+    ``why`` is one line for the log and the run report.
+    """
+
+    name: str
+    why: str
+
+
 def choose_default_model(
     band_descriptions: tuple[str | None, ...],
     colors: tuple[str, ...] = (),
     sensor: str | None = None,
     requested_bands: int | None = None,
     pixel_size_m: float | None = None,
-) -> str:
-    """Pick the embedded model to use for a scene when none is named.
+) -> ModelChoice:
+    """Pick the embedded model to use for a scene when none is named, and say why.
 
     The models whose bands the scene's band names (descriptions, else color interpretation) all
     include are candidates (with ``--bands``, ``requested_bands`` of them: those with that many
@@ -168,7 +176,7 @@ def choose_default_model(
         or (requested_bands is not None and len(card.bands) == requested_bands)
     ]
     if fitting:
-        return _for_pixel_size(fitting, cards, pixel_size_m)
+        return _for_pixel_size(fitting, cards, pixel_size_m, requested_bands)
     wanted = "; ".join(f"{n}: {', '.join(c.bands)}" for n, c in cards.items()) or "none embedded"
     if requested_bands is not None:
         raise ModelError(
@@ -185,26 +193,35 @@ def choose_default_model(
 
 
 def _for_pixel_size(
-    fitting: list[str], cards: Mapping[str, ModelCard], pixel_size_m: float | None
-) -> str:
+    fitting: list[str],
+    cards: Mapping[str, ModelCard],
+    pixel_size_m: float | None,
+    requested_bands: int | None,
+) -> ModelChoice:
     """The first of ``fitting`` trained for ``pixel_size_m``, else the one trained coarsest."""
-    if pixel_size_m is None:
-        return fitting[0]
+    fits = (
+        f"the first embedded model with {requested_bands} bands (--bands)"
+        if requested_bands is not None
+        else "the first embedded model whose bands the scene names"
+    )
+    first = cards[fitting[0]]
+    if pixel_size_m is None or first.holds_at(pixel_size_m):
+        return ModelChoice(first.name, f"no --model: {fits}")
     holding = [name for name in fitting if cards[name].holds_at(pixel_size_m)]
     chosen = (
         holding[0]
         if holding
         else max(fitting, key=lambda name: cards[name].coarsest_gsd or math.inf)
     )
-    if chosen != fitting[0]:
-        first = cards[fitting[0]]
-        log.info(
-            "%s also fits the scene's bands, but was trained for pixels of %g m at most and the "
-            "scene's are %.1f m: %s was trained for up to %g m",
-            first.name,
-            first.coarsest_gsd,
-            pixel_size_m,
+    if chosen == first.name:
+        return ModelChoice(
             chosen,
-            cards[chosen].coarsest_gsd,
+            f"no --model: {fits}; none was trained for pixels as coarse as the scene's "
+            f"{pixel_size_m:.1f} m (this one: up to {first.coarsest_gsd:g} m)",
         )
-    return chosen
+    return ModelChoice(
+        chosen,
+        f"no --model: {fits} is {first.name}, trained for pixels of {first.coarsest_gsd:g} m "
+        f"at most, and the scene's are "
+        f"{pixel_size_m:.1f} m: {chosen} was trained for up to {cards[chosen].coarsest_gsd:g} m",
+    )

@@ -143,9 +143,11 @@ def evaluate(
     info = open_scene(scene)
     if model is None:
         requested = len(options.bands) if options.bands else None
-        model = choose_default_model(
+        choice = choose_default_model(
             info.descriptions, info.colors, info.sensor, requested, info.gsd
         )
+        log.info("using embedded model %s (%s)", choice.name, choice.why)
+        model = choice.name
     loaded = load_model(model)
     card = loaded.card
     legend = card.legend(options.legend)
