@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ class PreparedRun:
     predicted on each date and the class probabilities averaged over the dates where the pixel
     is valid. ``owns_model`` says whether the model was loaded for this run alone (from a name
     or a file, not handed over loaded), so that inference may ready its network in place rather
-    than beside a copy. ``model_choice`` says how the model was picked, for the run report.
+    than beside a copy.
     """
 
     scene: Scene
@@ -84,7 +84,6 @@ class PreparedRun:
     legend: Legend
     dates: tuple[DateInput, ...] = ()
     owns_model: bool = False
-    model_choice: str = "given by the caller"
 
     @property
     def output_grid(self) -> Grid:
@@ -118,7 +117,7 @@ class PreparedRun:
         """What geoseg decided about the input, for the run report and provenance."""
         card = self.model.card
         decided: dict[str, Any] = {
-            "model": self.model_choice,
+            "model": self.model.chosen_because,
             "bands": self.band_match.describe(card.bands, self.scene.descriptions),
             "radiometry": self.radiometry.to_dict(),
             "legend": self.legend.name,
@@ -171,15 +170,15 @@ def prepare(
         Any problem with the scene, the model, the bands or the options, before work starts.
     """
     scene = open_scene(scene_path)
-    model_choice = "given by the caller"
     if model is None:
         requested = len(options.bands) if options.bands else None
         choice = choose_default_model(
             scene.descriptions, scene.colors, scene.sensor, requested, scene.gsd
         )
         log.info("using embedded model %s (%s)", choice.name, choice.why)
-        model, model_choice = choice.name, choice.why
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+        loaded = replace(load_model(choice.name), chosen_because=choice.why)
+    else:
+        loaded = model if isinstance(model, LoadedModel) else load_model(model)
     card = loaded.card
     legend = card.legend(options.legend)
     match = resolve_bands(card.bands, scene.descriptions, options.bands, scene.colors, scene.sensor)
@@ -217,7 +216,7 @@ def prepare(
     # a model geoseg loaded for this run is the run's own: inference may ready it in place
     owns_model = not isinstance(model, LoadedModel)
     return PreparedRun(
-        scene, loaded, bands, transform, grid, plan, match, legend, others, owns_model, model_choice
+        scene, loaded, bands, transform, grid, plan, match, legend, others, owns_model
     )
 
 

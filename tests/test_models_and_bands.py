@@ -348,6 +348,31 @@ def test_a_20_m_sentinel2_stack_is_predicted_by_the_six_band_model(tmp_path: Pat
     assert prepare(ten, "landcover-s2-dw6", options).decisions()["model"] == "given by the caller"
 
 
+def test_a_batch_records_each_scenes_default_model_and_why(tmp_path: Path) -> None:
+    import json
+
+    from geoseg.batch import run_batch
+    from geoseg.config import PredictOptions
+    from geoseg.radiometry import RadiometryRequest
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    data = np.full((9, 24, 24), 1500, np.uint16)
+    twenty = Affine(20.0, 0, 300000, 0, -20.0, 4000000)
+    write_raster(folder / "coarse.tif", data, descriptions=_S2_NINE, transform=twenty)
+    write_raster(folder / "fine.tif", data, descriptions=_S2_NINE)
+    options = PredictOptions(device="cpu", radiometry=RadiometryRequest(product="sentinel2-l1c"))
+    report = run_batch(folder, tmp_path / "out", options=options, workers=0)
+    assert report.ok, report.failures
+    reasons = {}
+    for name in ("coarse", "fine"):
+        run_report = json.loads((tmp_path / "out" / f"{name}.report.json").read_text())
+        reasons[name] = run_report["provenance"]["parameters"]["model"]
+    # each scene's own reason, not "given by the caller" for the model the worker handed over
+    assert "the scene's are 20.0 m: landcover-s2-dw6" in reasons["coarse"]
+    assert reasons["fine"] == "no --model: the first embedded model whose bands the scene names"
+
+
 def test_a_band_count_no_model_takes_is_refused_in_one_line() -> None:
     from geoseg.models.loading import choose_default_model
 

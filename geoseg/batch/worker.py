@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,11 +167,13 @@ def _worker_model(task: SceneTask) -> LoadedModel:
     from geoseg.io.scene import open_scene
     from geoseg.models.loading import choose_default_model, load_model
 
+    why = "given by the caller"
     if task.model is None:
         scene = open_scene(task.source)
-        name = choose_default_model(
+        choice = choose_default_model(
             scene.descriptions, scene.colors, scene.sensor, pixel_size_m=scene.gsd
-        ).name
+        )
+        name, why = choice.name, choice.why
     else:
         name = task.model
     cache_key = (name, task.model_sha256)
@@ -184,4 +186,5 @@ def _worker_model(task: SceneTask) -> LoadedModel:
                 "re-run the batch"
             )
         _WORKER_MODELS[cache_key] = loaded
-    return loaded
+    # the cached model is shared by scenes; each scene's report gets its own reason
+    return replace(loaded, chosen_because=why)

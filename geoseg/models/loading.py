@@ -66,12 +66,16 @@ class LoadedModel:
         Checksum of the model file.
     source : str
         Where it came from: an embedded model's name or a file path.
+    chosen_because : str
+        Why a run uses it, for the run report: the reason the default was picked for a scene
+        (see `choose_default_model`), or "given by the caller" when a model was named.
     """
 
     card: ModelCard
     network: nn.Module
     sha256: str
     source: str
+    chosen_because: str = "given by the caller"
 
 
 def embedded_model_paths() -> dict[str, Path]:
