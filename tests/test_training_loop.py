@@ -145,6 +145,23 @@ def test_training_channels_last_learns_the_same_weights(
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
+def test_the_view_loss_trains_a_model_that_delivers_a_view(tmp_path: Path, scene: Any) -> None:
+    data = recipe(tmp_path, scene, steps=2)
+    data["loss"]["view"] = 1.0
+    # geoseg's five classes are delivered as they are: no groups to score
+    with pytest.raises(ConfigError, match=r"loss\.view needs a model that delivers a view"):
+        train(train_config_from_dict(data))
+    data = recipe(tmp_path / "nine", scene, steps=2)
+    data["model"]["classes"] = "dynamic_world"
+    data["scenes"][0]["label_map"] = {"0": "water", "1": "trees", "2": "built"}
+    data["scenes"][0].pop("probabilities")
+    data["augment"]["focus_classes"] = ["built"]
+    data["loss"] = {"name": "ce", "view": 1.0}
+    result = train(train_config_from_dict(data))
+    assert result.card.default_legend == "landcover" and len(result.card.classes) == 9
+    assert result.card.training["recipe"]["loss"]["view"] == 1.0
+
+
 def test_fine_tune_from_a_model(tmp_path: Path, scene: Any) -> None:
     base = save_fake_model(tmp_path / "base.pt", make_card(arch_params={"layers": 2, "width": 8}))
     data = recipe(tmp_path, scene, steps=2)

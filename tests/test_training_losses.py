@@ -18,6 +18,7 @@ from geoseg.training.losses import (
     FocalTverskyLoss,
     TrainingObjective,
     TverskyLoss,
+    ViewLoss,
     build_loss,
 )
 
@@ -137,6 +138,49 @@ def test_objective_adds_distillation(target: torch.Tensor) -> None:
     only_hard = TrainingObjective(hard)(logits, target, teacher)
     both = TrainingObjective(hard, distillation=0.5)(logits, target, teacher)
     assert float(both) > float(only_hard)
+
+
+# four classes in two groups: {0, 1} and {2, 3}
+VIEW = ((1.0, 0.0), (1.0, 0.0), (0.0, 1.0), (0.0, 1.0))
+
+
+def test_view_loss_scores_the_delivered_group_not_the_top_class() -> None:
+    target = torch.tensor([[[0]]])
+    # top class right (0 at 0.4) but the other group sums to 0.6: delivered wrong
+    spread = torch.tensor([0.4, 0.0, 0.3, 0.3]).clamp(min=1e-6).log().view(1, 4, 1, 1)
+    # top class wrong (1 at 0.55) but the right group sums to 0.9: delivered right
+    grouped = torch.tensor([0.35, 0.55, 0.05, 0.05]).log().view(1, 4, 1, 1)
+    view, hard = ViewLoss(VIEW), CrossEntropyLoss()
+    assert float(view(spread, target)) == pytest.approx(-math.log(0.4), rel=1e-4)
+    assert float(view(grouped, target)) == pytest.approx(-math.log(0.9), rel=1e-4)
+    assert float(view(grouped, target)) < float(view(spread, target))
+    # where the class loss ranks them the other way
+    assert float(hard(grouped, target)) > float(hard(spread, target))
+
+
+def test_view_loss_ignores_unlabelled_pixels_and_has_gradients() -> None:
+    target = torch.tensor([[[3, IGNORE], [1, IGNORE]]])
+    logits = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    loss = ViewLoss(VIEW)(logits, target)
+    loss.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    assert float(logits.grad[..., 1].abs().sum()) == 0.0  # the ignored column
+    probs = logits.detach().softmax(dim=1)
+    expected = -(probs[0, 2:, 0, 0].sum().log() + probs[0, :2, 1, 0].sum().log()) / 2
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
+    nothing = torch.full((1, 2, 2), IGNORE)
+    assert float(ViewLoss(VIEW)(logits, nothing)) == 0.0
+    with pytest.raises(ConfigError, match="exactly one group"):
+        ViewLoss(((1.0, 1.0), (0.0, 1.0)))
+
+
+def test_objective_adds_the_view_loss() -> None:
+    target = torch.tensor([[[0, 2], [3, 1]]])
+    logits = torch.randn(1, 4, 2, 2, generator=torch.Generator().manual_seed(3))
+    hard = CrossEntropyLoss()
+    alone = float(TrainingObjective(hard)(logits, target))
+    both = float(TrainingObjective(hard, view=ViewLoss(VIEW), view_weight=0.5)(logits, target))
+    assert both == pytest.approx(alone + 0.5 * float(ViewLoss(VIEW)(logits, target)), rel=1e-5)
 
 
 def test_registry_errors_name_the_options() -> None:

@@ -169,6 +169,10 @@ class LossConfig:
         Weight of the soft-target (teacher probability) loss; 0 disables it.
     temperature : float
         Softening temperature of the distillation term.
+    view : float
+        Weight of a cross-entropy on the classes the model delivers by default (its card's
+        ``default_legend``: probabilities summed into groups) against the hard targets' groups;
+        0 disables it. Needs a default legend that groups the classes.
     """
 
     name: str = "ce"
@@ -177,6 +181,7 @@ class LossConfig:
     params: dict[str, Any] = field(default_factory=dict)
     distillation: float = 0.0
     temperature: float = 1.0
+    view: float = 0.0
 
 
 @dataclass(frozen=True)

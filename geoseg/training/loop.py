@@ -33,7 +33,7 @@ from geoseg.inference import resolve_device
 from geoseg.io.atomic import atomic_output
 from geoseg.io.report_files import write_json
 from geoseg.models.architectures import get_architecture
-from geoseg.models.card import ModelCard
+from geoseg.models.card import FULL_LEGEND, ModelCard
 from geoseg.models.loading import save_model_file
 from geoseg.training.balance import class_distribution
 from geoseg.training.config import TrainConfig
@@ -47,7 +47,7 @@ from geoseg.training.initialization import (
     refit_input_bands,
     transplant_weights,
 )
-from geoseg.training.losses import TrainingObjective, build_loss
+from geoseg.training.losses import TrainingObjective, ViewLoss, build_loss
 from geoseg.training.prepare import SceneData, prepare_scene
 from geoseg.training.validation import (
     card_metrics,
@@ -282,9 +282,17 @@ class _Optimisation:
                 f"loss.class_weights has {len(loss.class_weights)} values for "
                 f"{card.num_classes} classes"
             )
-        objective = TrainingObjective(hard, loss.weight, loss.distillation, loss.temperature).to(
-            device
-        )
+        view = None
+        if loss.view > 0:
+            if card.default_legend == FULL_LEGEND:
+                raise ConfigError(
+                    f"loss.view needs a model that delivers a view of its classes; "
+                    f"{card.name} delivers them all (set model.default_legend)"
+                )
+            view = ViewLoss(card.legend(card.default_legend).matrix(card.classes))
+        objective = TrainingObjective(
+            hard, loss.weight, loss.distillation, loss.temperature, view, loss.view
+        ).to(device)
         network.to(device)
         # as at inference: a training step of the Dynamic World network measured 1.41x faster
         # channels-last on a 2-core CPU in float32, of a U-Net-ResNet18 1.29x

@@ -189,6 +189,41 @@ class DistillationLoss(nn.Module):
         return per_pixel[mask].mean() * (t * t)
 
 
+class ViewLoss(nn.Module):
+    """Cross-entropy of the classes a prediction delivers: the model's groups, not its classes.
+
+    Prediction sums each group's class probabilities and delivers the most probable group
+    (:class:`geoseg.models.card.Legend`), so a model may get every pixel's top class right and
+    still deliver the wrong group where probability is spread within one (trees 0.4, grass 0.3,
+    crops 0.3 is delivered as farmland). This loss scores what is delivered: ``-log`` of the
+    summed probability of the target class's group.
+
+    Parameters
+    ----------
+    matrix : sequence of sequence of float
+        ``(classes, groups)`` 0/1 matrix of the view (:meth:`Legend.matrix`).
+    """
+
+    def __init__(self, matrix: Sequence[Sequence[float]]) -> None:
+        super().__init__()
+        table = torch.tensor([list(row) for row in matrix], dtype=torch.float32)
+        if table.ndim != 2 or not bool((table.sum(dim=1) == 1).all()):
+            raise ConfigError("a view puts every class in exactly one group")
+        self.register_buffer("matrix", table)
+        self.register_buffer("group_of", table.argmax(dim=1))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean over labelled pixels (0 if none is labelled)."""
+        valid = target != IGNORE_INDEX
+        if not bool(valid.any()):
+            return logits.sum() * 0.0
+        probs = logits.float().softmax(dim=1)
+        grouped = torch.einsum("nchw,ck->nkhw", probs, self.matrix)
+        group = self.group_of[torch.where(valid, target, torch.zeros_like(target)).long()]
+        picked = grouped.gather(1, group.unsqueeze(1)).squeeze(1)
+        return -picked[valid].clamp(min=1e-8).log().mean()
+
+
 LossBuilder = Callable[..., nn.Module]
 
 LOSSES: dict[str, LossBuilder] = {
@@ -230,7 +265,7 @@ def build_loss(
 
 
 class TrainingObjective(nn.Module):
-    """Hard-label loss plus optional distillation from the teacher's probabilities.
+    """Hard-label loss plus optional distillation from the teacher's probabilities and a view loss.
 
     Parameters
     ----------
@@ -242,6 +277,10 @@ class TrainingObjective(nn.Module):
         Weight of :class:`DistillationLoss` (0 disables it).
     temperature : float
         Distillation temperature.
+    view : ViewLoss, optional
+        The delivered view's loss against the same hard targets.
+    view_weight : float
+        Its weight (0 disables it).
     """
 
     def __init__(
@@ -250,12 +289,16 @@ class TrainingObjective(nn.Module):
         hard_weight: float = 1.0,
         distillation: float = 0.0,
         temperature: float = 1.0,
+        view: ViewLoss | None = None,
+        view_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.hard = hard
         self.hard_weight = hard_weight
         self.distillation = distillation
         self.soft = DistillationLoss(temperature)
+        self.view = view
+        self.view_weight = view_weight
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None = None
@@ -264,4 +307,6 @@ class TrainingObjective(nn.Module):
         loss: torch.Tensor = self.hard(logits, target) * self.hard_weight
         if self.distillation > 0 and teacher is not None:
             loss = loss + self.distillation * self.soft(logits, teacher, target != IGNORE_INDEX)
+        if self.view is not None and self.view_weight > 0:
+            loss = loss + self.view_weight * self.view(logits, target)
         return loss
