@@ -17,6 +17,7 @@ Usage::
 
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 3
+    .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 1.5
     .venv/bin/python benchmarks/view_rule.py --human
 """
 
@@ -55,7 +56,7 @@ def view(probabilities: np.ndarray, groups: np.ndarray, rule: str) -> np.ndarray
     return top
 
 
-def held_out(models: list[str], recipe: Path, coarsen: int) -> None:
+def held_out(models: list[str], recipe: Path, coarsen: float) -> None:
     """Print each model's agreement per rule and teacher reference on the recipe's blocks."""
     config = load_train_config(recipe)
     teacher = load_teacher(config)
@@ -109,7 +110,7 @@ def held_out(models: list[str], recipe: Path, coarsen: int) -> None:
             metrics = SegmentationMetrics.from_confusion(matrix, names)
             per_block = _per_block(blocks[rule, ref])
             print(
-                f"{name} (pixels x{coarsen}): delivered by {rule}, teacher by {ref}: pooled mIoU "
+                f"{name} (pixels x{coarsen:g}): delivered by {rule}, teacher by {ref}: pooled mIoU "
                 f"{metrics.miou:.3f}, pixel accuracy {metrics.pixel_accuracy:.3f}; "
                 + ", ".join(f"{k} {v:.3f}" for k, v in per_block.items())
             )
@@ -160,7 +161,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="models scored on the held-out blocks")
     parser.add_argument("--recipe", type=Path, default=REPO / "configs" / "train_dw6.yaml")
-    parser.add_argument("--coarsen", type=int, default=1)
+    # fractional factors too: 1.25 and 1.5 are 12.5 m and 15 m pixels seen from 10 m
+    parser.add_argument("--coarsen", type=float, default=1.0)
     parser.add_argument("--human", action="store_true", help="score the human polygons too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

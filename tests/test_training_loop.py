@@ -286,6 +286,11 @@ def test_coarsened_averages_blocks_and_keeps_nodata() -> None:
     np.testing.assert_allclose(out[1, 3:, 3:], 0.2, rtol=1e-6)
     assert np.abs(out[0, 4:-4, 4:-4] - 0.3).max() < 0.04
     np.testing.assert_array_equal(coarsened(image, 1)[:, 3:, 3:], image[:, 3:, 3:])
+    # a fractional factor (15 m seen from 10 m) blurs a bright point less than 2 does
+    point = np.full((1, 12, 12), 0.2, np.float32)
+    point[0, 6, 6] = 1.0
+    peaks = [float(coarsened(point, factor).max()) for factor in (1.5, 2, 3)]
+    assert 1.0 > peaks[0] > peaks[1] > peaks[2] > 0.2
 
 
 def test_validate_coarsen_scores_the_holdout_as_a_coarser_sensor_sees_it(

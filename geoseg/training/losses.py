@@ -204,6 +204,9 @@ class ViewLoss(nn.Module):
         ``(classes, groups)`` 0/1 matrix of the view (:meth:`Legend.matrix`).
     """
 
+    matrix: torch.Tensor
+    group_of: torch.Tensor
+
     def __init__(self, matrix: Sequence[Sequence[float]]) -> None:
         super().__init__()
         table = torch.tensor([list(row) for row in matrix], dtype=torch.float32)

@@ -103,17 +103,19 @@ def held_out_metrics(
     return metrics
 
 
-def coarsened(reflectance: np.ndarray, factor: int) -> np.ndarray:
+def coarsened(reflectance: np.ndarray, factor: float) -> np.ndarray:
     """``(bands, H, W)`` reflectance as a sensor with ``factor`` times larger pixels sees it.
 
     Blocks of ``factor x factor`` valid pixels are averaged (a coarse pixel integrates its
-    ground) and resampled bilinearly back to the input grid; pixels invalid in the input stay 0.
+    ground; a fractional factor, 1.5 for 15 m seen from 10 m, averages the pixels each coarse
+    pixel overlaps) and resampled bilinearly back to the input grid; pixels invalid in the input
+    stay 0.
     """
     valid = np.any(reflectance != 0, axis=0)
     tensor = torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32))[None]
     weight = torch.from_numpy(valid.astype(np.float32))[None, None]
     height, width = valid.shape
-    small = (max(1, height // factor), max(1, width // factor))
+    small = (max(1, int(height / factor)), max(1, int(width / factor)))
     total = nn.functional.interpolate(tensor * weight, size=small, mode="area")
     count = nn.functional.interpolate(weight, size=small, mode="area")
     seen = (count > 0).float()
