@@ -284,7 +284,8 @@ _S2_NINE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B11", "B12")
     [
         (_S2_NINE, None, "landcover-s2-dw"),
         (_S2_NINE, 5.0, "landcover-s2-dw"),  # finer pixels are averaged down to 10 m
-        (_S2_NINE, 12.0, "landcover-s2-dw"),  # within the tolerance of its 10 m
+        (_S2_NINE, 10.4, "landcover-s2-dw"),  # a reprojected grid's rounding
+        (_S2_NINE, 12.0, "landcover-s2-dw6"),  # Dynamic World already loses 0.1 mIoU at 11 m
         (_S2_NINE, 20.0, "landcover-s2-dw6"),  # a Sentinel-2 L2A 20 m stack
         (_S2_NINE, 60.0, "landcover-s2-dw6"),  # none trained that coarse: the coarsest
         (("red", "green", "blue"), 60.0, "landcover-rgb-dw"),

@@ -15,6 +15,11 @@ from geoseg.errors import ModelError
 
 #: Pixel sizes within this ratio of a model's are taken as its own (prediction does not resample).
 GSD_TOLERANCE = 1.25
+#: How much coarser than its pixel size a model trained at that size alone still holds: Dynamic
+#: World's agreement with its own 10 m labels falls from 0.782 to 0.685 (pooled mIoU) when the
+#: held-out blocks are seen through 11 m pixels and to 0.655 through 12.5 m, where the six-band
+#: student, trained across 10-30 m, holds 0.777 and 0.778 (benchmarks/view_rule.py --coarsen).
+SINGLE_GSD_TOLERANCE = 1.05
 
 NormalizationMethod = Literal["log_sigmoid", "standard", "scene_percentile", "fixed"]
 
@@ -231,10 +236,20 @@ class ModelCard:
     def holds_at(self, pixel_size_m: float) -> bool:
         """Whether the model was trained for scene pixels of ``pixel_size_m`` metres.
 
-        That is, no coarser than :attr:`coarsest_gsd` by more than :data:`GSD_TOLERANCE`.
+        That is, no coarser than :attr:`coarsest_gsd` by more than :data:`GSD_TOLERANCE`, or,
+        for a model trained at its own pixel size alone, by more than
+        :data:`SINGLE_GSD_TOLERANCE`.
+
+        >>> from geoseg.core import ClassInfo
+        >>> card = ModelCard("m", "unet", ("red",), (ClassInfo(0, "water", "#0000ff"),), gsd=10.0)
+        >>> card.holds_at(10.4), card.holds_at(12.0)
+        (True, False)
         """
         coarsest = self.coarsest_gsd
-        return coarsest is None or pixel_size_m <= coarsest * GSD_TOLERANCE
+        if coarsest is None or self.gsd is None:
+            return True
+        tolerance = GSD_TOLERANCE if coarsest > self.gsd else SINGLE_GSD_TOLERANCE
+        return pixel_size_m <= coarsest * tolerance
 
     @property
     def num_classes(self) -> int:
