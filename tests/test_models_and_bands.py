@@ -350,6 +350,7 @@ def test_a_20_m_sentinel2_stack_is_predicted_by_the_six_band_model(tmp_path: Pat
 
 
 def test_a_batch_records_each_scenes_default_model_and_why(tmp_path: Path) -> None:
+    import dataclasses
     import json
 
     from geoseg.batch import run_batch
@@ -372,6 +373,12 @@ def test_a_batch_records_each_scenes_default_model_and_why(tmp_path: Path) -> No
     # each scene's own reason, not "given by the caller" for the model the worker handed over
     assert "the scene's are 20.0 m: landcover-s2-dw6" in reasons["coarse"]
     assert reasons["fine"] == "no --model: the first embedded model whose bands the scene names"
+    # with --bands, the model with that many bands, as predict picks it
+    picked = dataclasses.replace(options, bands=("3", "2", "1"))
+    report = run_batch(folder / "fine.tif", tmp_path / "rgb", options=picked, workers=0)
+    assert report.ok, report.failures
+    run_report = json.loads((tmp_path / "rgb" / "fine.report.json").read_text())
+    assert run_report["provenance"]["model_name"] == "landcover-rgb-dw"
 
 
 def test_a_band_count_no_model_takes_is_refused_in_one_line() -> None:

@@ -170,8 +170,10 @@ def _worker_model(task: SceneTask) -> LoadedModel:
     why = "given by the caller"
     if task.model is None:
         scene = open_scene(task.source)
+        # as predict chooses: with --bands, a model with that many bands
+        requested = len(task.options.bands) if task.options.bands else None
         choice = choose_default_model(
-            scene.descriptions, scene.colors, scene.sensor, pixel_size_m=scene.gsd
+            scene.descriptions, scene.colors, scene.sensor, requested, scene.gsd
         )
         name, why = choice.name, choice.why
     else:
