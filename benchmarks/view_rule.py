@@ -36,6 +36,7 @@ import geoseg.inference
 from geoseg.inference import Chips, probabilities_normalized, tile_multiple
 from geoseg.io.labels import IGNORE
 from geoseg.models.loading import load_model
+from geoseg.snow_check import SnowCheck
 from geoseg.training.config import load_train_config
 from geoseg.training.initialization import load_teacher
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
@@ -56,8 +57,13 @@ def view(probabilities: np.ndarray, groups: np.ndarray, rule: str) -> np.ndarray
     return top
 
 
-def held_out(models: list[str], recipe: Path, coarsen: float) -> None:
-    """Print each model's agreement per rule and teacher reference on the recipe's blocks."""
+def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True) -> None:
+    """Print each model's agreement per rule and teacher reference on the recipe's blocks.
+
+    The teacher's targets have their snow checked (:mod:`geoseg.snow_check`) as training
+    prepares them; the models' own predictions too, as prediction delivers them, unless
+    ``snow`` is false.
+    """
     config = load_train_config(recipe)
     teacher = load_teacher(config)
     prepared: dict[tuple[str, ...], list[SceneData]] = {}
@@ -80,6 +86,7 @@ def held_out(models: list[str], recipe: Path, coarsen: float) -> None:
                 for spec in config.scenes
             ]
         legend = card.legend()
+        snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
         groups = np.asarray(legend.matrix(card.classes), dtype=np.float32)
         names = [c.name for c in legend.classes]
         pooled = {(r, ref): ConfusionMatrix(len(names)) for r in RULES for ref in RULES}
@@ -95,6 +102,8 @@ def held_out(models: list[str], recipe: Path, coarsen: float) -> None:
                 card.overlap,
                 tile_multiple(card),
                 torch.device("cpu"),
+                snow_check=snow_check if snow else None,
+                reflectance=image,
             )[:, scene.holdout[0], scene.holdout[1]]
             unlabelled = scene.labels[scene.holdout] == IGNORE
             teacher_soft = scene.soft[:, scene.holdout[0], scene.holdout[1]]
@@ -164,10 +173,13 @@ def main() -> None:
     # fractional factors too: 1.25 and 1.5 are 12.5 m and 15 m pixels seen from 10 m
     parser.add_argument("--coarsen", type=float, default=1.0)
     parser.add_argument("--human", action="store_true", help="score the human polygons too")
+    parser.add_argument(
+        "--no-snow-check", action="store_true", help="the models' snow as they predict it"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.models:
-        held_out(args.models, args.recipe, args.coarsen)
+        held_out(args.models, args.recipe, args.coarsen, snow=not args.no_snow_check)
     if args.human:
         human()
 

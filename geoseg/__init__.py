@@ -13,7 +13,7 @@ holds the code to it; a module is in the layer of the longest name listed that c
    geoseg.memory, geoseg.provenance, geoseg.smoothing, geoseg.workers
 3. io: geoseg.io
 4. models: geoseg.models.dynamic_world, geoseg.models.architectures, geoseg.models.loading,
-   geoseg.normalization
+   geoseg.normalization, geoseg.snow_check
 5. stages: geoseg.inference, geoseg.streaming, geoseg.vectorize, geoseg.report
 6. pipeline: geoseg.prepare_run, geoseg.classify_stage, geoseg.pipeline
 7. applications: geoseg.batch, geoseg.training

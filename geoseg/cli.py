@@ -224,6 +224,10 @@ def info(model: str, as_json: bool) -> None:
         click.echo(json.dumps({**card.to_dict(), "sha256": sha256}, indent=2))
         return
     click.echo(card.describe())
+    from geoseg.snow_check import DESCRIPTION, SnowCheck
+
+    if SnowCheck.for_model([c.name for c in card.classes], card.bands) is not None:
+        click.echo(f"\nsnow check    {DESCRIPTION}")
     click.echo(f"\nsha256        {sha256}")
 
 

@@ -29,6 +29,7 @@ from geoseg.models.architectures import for_inference, get_architecture
 from geoseg.models.card import Legend, ModelCard
 from geoseg.models.loading import LoadedModel
 from geoseg.normalization import InputTransform
+from geoseg.snow_check import SnowCheck
 from geoseg.stitching import assemble
 from geoseg.tiling import plan_tiles
 
@@ -164,6 +165,8 @@ class Predictor:
         self.lookup_is_identity = [c.id for c in legend.classes] == list(range(len(legend.classes)))
         # None when the legend is the model's own classes: argmax of the logits, no softmax
         self.groups: torch.Tensor | None = None
+        card = model.card
+        self.snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
         if [g for g in legend.groups] != [(c.name,) for c in model.card.classes]:
             matrix = legend.matrix(model.card.classes)
             self.groups = torch.tensor(matrix, dtype=torch.float32, device=device)
@@ -175,7 +178,11 @@ class Predictor:
 
     @torch.inference_mode()
     def logits(self, chips: Chips) -> torch.Tensor:
-        """Float32 logits ``(N, classes, H, W)`` on the device (invalid pixels included)."""
+        """Float32 logits ``(N, classes, H, W)`` on the device (invalid pixels included).
+
+        A model with a snow class has it ruled out where the pixel cannot be snow
+        (:mod:`geoseg.snow_check`).
+        """
         valid = torch.from_numpy(chips.valid).to(self.device, non_blocking=True)
         x = self._model_input(chips.data)
         x.mul_(valid.unsqueeze(1))  # a fresh tensor: in place saves a pass
@@ -192,7 +199,12 @@ class Predictor:
                 out = _rescale(out, 1.0 / scale) if scale != 1.0 else out
                 total = out if total is None else total + out
         assert total is not None  # at least the chip as it is
-        return total / self.tta.views if self.tta.views > 1 else total
+        logits = total / self.tta.views if self.tta.views > 1 else total
+        if self.snow_check is not None:
+            bands = self.snow_check.bands
+            raw = _to_device(np.ascontiguousarray(chips.data[:, list(bands)]), self.device)
+            self.snow_check.rule_out_logits(logits, self.transform.reflectance_torch(raw, bands))
+        return logits
 
     def _model_input(self, data: np.ndarray) -> torch.Tensor:
         """The transformed chips as a fresh float32 tensor on the device.
@@ -474,6 +486,8 @@ def probabilities_normalized(
     multiple: int = 32,
     device: torch.device | None = None,
     batch_size: int = 4,
+    snow_check: SnowCheck | None = None,
+    reflectance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Class probabilities ``(classes, H, W)`` float32 of a model-input ``(bands, H, W)`` image.
 
@@ -494,6 +508,9 @@ def probabilities_normalized(
         Where to run (default CPU).
     batch_size : int
         Tiles per forward pass.
+    snow_check, reflectance : SnowCheck and np.ndarray, optional
+        The model's snow check (:meth:`SnowCheck.for_model`) and the image's ``(bands, H, W)``
+        reflectance: snow ruled out where it cannot be, as prediction does.
     """
     device = device or torch.device("cpu")
     bands, height, width = image.shape
@@ -519,7 +536,12 @@ def probabilities_normalized(
                 k, :, top : top + t.rows.size, left : left + t.cols.size
             ]
     network.train(was_training)
-    return assemble(plan, chips)
+    out = assemble(plan, chips)
+    if snow_check is not None:
+        if reflectance is None:
+            raise ValueError("the snow check needs the image's reflectance")
+        snow_check.rule_out_probabilities(out, reflectance)
+    return out
 
 
 def classify_normalized(
@@ -531,15 +553,18 @@ def classify_normalized(
     device: torch.device | None = None,
     batch_size: int = 4,
     groups: np.ndarray | None = None,
+    snow_check: SnowCheck | None = None,
+    reflectance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Class index ``(H, W)`` uint8 of every pixel of a model-input ``(bands, H, W)`` image.
 
     With ``groups`` (a ``(classes, outputs)`` 0/1 matrix, see
     :meth:`geoseg.models.card.Legend.matrix`) the probabilities of each group are summed and the
-    index is the group's, as prediction delivers a legend.
+    index is the group's, as prediction delivers a legend. ``snow_check`` and ``reflectance``
+    as for :func:`probabilities_normalized`.
     """
     probabilities = probabilities_normalized(
-        network, image, tile, overlap, multiple, device, batch_size
+        network, image, tile, overlap, multiple, device, batch_size, snow_check, reflectance
     )
     if groups is not None:
         probabilities = np.einsum("chw,cg->ghw", probabilities, groups)

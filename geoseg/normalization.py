@@ -43,11 +43,19 @@ class InputTransform:
                 "class depend on the rest of the file: retrain it with this geoseg"
             )
 
-    def reflectance_torch(self, raw: torch.Tensor) -> torch.Tensor:
-        """Float32 reflectance of an integer or float tensor ``(N, bands, H, W)``."""
+    def reflectance_torch(
+        self, raw: torch.Tensor, bands: tuple[int, ...] | None = None
+    ) -> torch.Tensor:
+        """Float32 reflectance of an integer or float tensor ``(N, bands, H, W)``.
+
+        With ``bands``, ``raw`` holds only those of the model's bands, in that order.
+        """
         shape = (1, -1, 1, 1)
-        scale = torch.tensor(self.radiometry.scale, dtype=torch.float32, device=raw.device)
-        offset = torch.tensor(self.radiometry.offset, dtype=torch.float32, device=raw.device)
+        scales, offsets = self.radiometry.scale, self.radiometry.offset
+        if bands is not None:
+            scales, offsets = tuple(scales[b] for b in bands), tuple(offsets[b] for b in bands)
+        scale = torch.tensor(scales, dtype=torch.float32, device=raw.device)
+        offset = torch.tensor(offsets, dtype=torch.float32, device=raw.device)
         return torch.addcmul(offset.view(shape), raw.to(torch.float32), scale.view(shape))
 
     def apply_torch(self, raw: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,8 @@ from geoseg.radiometry import (
     resolve_radiometry,
     to_model_level,
 )
+from geoseg.snow_check import DESCRIPTION as SNOW_CHECK
+from geoseg.snow_check import SnowCheck
 from geoseg.tiling import TilePlan, plan_tiles
 
 # the run's logger, whichever of its modules speaks: callers tune the run's chatter by that one
@@ -122,6 +124,8 @@ class PreparedRun:
             "radiometry": self.radiometry.to_dict(),
             "legend": self.legend.name,
         }
+        if SnowCheck.for_model([c.name for c in card.classes], card.bands) is not None:
+            decided["snow_check"] = SNOW_CHECK
         for scene in (self.scene, *(d.scene for d in self.dates)):
             if scene.cloud_mask is not None:
                 masks = decided.setdefault("cloud_masks", {})

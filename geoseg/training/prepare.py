@@ -46,6 +46,8 @@ from geoseg.radiometry import (
     resolve_radiometry,
     to_model_level,
 )
+from geoseg.snow_check import DESCRIPTION as SNOW_DESCRIPTION
+from geoseg.snow_check import SnowCheck
 from geoseg.training.config import HoldoutConfig, SceneConfig
 
 log = logging.getLogger(__name__)
@@ -448,6 +450,7 @@ def _cached_teacher_targets(
         "image": file_identity(image_path),
         "radiometry": repr(scene.radiometry()),
         "classes": [c.name for c in classes],
+        "snow_check": SNOW_DESCRIPTION,
     }
     cache = work_dir / f"{scene.name}-teacher.npz"
     cached = read_array_cache(cache, key)
@@ -488,6 +491,12 @@ def _teacher_targets(
     )
     transform = InputTransform(radiometry, card.normalization)
     inputs = transform.apply(raw)
+    snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
+    test_reflectance = None
+    if snow_check is not None:
+        # the teacher's snow is ruled out where the ground cannot be snow, as prediction does
+        picked = torch.from_numpy(raw[None, list(snow_check.bands)].astype(np.float32))
+        test_reflectance = transform.reflectance_torch(picked, snow_check.bands)[0].numpy()
     del raw
     inputs[:, ~valid] = 0.0
     probabilities = probabilities_normalized(
@@ -497,6 +506,8 @@ def _teacher_targets(
         card.overlap,
         tile_multiple(card),
         torch.device("cpu"),
+        snow_check=snow_check,
+        reflectance=test_reflectance,
     )
     probabilities[:, ~valid] = 0.0
     rng = np.random.default_rng(0)

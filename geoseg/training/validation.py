@@ -18,6 +18,7 @@ from geoseg.inference import classify_normalized, tile_multiple
 from geoseg.io.labels import IGNORE
 from geoseg.models.card import ModelCard
 from geoseg.normalization import normalize_reflectance
+from geoseg.snow_check import SnowCheck
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
 from geoseg.training.prepare import SceneData
 
@@ -34,7 +35,7 @@ def validate(
     """Metrics on every scene's held-out window in the card's default legend, plus their total.
 
     Each scene is classified whole (so tiles near the holdout see their real surroundings, as in
-    prediction) and scored inside the holdout only.
+    prediction, snow check included) and scored inside the holdout only.
 
     Parameters
     ----------
@@ -55,6 +56,7 @@ def validate(
     to_group = np.append(groups.argmax(axis=1), IGNORE).astype(np.int64)
     names = [c.name for c in legend.classes]
     pooled = ConfusionMatrix(len(names))
+    snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
     out: dict[str, Any] = {}
     for scene in scenes:
         if scene.holdout is None:
@@ -62,7 +64,15 @@ def validate(
         reflectance = coarsened(scene.image, coarsen) if coarsen > 1 else scene.image
         image = model_input(reflectance, card)
         predicted = classify_normalized(
-            network, image, card.tile_size, card.overlap, tile_multiple(card), device, groups=groups
+            network,
+            image,
+            card.tile_size,
+            card.overlap,
+            tile_multiple(card),
+            device,
+            groups=groups,
+            snow_check=snow_check,
+            reflectance=reflectance,
         )
         labels = scene.labels[scene.holdout]
         reference = to_group[np.where(labels == IGNORE, len(card.classes), labels)]
