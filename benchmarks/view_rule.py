@@ -86,7 +86,7 @@ def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True)
                 for spec in config.scenes
             ]
         legend = card.legend()
-        snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
+        snow_check = SnowCheck.for_card(card)
         groups = np.asarray(legend.matrix(card.classes), dtype=np.float32)
         names = [c.name for c in legend.classes]
         pooled = {(r, ref): ConfusionMatrix(len(names)) for r in RULES for ref in RULES}

@@ -226,7 +226,7 @@ def info(model: str, as_json: bool) -> None:
     click.echo(card.describe())
     from geoseg.snow_check import DESCRIPTION, SnowCheck
 
-    if SnowCheck.for_model([c.name for c in card.classes], card.bands) is not None:
+    if SnowCheck.for_card(card) is not None:
         click.echo(f"\nsnow check    {DESCRIPTION}")
     click.echo(f"\nsha256        {sha256}")
 

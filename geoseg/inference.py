@@ -165,8 +165,7 @@ class Predictor:
         self.lookup_is_identity = [c.id for c in legend.classes] == list(range(len(legend.classes)))
         # None when the legend is the model's own classes: argmax of the logits, no softmax
         self.groups: torch.Tensor | None = None
-        card = model.card
-        self.snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
+        self.snow_check = SnowCheck.for_card(model.card)
         if [g for g in legend.groups] != [(c.name,) for c in model.card.classes]:
             matrix = legend.matrix(model.card.classes)
             self.groups = torch.tensor(matrix, dtype=torch.float32, device=device)
@@ -509,7 +508,7 @@ def probabilities_normalized(
     batch_size : int
         Tiles per forward pass.
     snow_check, reflectance : SnowCheck and np.ndarray, optional
-        The model's snow check (:meth:`SnowCheck.for_model`) and the image's ``(bands, H, W)``
+        The model's snow check (:meth:`SnowCheck.for_card`) and the image's ``(bands, H, W)``
         reflectance: snow ruled out where it cannot be, as prediction does.
     """
     device = device or torch.device("cpu")

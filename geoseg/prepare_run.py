@@ -124,7 +124,7 @@ class PreparedRun:
             "radiometry": self.radiometry.to_dict(),
             "legend": self.legend.name,
         }
-        if SnowCheck.for_model([c.name for c in card.classes], card.bands) is not None:
+        if SnowCheck.for_card(card) is not None:
             decided["snow_check"] = SNOW_CHECK
         for scene in (self.scene, *(d.scene for d in self.dates)):
             if scene.cloud_mask is not None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geoseg.models.card import ModelCard
+
 SNOW_CLASS = "snow_and_ice"
 """The class the test applies to."""
 
@@ -67,6 +69,11 @@ class SnowCheck:
             return None
         green, nir, swir = (list(bands).index(b) for b in TEST_BANDS)
         return cls(list(classes).index(SNOW_CLASS), (green, nir, swir))
+
+    @classmethod
+    def for_card(cls, card: ModelCard) -> SnowCheck | None:
+        """The check of the model ``card`` describes (:meth:`for_model` of its names)."""
+        return cls.for_model([c.name for c in card.classes], card.bands)
 
     def impossible(self, reflectance: torch.Tensor) -> torch.Tensor:
         """Boolean ``(N, H, W)``: where snow fails the test, of reflectance ``(N, bands, H, W)``.

@@ -491,7 +491,7 @@ def _teacher_targets(
     )
     transform = InputTransform(radiometry, card.normalization)
     inputs = transform.apply(raw)
-    snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
+    snow_check = SnowCheck.for_card(card)
     test_reflectance = None
     if snow_check is not None:
         # the teacher's snow is ruled out where the ground cannot be snow, as prediction does

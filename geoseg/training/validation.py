@@ -56,7 +56,7 @@ def validate(
     to_group = np.append(groups.argmax(axis=1), IGNORE).astype(np.int64)
     names = [c.name for c in legend.classes]
     pooled = ConfusionMatrix(len(names))
-    snow_check = SnowCheck.for_model([c.name for c in card.classes], card.bands)
+    snow_check = SnowCheck.for_card(card)
     out: dict[str, Any] = {}
     for scene in scenes:
         if scene.holdout is None:
