@@ -305,6 +305,14 @@ def _check_sample(
             said,
             "" if scene.nodata is None else f", as well as the declared nodata {scene.nodata:g}",
         )
+    if sample.dtype.kind == "f":
+        # NaN and infinities are never predicted (valid_from); say so, as for fill
+        not_finite = ~np.isfinite(sample).all(axis=0)
+        if not_finite.any():
+            log.warning(
+                "%.1f%% of the sampled pixels are NaN or infinite in some band: treated as nodata",
+                100.0 * float(not_finite.mean()),
+            )
     scale = np.asarray(radiometry.scale, dtype=np.float64)[:, None]
     offset = np.asarray(radiometry.offset, dtype=np.float64)[:, None]
     # the median is only held against a wide range: up to about a million valid pixels do

@@ -409,3 +409,10 @@ def test_a_handed_over_model_is_left_as_it_was_and_a_run_s_own_is_readied_in_pla
     assert norms(model.network) == before > 0  # the caller's network, untouched
     own = Predictor(model, transform, torch.device("cpu"), precision="fp32", own_network=True)
     assert own.network is model.network and norms(model.network) == 0  # one copy in memory
+
+
+def test_a_band_named_twice_is_named_in_the_refusal() -> None:
+    from geoseg.models.loading import choose_default_model
+
+    with pytest.raises(ModelError, match=r"named blue, blue, red, nir \(blue more than once\)"):
+        choose_default_model(("blue", "blue", "red", "nir"))

@@ -253,6 +253,25 @@ def test_undeclared_negative_fill_is_nodata_and_said(
     assert (classes[:, :10] == 255).all() and (classes[:, 10:] != 255).all()
 
 
+def test_not_a_number_pixels_are_nodata_and_said(
+    tmp_path: Path, fake_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = np.random.default_rng(0).uniform(0.01, 0.3, (6, 40, 50)).astype(np.float32)
+    data[2, :, :10] = np.nan  # one band without a value is enough to leave the pixel unknown
+    data[:, :5, 40:] = np.inf
+    scene = write_raster(tmp_path / "nan.tif", data)
+    out = tmp_path / "classes.tif"
+    with caplog.at_level("WARNING", logger="geoseg"):
+        predict(scene, None, model=fake_model, raster=out)
+    assert "NaN or infinite in some band: treated as nodata" in caplog.text
+    with rasterio.open(out) as src:
+        classes = src.read(1)
+    unknown = np.zeros((40, 50), bool)
+    unknown[:, :10] = True
+    unknown[:5, 40:] = True
+    assert (classes[unknown] == 255).all() and (classes[~unknown] != 255).all()
+
+
 def test_decisions_are_said_and_recorded(tmp_path: Path, fake_model: Path) -> None:
     scene = write_raster(tmp_path / "s.tif", np.full((6, 20, 20), 500, np.uint16))
     run = prepare(scene, fake_model, PredictOptions())

@@ -187,7 +187,14 @@ def choose_default_model(
             f"--bands gives {requested_bands} bands and no embedded model takes "
             f"{requested_bands} ({wanted}): give one scene band per model band, or --model"
         )
-    what = f"bands named {', '.join(sorted(names))}" if names else "unnamed bands"
+    in_order = [n for n in scene_band_names(band_descriptions, colors, sensor)[0] if n]
+    repeated = sorted({n for n in in_order if in_order.count(n) > 1})
+    what = (
+        f"bands named {', '.join(in_order)}"
+        + (f" ({', '.join(repeated)} more than once)" if repeated else "")
+        if names
+        else "unnamed bands"
+    )
     if which_landsat_hint(sensor):
         raise ModelError(f"no embedded model fits a scene of {what}{which_landsat_hint(sensor)}")
     raise ModelError(
