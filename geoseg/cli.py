@@ -370,8 +370,11 @@ def evaluate(
     predicted. Scores are in the classes predict delivers (--legend).
     """
     _setup_logging(quiet)
+    from geoseg.io.output_set import check_not_inputs
     from geoseg.training import evaluate as run_evaluate
 
+    model_file = (model,) if model is not None and Path(model).suffix else ()
+    check_not_inputs([json_path], (scene, labels, *model_file))
     result = run_evaluate(
         model,
         scene,

@@ -41,7 +41,7 @@ from geoseg.io.class_raster_writer import (
     warp_to_scene,
     write_cog,
 )
-from geoseg.io.output_set import OutputSet, check_outputs
+from geoseg.io.output_set import OutputSet, check_not_inputs, check_outputs
 from geoseg.io.polygon_confidence import add_mean_confidence
 from geoseg.io.vector_formats import check_vector_format, export_layer, output_files
 from geoseg.memory import bound_heap_growth
@@ -164,12 +164,13 @@ def predict(
     """
     check_not_importing_main()
     options = options or PredictOptions()
-    paths = _output_paths(out, raster, confidence, overwrite)
-    bound_heap_growth()
-    start = time.perf_counter()
     scenes = (scene_path,) if isinstance(scene_path, str | Path) else tuple(scene_path)
     if not scenes:
         raise ConfigError("no scene to predict")
+    model_file = (model,) if isinstance(model, str | Path) and Path(model).suffix else ()
+    paths = _output_paths(out, raster, confidence, overwrite, (*scenes, *model_file))
+    bound_heap_growth()
+    start = time.perf_counter()
     run = prepare(scenes[0], model, options, scenes[1:])
     timings = {"prepare": time.perf_counter() - start}
     device = resolve_device(options.device)
@@ -266,8 +267,9 @@ def _output_paths(
     raster: str | Path | None,
     confidence: str | Path | None,
     overwrite: bool,
+    inputs: tuple[str | Path, ...] = (),
 ) -> OutputPaths:
-    """Check every output a run would write, before any work."""
+    """Check every output a run would write, before any work; none may be one of ``inputs``."""
     paths = OutputPaths(
         Path(out) if out is not None else None,
         Path(raster) if raster is not None else None,
@@ -282,9 +284,9 @@ def _output_paths(
         check_vector_format(paths.gpkg)  # an unknown extension fails before any work
         vector_files = output_files(paths.gpkg)
     raster_style = paths.raster.with_suffix(".qml") if paths.raster is not None else None
-    check_outputs(
-        [*vector_files, paths.raster, raster_style, paths.confidence, *paths.reports], overwrite
-    )
+    written = [*vector_files, paths.raster, raster_style, paths.confidence, *paths.reports]
+    check_not_inputs(written, inputs)
+    check_outputs(written, overwrite)
     return paths
 
 

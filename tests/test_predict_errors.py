@@ -224,3 +224,30 @@ def test_crash_mid_run_leaves_nothing(
 def test_errors_share_one_root() -> None:
     assert issubclass(InvalidSceneError, GeosegError) and issubclass(InvalidSceneError, ValueError)
     assert issubclass(OutputError, OSError)
+
+
+@pytest.mark.parametrize("which", ["scene", "hard link to the scene", "model", "confidence"])
+def test_an_output_never_replaces_an_input_even_with_overwrite(
+    tmp_path: Path, scene: Path, fake_model: Path, which: str
+) -> None:
+    target = {"model": fake_model}.get(which, scene)
+    if which == "hard link to the scene":
+        target = tmp_path / "link.tif"
+        target.hardlink_to(scene)
+    before = {p: p.read_bytes() for p in (scene, fake_model)}
+    flag = "--confidence" if which == "confidence" else "--raster"
+    code, output = run_cli(
+        "predict", str(scene), "--out", str(tmp_path / "lc.gpkg"), flag, str(target),
+        "--model", str(fake_model), "--overwrite",
+    )  # fmt: skip
+    assert_one_line_error(code, output, "an input of this run")
+    assert all(p.read_bytes() == data for p, data in before.items())
+    assert not (tmp_path / "lc.gpkg").exists()
+
+
+def test_evaluate_never_writes_its_json_over_its_labels(tmp_path: Path, scene: Path) -> None:
+    labels = tmp_path / "labels.tif"
+    labels.write_bytes(b"labels a person drew")
+    code, output = run_cli("evaluate", str(scene), str(labels), "--json", str(labels))
+    assert_one_line_error(code, output, "an input of this run")
+    assert labels.read_bytes() == b"labels a person drew"

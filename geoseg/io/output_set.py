@@ -37,6 +37,31 @@ def check_outputs(paths: Iterable[Path | None], overwrite: bool) -> None:
         check_output_path(path, overwrite)
 
 
+def check_not_inputs(outputs: Iterable[Path | None], inputs: Iterable[str | Path]) -> None:
+    """Fail before any work if an output would replace one of the run's inputs.
+
+    ``--overwrite`` replaces old outputs, never the scene or the model a run reads: a class
+    raster written over its own scene would destroy the data it came from. Inputs that are not
+    local files (``/vsizip/...``, URLs) cannot be written over and are skipped.
+
+    Raises
+    ------
+    ConfigError
+        If an output is the same file as an input (by path, link or hard link).
+    """
+    local = [Path(p) for p in map(str, inputs) if "://" not in p and not p.startswith("/vsi")]
+    for output in (p for p in outputs if p is not None):
+        for source in local:
+            same = output.resolve() == source.resolve()
+            if not same and output.exists() and source.exists():
+                same = os.path.samefile(output, source)
+            if same:
+                raise ConfigError(
+                    f"output {output} is {source}, an input of this run: give the output "
+                    "another name"
+                )
+
+
 class OutputSet:
     """Temporaries of a run's outputs, renamed into place together or removed together.
 
