@@ -341,7 +341,12 @@ def train(config: Path, overrides: tuple[str, ...], no_resume: bool, quiet: bool
     "'crop=farmland,tree=forest,cloud=ignore', or a YAML file of the same pairs "
     "('crop: farmland' per line). Default: labels are class names (or ids, for rasters).",
 )
-@click.option("--label-column", default=None, help="Class column of vector labels.")
+@click.option(
+    "--label-column",
+    default=None,
+    help="Class column of vector labels. Default: a column named class, label, class_name "
+    "or landcover (any case), else the only attribute.",
+)
 @click.option("--rows", default=None, metavar="START:STOP", help="Score only these pixel rows.")
 @click.option("--cols", default=None, metavar="START:STOP", help="Score only these pixel columns.")
 @click.option(

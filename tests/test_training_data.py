@@ -14,7 +14,7 @@ from conftest import S2_BANDS, UTM_TRANSFORM, write_raster
 from shapely.geometry import box
 
 from geoseg.errors import BandMappingError, ConfigError, LabelError
-from geoseg.io.labels import IGNORE, grid_of, rasterize_polygons
+from geoseg.io.labels import IGNORE, grid_of, label_column_of, rasterize_polygons
 from geoseg.models.card import LANDCOVER_CLASSES, Normalization
 from geoseg.training.config import AugmentConfig, HoldoutConfig, SceneConfig
 from geoseg.training.datasets import PatchSampler
@@ -142,6 +142,33 @@ def test_polygon_errors(image: Path, tmp_path: Path) -> None:
         rasterize_polygons(path, "klass", grid_of(image))
     with pytest.raises(LabelError, match="do not overlap the image"):
         rasterize_polygons(path, "name", grid_of(image))
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"id": [1], "Class": ["water"]}, "Class"),  # a class column among others, any case
+        ({"id": [1], "label": ["water"]}, "label"),
+        ({"kind": ["water"]}, "kind"),  # the only attribute
+        ({"id": [1], "kind": ["water"]}, None),  # two, neither named as a class: ask
+    ],
+)
+def test_the_class_column_is_found_where_the_file_leaves_no_doubt(
+    image: Path, tmp_path: Path, columns: dict[str, list[Any]], expected: str | None
+) -> None:
+    left, top = UTM_TRANSFORM.c, UTM_TRANSFORM.f
+    path = tmp_path / "polys.gpkg"
+    gpd.GeoDataFrame(
+        columns, geometry=[box(left, top - 100, left + 100, top)], crs="EPSG:32618"
+    ).to_file(path)
+    spec = SceneConfig(name="p", image=str(image), labels=str(path))
+    if expected is None:
+        with pytest.raises(LabelError, match="--label-column \\(columns: id, kind\\)"):
+            prepare(spec, tmp_path)
+        return
+    assert label_column_of(path) == expected
+    data = prepare(spec, tmp_path)
+    assert set(np.unique(data.labels).tolist()) == {1, IGNORE}  # water, as the column says
 
 
 def test_raster_labels_elsewhere_are_label_error(image: Path, tmp_path: Path) -> None:

@@ -65,7 +65,8 @@ def _check_overlap(what: str, crs: CRS | None, bounds: tuple[float, ...], grid: 
     finite = all(math.isfinite(v) for v in (left, bottom, right, top))
     if not finite or left >= g_right or right <= g_left or bottom >= g_top or top <= g_bottom:
         raise LabelError(
-            f"labels {what} do not overlap the image (labels span {bounds} in {crs}, the image "
+            f"labels {what} do not overlap the image (labels span "
+            f"{tuple(round(float(v), 3) for v in bounds)} in {crs}, the image "
             f"spans {tuple(round(v, 3) for v in grid.bounds)} in {grid.crs}): check the CRS"
         )
 
@@ -115,6 +116,41 @@ def read_probabilities(path: str | Path, grid: Grid, scale: float = 255.0) -> np
         raise LabelError(f"cannot read probabilities {path}: {exc}") from exc
     data /= scale
     return data
+
+
+#: Attribute names that hold a polygon's class, in the order they are preferred.
+CLASS_COLUMNS = ("class", "label", "class_name", "classname", "landcover", "land_cover", "lc")
+
+
+def label_column_of(path: str | Path, layer: str | None = None) -> str:
+    """The attribute of label polygons that holds their class, where the file leaves no doubt.
+
+    A column named as :data:`CLASS_COLUMNS` are (any case), else the only attribute there is.
+
+    Raises
+    ------
+    LabelError
+        If the file cannot be read, or it has several attributes and none of those names.
+    """
+    import pyogrio
+
+    try:
+        if layer is None:
+            spatial = [name for name, kind in pyogrio.list_layers(path) if kind]
+            layer = spatial[0] if spatial else None
+        fields = [str(f) for f in pyogrio.read_info(path, layer=layer)["fields"]]
+    except Exception as exc:  # pyogrio raises its own DataSourceError and friends
+        raise LabelError(f"cannot read label polygons {path}: {exc}") from exc
+    by_lower = {f.lower(): f for f in fields}
+    for name in CLASS_COLUMNS:
+        if name in by_lower:
+            return by_lower[name]
+    if len(fields) == 1:
+        return fields[0]
+    raise LabelError(
+        f"label polygons {path}: say which column holds the class with --label-column "
+        f"(columns: {', '.join(fields) or 'none'})"
+    )
 
 
 def rasterize_polygons(

@@ -29,6 +29,7 @@ from geoseg.io.labels import (
     IGNORE,
     grid_of,
     is_vector,
+    label_column_of,
     rasterize_polygons,
     read_class_raster,
     read_probabilities,
@@ -537,11 +538,11 @@ def read_labels(
     """
     labels_path = resolve(scene.labels)
     if is_vector(labels_path):
-        if not scene.label_column:
-            raise ConfigError(f"scene {scene.name!r}: vector labels need label_column")
-        codes, values = rasterize_polygons(
-            labels_path, scene.label_column, grid, where=scene.label_filter
-        )
+        column = scene.label_column
+        if not column:
+            column = label_column_of(labels_path)
+            log.info("labels: classes from column %r of %s", column, labels_path)
+        codes, values = rasterize_polygons(labels_path, column, grid, where=scene.label_filter)
         present = values
     else:
         codes = read_class_raster(labels_path, grid)
