@@ -91,6 +91,8 @@ def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True)
         names = [c.name for c in legend.classes]
         pooled = {(r, ref): ConfusionMatrix(len(names)) for r in RULES for ref in RULES}
         blocks: dict[tuple[str, str], dict[str, float]] = {key: {} for key in pooled}
+        # a place with several dates is also scored with its dates' pixels pooled
+        places: dict[tuple[str, str], dict[str, ConfusionMatrix]] = {key: {} for key in pooled}
         for scene in prepared[card.bands]:
             if scene.holdout is None or scene.soft is None:
                 continue
@@ -112,16 +114,28 @@ def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True)
                 matrix = ConfusionMatrix(len(names))
                 matrix.update(reference, view(probabilities, groups, rule))
                 pooled[rule, ref].merge(matrix)
+                place, _, date = scene.name.rpartition("-")
+                if date.isdigit():
+                    places[rule, ref].setdefault(place, ConfusionMatrix(len(names))).merge(matrix)
                 miou = SegmentationMetrics.from_confusion(matrix, names).miou
                 if miou is not None:  # None: no class of the view in this block
                     blocks[rule, ref][scene.name] = miou
         for (rule, ref), matrix in pooled.items():
             metrics = SegmentationMetrics.from_confusion(matrix, names)
             per_block = _per_block(blocks[rule, ref])
+            over_dates = {
+                place: SegmentationMetrics.from_confusion(matrix, names).miou
+                for place, matrix in places[rule, ref].items()
+            }
             print(
                 f"{name} (pixels x{coarsen:g}): delivered by {rule}, teacher by {ref}: pooled mIoU "
                 f"{metrics.miou:.3f}, pixel accuracy {metrics.pixel_accuracy:.3f}; "
                 + ", ".join(f"{k} {v:.3f}" for k, v in per_block.items())
+                + "".join(
+                    f"; {k} with its dates pooled {v:.3f}"
+                    for k, v in over_dates.items()
+                    if v is not None
+                )
             )
 
 

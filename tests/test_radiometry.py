@@ -705,3 +705,54 @@ def test_darkest_percent_is_numpys_percentile(
     values = np.random.default_rng(seed).integers(low, high + 1, size=(3, pixels)).astype(dtype)
     expected = np.percentile(values.astype(np.float64), 1, axis=1)
     assert np.array_equal(darkest_percent(values), expected)
+
+
+def _ground(rng: np.random.Generator, water_share: float, n: int = 4000) -> np.ndarray:
+    """``(6, n)`` top-of-atmosphere reflectance: dry ground, and water on ``water_share``."""
+    #              blue  green red   nir   swir16 swir22
+    soil = np.array([0.10, 0.11, 0.13, 0.20, 0.26, 0.20])[:, None]
+    lake = np.array([0.09, 0.07, 0.05, 0.02, 0.008, 0.005])[:, None]
+    is_water = rng.random(n) < water_share
+    reflectance = np.where(is_water, lake, soil) * rng.uniform(0.9, 1.1, (6, n))
+    return np.asarray(reflectance)
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "int32"])
+def test_sentinel2_values_of_baseline_04_are_found_by_their_water(dtype: str) -> None:
+    rng = np.random.default_rng(1)
+    assumed = resolve_radiometry(info(dtype=dtype), (1, 2, 3, 4, 5, 6), SIX)
+    valid = np.ones(4000, bool)
+    with_water = _ground(rng, 0.2)
+    stored = np.round(with_water * 10000 + 1000).astype(dtype)  # the product's band files
+    found = assume_from_sample(assumed, stored, valid, SIX)
+    assert found.offset == (-0.1,) * 6 and found.scale == (1e-4,) * 6
+    assert "processing baseline 04.00" in found.source and found.surface is False
+    # the same ground stored without the offset: its water is far under the floor
+    plain = assume_from_sample(assumed, np.round(with_water * 10000).astype(dtype), valid, SIX)
+    assert plain.offset == (0.0,) * 6
+    # bright dry ground, no offset: nothing under 900 either, but no water appears with the
+    # 1000 taken off, so nothing is taken off
+    dry = np.round(_ground(rng, 0.0) * 10000).astype(dtype)
+    assert assume_from_sample(assumed, dry, valid, SIX).offset == (0.0,) * 6
+    # what the file declares is kept as it is
+    declared = resolve_radiometry(info(scales=(1e-4,) * 6), (1, 2, 3, 4, 5, 6), SIX)
+    assert assume_from_sample(declared, stored, valid, SIX).offset == (0.0,) * 6
+
+
+def test_a_baseline_04_stack_gets_the_map_of_its_reflectance(
+    tmp_path: Path, fake_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(2)
+    ground = _ground(rng, 0.3, 48 * 40).reshape(6, 48, 40)
+    plain = write_raster(tmp_path / "plain.tif", np.round(ground * 10000).astype(np.uint16))
+    shifted = np.round(ground * 10000 + 1000).astype(np.uint16)
+    offset = write_raster(tmp_path / "pb04.tif", shifted)
+    maps = []
+    for scene in (plain, offset):
+        out = tmp_path / f"{scene.stem}.classes.tif"
+        with caplog.at_level("WARNING", logger="geoseg"):
+            predict(scene, None, model=fake_model, raster=out)
+        with rasterio.open(out) as src:
+            maps.append(src.read(1))
+    assert "processing baseline 04.00 or later" in caplog.text
+    np.testing.assert_array_equal(maps[0], maps[1])

@@ -28,7 +28,9 @@ this order:
    Collection 2 DN always do (their zero reflectance is 5000 in Level-1, 7273 in Level-2), while
    reflectance x 10000 puts water, shade, vegetation, snow and even cloud below 0.5 there. They are
    Level-2 surface reflectance DN if that darkest percent is 7100 or more (Level-1 puts dark
-   pixels near 5000), else Level-1 DN (:func:`assume_from_sample`).
+   pixels near 5000), else Level-1 DN (:func:`assume_from_sample`); and Sentinel-2 values of
+   processing baseline 04.00 on (x 10000 + 1000) where no band's darkest percent is below 900
+   and, with the 1000 taken off, half a percent of the pixels are water.
 
 Whether reflectance is surface or top-of-atmosphere is taken from the metadata (Level-2,
 ``MSIL2A``, a ``surface-reflectance`` product, a ``REFLECTANCE_LEVEL`` tag); where nothing says

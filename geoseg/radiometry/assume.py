@@ -121,6 +121,7 @@ def assume_from_sample(
             decided = _uniform(
                 product.scale, product.offset, len(band_names), why, True, product.surface
             )
+    decided = _baseline_offset(decided, values, darkest, band_names)
     if decided.surface is None and "blue" in band_names:
         i = list(band_names).index("blue")
         blue = float(darkest[i]) * decided.scale[i] + decided.offset[i]
@@ -134,6 +135,68 @@ def assume_from_sample(
             assumed=True,
         )
     return decided
+
+
+#: Stored value at or above which every band's darkest percent lies in a Sentinel-2 file of
+#: processing baseline 04.00 or later, whose values are reflectance x 10000 + 1000.
+BASELINE_OFFSET_FLOOR = 900.0
+#: What water is, in reflectance: near infrared and short-wave infrared this dark, green brighter.
+WATER_NIR_MAX = 0.04
+WATER_SWIR_MAX = 0.02
+WATER_GREEN_EXCESS = 0.01
+
+
+def _baseline_offset(
+    radiometry: Radiometry, values: Any, darkest: Any, band_names: Sequence[str]
+) -> Radiometry:
+    """Integers assumed reflectance x 10000 that are Sentinel-2 values of baseline 04.00 on.
+
+    Since processing baseline 04.00 (25 January 2022, and the reprocessed archive) Sentinel-2
+    stores reflectance x 10000 + 1000; a stack made from the product's band files keeps the 1000
+    and loses the metadata that says so. Read without it, every reflectance is 0.1 too bright,
+    which puts water among the bright classes. Such a file has no value below about 1000 in any
+    band, and with the 1000 taken off its water is water again. Both are asked of the sample:
+    every band's darkest percent at or above :data:`BASELINE_OFFSET_FLOOR` (a file without the
+    offset that holds water or shade has its infrared far below it) and, with the offset, at
+    least half a percent of the pixels water (dark near and short-wave infrared, green brighter
+    than near infrared). A file with the offset and no water keeps the assumption: nothing in its
+    values tells it apart from bright dry ground.
+    """
+    import numpy as np
+
+    names = list(band_names)
+    if (
+        not radiometry.assumed
+        or set(radiometry.scale) != {1e-4}
+        or any(radiometry.offset)
+        or values.dtype.kind not in "ui"
+        or "green" not in names
+        or "nir" not in names
+        or float(np.min(darkest)) < BASELINE_OFFSET_FLOOR
+    ):
+        return radiometry
+
+    def reflectance(band: str) -> Any:
+        return values[names.index(band)].astype(np.float32) * np.float32(1e-4) - np.float32(0.1)
+
+    green, nir = reflectance("green"), reflectance("nir")
+    water = (nir < WATER_NIR_MAX) & (green - nir > WATER_GREEN_EXCESS)
+    for band in ("swir16", "swir22"):
+        if band in names:
+            water &= reflectance(band) < WATER_SWIR_MAX
+    count = int(water.sum())
+    if count < max(100, VEGETATION_SHARE * values.shape[1]):
+        return radiometry
+    return _uniform(
+        1e-4,
+        -0.1,
+        len(names),
+        "assumed Sentinel-2 values of processing baseline 04.00 or later ((value - 1000) / "
+        f"10000): no band's darkest percent is below {BASELINE_OFFSET_FLOOR:.0f}, and with the "
+        f"1000 taken off {100.0 * count / values.shape[1]:.1f}% of the pixels are water (say "
+        "--product or --offset if that is wrong)",
+        True,
+    )
 
 
 #: Median stored value above which assumed 0-1 float reflectance is reflectance x 10000 (or DN):
