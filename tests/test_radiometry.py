@@ -727,10 +727,15 @@ def test_sentinel2_values_of_baseline_04_are_found_by_their_water(dtype: str) ->
     found = assume_from_sample(assumed, stored, valid, SIX)
     assert found.offset == (-0.1,) * 6 and found.scale == (1e-4,) * 6
     assert "processing baseline 04.00" in found.source and found.surface is False
+    # surface reflectance: water a little under 0, stored a little under 1000
+    surface_water = with_water - np.array([0.09, 0.06, 0.05, 0.025, 0.015, 0.012])[:, None]
+    stored_surface = np.round(np.clip(surface_water, -0.015, None) * 10000 + 1000).astype(dtype)
+    found_surface = assume_from_sample(assumed, stored_surface, valid, SIX)
+    assert found_surface.offset == (-0.1,) * 6 and found_surface.surface is True
     # the same ground stored without the offset: its water is far under the floor
     plain = assume_from_sample(assumed, np.round(with_water * 10000).astype(dtype), valid, SIX)
     assert plain.offset == (0.0,) * 6
-    # bright dry ground, no offset: nothing under 900 either, but no water appears with the
+    # bright dry ground, no offset: nothing under 800 either, but no water appears with the
     # 1000 taken off, so nothing is taken off
     dry = np.round(_ground(rng, 0.0) * 10000).astype(dtype)
     assert assume_from_sample(assumed, dry, valid, SIX).offset == (0.0,) * 6

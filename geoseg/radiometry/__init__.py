@@ -29,7 +29,7 @@ this order:
    reflectance x 10000 puts water, shade, vegetation, snow and even cloud below 0.5 there. They are
    Level-2 surface reflectance DN if that darkest percent is 7100 or more (Level-1 puts dark
    pixels near 5000), else Level-1 DN (:func:`assume_from_sample`); and Sentinel-2 values of
-   processing baseline 04.00 on (x 10000 + 1000) where no band's darkest percent is below 900
+   processing baseline 04.00 on (x 10000 + 1000) where no band's darkest percent is below 800
    and, with the 1000 taken off, half a percent of the pixels are water.
 
 Whether reflectance is surface or top-of-atmosphere is taken from the metadata (Level-2,

@@ -139,7 +139,7 @@ def assume_from_sample(
 
 #: Stored value at or above which every band's darkest percent lies in a Sentinel-2 file of
 #: processing baseline 04.00 or later, whose values are reflectance x 10000 + 1000.
-BASELINE_OFFSET_FLOOR = 900.0
+BASELINE_OFFSET_FLOOR = 800.0
 #: What water is, in reflectance: near infrared and short-wave infrared this dark, green brighter.
 WATER_NIR_MAX = 0.04
 WATER_SWIR_MAX = 0.02
