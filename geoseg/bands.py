@@ -278,6 +278,31 @@ def resolve_bands(
     )
 
 
+def repeated_bands(
+    match: BandMatch,
+    model_bands: tuple[str, ...],
+    descriptions: tuple[str | None, ...],
+    colors: tuple[str, ...] = (),
+    sensor: str | None = None,
+) -> str:
+    """One line naming model bands that several scene bands are named as, or ``""``.
+
+    A two-date stack (``red, green, blue, nir, red, green, blue, nir``) matched by names feeds
+    the first of each; that is said, so that a user who meant the second passes ``--bands``.
+    """
+    if match.how == "--bands":
+        return ""
+    names = scene_band_names(descriptions, colors, sensor)[0]
+    parts = []
+    for band, used in zip(model_bands, match.indexes, strict=True):
+        same = [i + 1 for i, n in enumerate(names) if n == band]
+        if len(same) > 1:
+            parts.append(f"{band} is scene bands {', '.join(map(str, same))} (band {used} used)")
+    if not parts:
+        return ""
+    return "several scene bands have one name: " + "; ".join(parts) + " (--bands chooses others)"
+
+
 def which_landsat_hint(sensor: str | None) -> str:
     """Why band ids were not read, for a message, where the scene is Landsat but not which."""
     return _WHICH_LANDSAT if sensor == "landsat" else ""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.bands import BandMatch, resolve_bands
+from geoseg.bands import BandMatch, repeated_bands, resolve_bands
 from geoseg.config import TTA_MODES, PredictOptions
 from geoseg.core import Grid
 from geoseg.errors import BandMappingError, EmptySceneError, InvalidSceneError
@@ -200,6 +200,9 @@ def prepare(
     transform = InputTransform(radiometry, card.normalization)
     # said once the scene is known to be usable, so a refused scene gets one line only
     log.info("%s", match.describe(card.bands, scene.descriptions))
+    repeated = repeated_bands(match, card.bands, scene.descriptions, scene.colors, scene.sensor)
+    if repeated:
+        log.warning("%s", repeated)
     (log.warning if radiometry.assumed else log.info)("reflectance: %s", radiometry.source)
     if scene.cloud_mask is not None:
         log.info(

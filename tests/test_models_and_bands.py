@@ -416,3 +416,28 @@ def test_a_band_named_twice_is_named_in_the_refusal() -> None:
 
     with pytest.raises(ModelError, match=r"named blue, blue, red, nir \(blue more than once\)"):
         choose_default_model(("blue", "blue", "red", "nir"))
+
+
+def test_a_two_date_stack_says_which_date_feeds_the_model(
+    tmp_path: Path, fake_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from geoseg.config import PredictOptions
+    from geoseg.pipeline import predict
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(100, 3000, (12, 16, 16)).astype(np.uint16)
+    six = ("blue", "green", "red", "nir", "swir16", "swir22")
+    scene = write_raster(tmp_path / "two_dates.tif", data, descriptions=six + six)
+    with caplog.at_level("WARNING", logger="geoseg"):
+        predict(scene, None, model=fake_model, raster=tmp_path / "c.tif")
+    assert "blue is scene bands 1, 7 (band 1 used)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="geoseg"):
+        predict(
+            scene,
+            None,
+            model=fake_model,
+            raster=tmp_path / "c2.tif",
+            options=PredictOptions(bands=("7", "8", "9", "10", "11", "12")),
+        )
+    assert "several scene bands have one name" not in caplog.text
