@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -216,18 +217,29 @@ def test_sentinel2_tags_that_say_too_little_are_not_read(tags: dict[str, str]) -
     assert got.assumed and got.offset == (0.0,) * 6
 
 
+def _predicted_with_warnings(
+    tmp_path: Path,
+    fake_model: Path,
+    caplog: pytest.LogCaptureFixture,
+    data: np.ndarray,
+    **written: Any,
+) -> np.ndarray:
+    """The class map of ``data`` written as a scene; the warnings said are in ``caplog``."""
+    scene = write_raster(tmp_path / "scene.tif", data, **written)
+    out = tmp_path / "classes.tif"
+    with caplog.at_level("WARNING", logger="geoseg"):
+        predict(scene, None, model=fake_model, raster=out)
+    with rasterio.open(out) as src:
+        return np.asarray(src.read(1))
+
+
 def test_undeclared_zero_fill_is_nodata_and_said(
     tmp_path: Path, fake_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = np.random.default_rng(0).integers(100, 3000, (6, 40, 50)).astype(np.uint16)
-    data[:, :, :10] = 0  # a collar of zeros, no nodata declared
-    scene = write_raster(tmp_path / "collar.tif", data, nodata=1)  # and a wrong nodata tag
-    out = tmp_path / "classes.tif"
-    with caplog.at_level("WARNING", logger="geoseg"):
-        predict(scene, None, model=fake_model, raster=out)
+    data[:, :, :10] = 0  # a collar of zeros, no nodata declared, and a wrong nodata tag
+    classes = _predicted_with_warnings(tmp_path, fake_model, caplog, data, nodata=1)
     assert "0 in every band: treated as nodata" in caplog.text
-    with rasterio.open(out) as src:
-        classes = src.read(1)
     assert (classes[:, :10] == 255).all() and (classes[:, 10:] != 255).all()
 
 
@@ -243,13 +255,8 @@ def test_undeclared_negative_fill_is_nodata_and_said(
     if dtype == "float32":
         data = data / np.float32(10000)
         data[:, :, :10] = fill
-    scene = write_raster(tmp_path / "collar.tif", data)
-    out = tmp_path / "classes.tif"
-    with caplog.at_level("WARNING", logger="geoseg"):
-        predict(scene, None, model=fake_model, raster=out)
+    classes = _predicted_with_warnings(tmp_path, fake_model, caplog, data)
     assert f"{fill:g} in every band: treated as nodata" in caplog.text
-    with rasterio.open(out) as src:
-        classes = src.read(1)
     assert (classes[:, :10] == 255).all() and (classes[:, 10:] != 255).all()
 
 
@@ -259,13 +266,8 @@ def test_not_a_number_pixels_are_nodata_and_said(
     data = np.random.default_rng(0).uniform(0.01, 0.3, (6, 40, 50)).astype(np.float32)
     data[2, :, :10] = np.nan  # one band without a value is enough to leave the pixel unknown
     data[:, :5, 40:] = np.inf
-    scene = write_raster(tmp_path / "nan.tif", data)
-    out = tmp_path / "classes.tif"
-    with caplog.at_level("WARNING", logger="geoseg"):
-        predict(scene, None, model=fake_model, raster=out)
+    classes = _predicted_with_warnings(tmp_path, fake_model, caplog, data)
     assert "NaN or infinite in some band: treated as nodata" in caplog.text
-    with rasterio.open(out) as src:
-        classes = src.read(1)
     unknown = np.zeros((40, 50), bool)
     unknown[:, :10] = True
     unknown[:5, 40:] = True
