@@ -140,9 +140,12 @@ def assume_from_sample(
 #: Stored value at or above which every band's darkest percent lies in a Sentinel-2 file of
 #: processing baseline 04.00 or later, whose values are reflectance x 10000 + 1000.
 BASELINE_OFFSET_FLOOR = 800.0
-#: What water is, in reflectance: near infrared and short-wave infrared this dark, green brighter.
-WATER_NIR_MAX = 0.04
-WATER_SWIR_MAX = 0.02
+#: What water is, in reflectance: near and short-wave infrared this dark, green brighter than
+#: near infrared. Loose enough for hazy top-of-atmosphere lakes (s2-brandenburg in February: near
+#: infrared 0.064, swir16 0.019, swir22 0.011 at the median of its water); a file without the
+#: offset never gets here (its water, ice and shade lie far under the floor).
+WATER_NIR_MAX = 0.08
+WATER_SWIR_MAX = {"swir16": 0.04, "swir22": 0.03}
 WATER_GREEN_EXCESS = 0.01
 
 
@@ -181,9 +184,9 @@ def _baseline_offset(
 
     green, nir = reflectance("green"), reflectance("nir")
     water = (nir < WATER_NIR_MAX) & (green - nir > WATER_GREEN_EXCESS)
-    for band in ("swir16", "swir22"):
+    for band, most in WATER_SWIR_MAX.items():
         if band in names:
-            water &= reflectance(band) < WATER_SWIR_MAX
+            water &= reflectance(band) < most
     count = int(water.sum())
     if count < max(100, VEGETATION_SHARE * values.shape[1]):
         return radiometry
