@@ -719,7 +719,7 @@ def _ground(rng: np.random.Generator, water_share: float, n: int = 4000) -> np.n
     return np.asarray(reflectance)
 
 
-@pytest.mark.parametrize("dtype", ["uint16", "int32"])
+@pytest.mark.parametrize("dtype", ["uint16", "int32", "float32"])
 def test_sentinel2_values_of_baseline_04_are_found_by_their_water(dtype: str) -> None:
     rng = np.random.default_rng(1)
     assumed = resolve_radiometry(info(dtype=dtype), (1, 2, 3, 4, 5, 6), SIX)

@@ -172,7 +172,6 @@ def _baseline_offset(
         not radiometry.assumed
         or set(radiometry.scale) != {1e-4}
         or any(radiometry.offset)
-        or values.dtype.kind not in "ui"
         or "green" not in names
         or "nir" not in names
         or float(np.min(darkest)) < BASELINE_OFFSET_FLOOR
