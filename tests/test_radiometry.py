@@ -658,6 +658,18 @@ def test_eight_bit_landsat_dn_without_mtl_follow_sensor_sun_and_distance(
     # and the same scene resolved from what it says, with no MTL beside it
     got = resolve_radiometry(amazon, (1, 2, 3, 4, 5, 6), SIX)
     assert got.scale == typical.scale and got.assumed
+    # a model of red, green, blue and near infrared reads the same file the same way: its
+    # short-wave infrared bands are the scene's, not the model's (it was DN / 255 for it)
+    rgbn = ("red", "green", "blue", "nir")
+    unsaid_file = dataclasses_replace(amazon, spacecraft="", band_names=SIX)
+    four = resolve_radiometry(unsaid_file, (3, 2, 1, 4), rgbn)
+    assert four.scale == landsat_dn8(unsaid_file, rgbn).scale and "Landsat" in four.source
+    # a file that says it is Landsat 5, with only its visible bands, is Landsat DN too
+    visible = dataclasses_replace(amazon, band_names=("blue", "green", "red"))
+    assert "Landsat TM DN" in resolve_radiometry(visible, (3, 2, 1), rgbn[:3]).source
+    # an 8-bit orthophoto is not
+    ortho = dataclasses_replace(amazon, spacecraft="", band_names=("red", "green", "blue"))
+    assert resolve_radiometry(ortho, (1, 2, 3), rgbn[:3]).scale == (1 / 255,) * 3
 
 
 def dataclasses_replace(described: SceneRadiometricInfo, **changes: object) -> SceneRadiometricInfo:

@@ -22,6 +22,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from geoseg.bands import scene_band_names
 from geoseg.core import first_line
 from geoseg.errors import InvalidSceneError
 from geoseg.io.cloud_mask import FLAGGED, CloudMask, cloud_source, find_cloud_mask
@@ -123,6 +124,9 @@ class Scene:
             sensor=self.sensor,
             spacecraft=self.spacecraft,
             tags=self.tags,
+            band_names=tuple(
+                n for n in scene_band_names(self.descriptions, self.colors, self.sensor)[0] if n
+            ),
         )
 
     @property

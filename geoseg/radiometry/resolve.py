@@ -109,10 +109,23 @@ def _from_data(
         )
     if info.sensor == "naip" and info.dtype == "uint8":
         return naip_radiometry(band_names, "a NAIP quarter-quad by its file name", assumed=True)
-    swir = any(b in ("swir16", "swir22") for b in band_names)
-    if info.dtype == "uint8" and swir and info.centre is not None:
+    if info.dtype == "uint8" and _landsat_dn8(info, band_names) and info.centre is not None:
         return landsat_dn8(info, band_names)
-    return _from_dtype(info.dtype, count, band_names)
+    return _from_dtype(info.dtype, count, _landsat_dn8(info, band_names))
+
+
+def _landsat_dn8(info: SceneRadiometricInfo, band_names: Sequence[str]) -> bool:
+    """Whether 8-bit values are Landsat 4-7 DN.
+
+    So they are where short-wave infrared is among the model's or the scene's named bands (only
+    satellites record it), or the file says it is Landsat 4-7.
+    """
+    swir = {"swir16", "swir22"}
+    return bool(swir & {*band_names, *info.band_names}) or info.spacecraft in (
+        "LANDSAT_4",
+        "LANDSAT_5",
+        "LANDSAT_7",
+    )
 
 
 def naip_radiometry(band_names: Sequence[str], why: str, assumed: bool) -> Radiometry:
@@ -141,10 +154,10 @@ def _per_band(values: tuple[float, ...], count: int, what: str) -> tuple[float, 
     return values
 
 
-def _from_dtype(dtype: str, count: int, band_names: Sequence[str]) -> Radiometry:
+def _from_dtype(dtype: str, count: int, landsat_dn8: bool) -> Radiometry:
     if dtype.startswith("float"):
         return _uniform(1.0, 0.0, count, "assumed reflectance (0-1): float data", True)
-    if dtype == "uint8" and any(b in ("swir16", "swir22") for b in band_names):
+    if dtype == "uint8" and landsat_dn8:
         # 8-bit short-wave infrared is satellite DN (Landsat 4-7), never an orthophoto; without
         # a place (no info) only a typical gain is known
         return _uniform(

@@ -84,6 +84,9 @@ class SceneRadiometricInfo:
     tags : mapping
         The file's metadata tags (Sentinel-2's ``PROCESSING_BASELINE``, ``BOA_ADD_OFFSET`` ...,
         as GDAL's SENTINEL2 driver and exporters copy them).
+    band_names : tuple of str
+        The common names of all the file's named bands, not only those a model reads (an 8-bit
+        file with short-wave infrared is Landsat DN whichever of its bands a model takes).
     """
 
     name: str
@@ -98,6 +101,7 @@ class SceneRadiometricInfo:
     sensor: str | None = None
     spacecraft: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    band_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
