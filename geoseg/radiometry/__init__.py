@@ -20,7 +20,8 @@ this order:
    above 2, which reflectance never is: then they are read as 16-bit integers would be, or as
    percent where their vegetation's near infrared says so), 8-bit
    integers ``DN / 255`` (the documented mapping for 8-bit imagery with no radiometric metadata,
-   e.g. orthophotos) unless they hold short-wave infrared bands, which only satellites record: then
+   e.g. orthophotos) unless the file holds short-wave infrared bands (whichever bands a model
+   reads), which only satellites record, or says it is Landsat 4-7: then
    Landsat TM/ETM+ DN, converted with their typical radiance gains, the sun elevation of the
    scene's date and place and the Earth-Sun distance (:func:`landsat_dn8`); 16- and 32-bit integers
    reflectance x 10000, unless the darkest percent of the short-wave infrared (of every band,
