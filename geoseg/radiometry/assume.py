@@ -152,7 +152,7 @@ WATER_GREEN_EXCESS = 0.01
 def _baseline_offset(
     radiometry: Radiometry, values: Any, darkest: Any, band_names: Sequence[str]
 ) -> Radiometry:
-    """Integers assumed reflectance x 10000 that are Sentinel-2 values of baseline 04.00 on.
+    """Values assumed reflectance x 10000 that are Sentinel-2 values of baseline 04.00 on.
 
     Since processing baseline 04.00 (25 January 2022, and the reprocessed archive) Sentinel-2
     stores reflectance x 10000 + 1000; a stack made from the product's band files keeps the 1000
