@@ -109,12 +109,13 @@ def _from_data(
         )
     if info.sensor == "naip" and info.dtype == "uint8":
         return naip_radiometry(band_names, "a NAIP quarter-quad by its file name", assumed=True)
-    if info.dtype == "uint8" and _landsat_dn8(info, band_names) and info.centre is not None:
+    landsat = _is_landsat_dn8(info, band_names)
+    if info.dtype == "uint8" and landsat and info.centre is not None:
         return landsat_dn8(info, band_names)
-    return _from_dtype(info.dtype, count, _landsat_dn8(info, band_names))
+    return _from_dtype(info.dtype, count, landsat)
 
 
-def _landsat_dn8(info: SceneRadiometricInfo, band_names: Sequence[str]) -> bool:
+def _is_landsat_dn8(info: SceneRadiometricInfo, band_names: Sequence[str]) -> bool:
     """Whether 8-bit values are Landsat 4-7 DN.
 
     So they are where short-wave infrared is among the model's or the scene's named bands (only
@@ -154,10 +155,10 @@ def _per_band(values: tuple[float, ...], count: int, what: str) -> tuple[float, 
     return values
 
 
-def _from_dtype(dtype: str, count: int, landsat_dn8: bool) -> Radiometry:
+def _from_dtype(dtype: str, count: int, is_landsat_dn8: bool) -> Radiometry:
     if dtype.startswith("float"):
         return _uniform(1.0, 0.0, count, "assumed reflectance (0-1): float data", True)
-    if dtype == "uint8" and landsat_dn8:
+    if dtype == "uint8" and is_landsat_dn8:
         # 8-bit short-wave infrared is satellite DN (Landsat 4-7), never an orthophoto; without
         # a place (no info) only a typical gain is known
         return _uniform(
