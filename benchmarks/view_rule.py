@@ -18,6 +18,7 @@ Usage::
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 3
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 1.5
+    .venv/bin/python benchmarks/view_rule.py landcover-s2-dw6 --per-class
     .venv/bin/python benchmarks/view_rule.py --human
 """
 
@@ -57,12 +58,16 @@ def view(probabilities: np.ndarray, groups: np.ndarray, rule: str) -> np.ndarray
     return top
 
 
-def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True) -> None:
+def held_out(
+    models: list[str], recipe: Path, coarsen: float, snow: bool = True, per_class: bool = False
+) -> None:
     """Print each model's agreement per rule and teacher reference on the recipe's blocks.
 
     The teacher's targets have their snow checked (:mod:`geoseg.snow_check`) as training
     prepares them; the models' own predictions too, as prediction delivers them, unless
-    ``snow`` is false.
+    ``snow`` is false. With ``per_class``, each place's IoU and share of pixels per class is
+    printed for the delivered rule against the teacher's top class, so a low mIoU can be traced
+    to the classes that make it.
     """
     config = load_train_config(recipe)
     teacher = load_teacher(config)
@@ -93,6 +98,7 @@ def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True)
         blocks: dict[tuple[str, str], dict[str, float]] = {key: {} for key in pooled}
         # a place with several dates is also scored with its dates' pixels pooled
         places: dict[tuple[str, str], dict[str, ConfusionMatrix]] = {key: {} for key in pooled}
+        blocks_matrices: dict[str, ConfusionMatrix] = {}  # per place, dates pooled; sum vs top
         for scene in prepared[card.bands]:
             if scene.holdout is None or scene.soft is None:
                 continue
@@ -114,9 +120,11 @@ def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True)
                 matrix = ConfusionMatrix(len(names))
                 matrix.update(reference, view(probabilities, groups, rule))
                 pooled[rule, ref].merge(matrix)
-                place, _, date = scene.name.rpartition("-")
-                if date.isdigit():
+                place = _place(scene.name)
+                if place != scene.name:
                     places[rule, ref].setdefault(place, ConfusionMatrix(len(names))).merge(matrix)
+                if rule == "sum" and ref == "top":
+                    blocks_matrices.setdefault(place, ConfusionMatrix(len(names))).merge(matrix)
                 miou = SegmentationMetrics.from_confusion(matrix, names).miou
                 if miou is not None:  # None: no class of the view in this block
                     blocks[rule, ref][scene.name] = miou
@@ -137,14 +145,33 @@ def held_out(models: list[str], recipe: Path, coarsen: float, snow: bool = True)
                     if v is not None
                 )
             )
+        if per_class:
+            _print_per_class(name, blocks_matrices, names)
+
+
+def _print_per_class(name: str, matrices: dict[str, ConfusionMatrix], names: list[str]) -> None:
+    """Each place's IoU and reference share per class (delivered by sum, teacher by top)."""
+    for place, matrix in matrices.items():
+        metrics = SegmentationMetrics.from_confusion(matrix, names)
+        total = max(sum(metrics.support), 1)
+        cells = [
+            f"{n} {'-' if iou is None else f'{iou:.3f}'} ({100 * s / total:.2f}%)"
+            for n, iou, s in zip(names, metrics.iou, metrics.support, strict=True)
+        ]
+        print(f"  {name} {place}: " + ", ".join(cells))
+
+
+def _place(name: str) -> str:
+    """The place of a dated scene name (``NAME-YYYYMMDD``); any other name as it is."""
+    place, _, date = name.rpartition("-")
+    return place if date.isdigit() else name
 
 
 def _per_block(scores: dict[str, float]) -> dict[str, float]:
     """Block scores with the dates of one place (``NAME-YYYYMMDD``) averaged into one."""
     places: dict[str, list[float]] = {}
     for name, score in scores.items():
-        place, _, date = name.rpartition("-")
-        places.setdefault(place if date.isdigit() else name, []).append(score)
+        places.setdefault(_place(name), []).append(score)
     return {place: float(np.mean(values)) for place, values in places.items()}
 
 
@@ -188,12 +215,21 @@ def main() -> None:
     parser.add_argument("--coarsen", type=float, default=1.0)
     parser.add_argument("--human", action="store_true", help="score the human polygons too")
     parser.add_argument(
+        "--per-class", action="store_true", help="IoU and share per class of every place"
+    )
+    parser.add_argument(
         "--no-snow-check", action="store_true", help="the models' snow as they predict it"
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.models:
-        held_out(args.models, args.recipe, args.coarsen, snow=not args.no_snow_check)
+        held_out(
+            args.models,
+            args.recipe,
+            args.coarsen,
+            snow=not args.no_snow_check,
+            per_class=args.per_class,
+        )
     if args.human:
         human()
 
