@@ -226,6 +226,12 @@ def test_evaluate_scores_a_window_with_a_label_map(tmp_path: Path, scene: Any) -
     result.write_json(out)
     assert '"miou"' in out.read_text()
     assert "mIoU" in result.metrics.format_table()
+    # the library's writer, like the CLI, never replaces what was evaluated
+    labels_before = Path(lab).read_bytes()
+    for evaluated in (lab, image, model):
+        with pytest.raises(ConfigError, match="an input of this run"):
+            result.write_json(evaluated)
+    assert Path(lab).read_bytes() == labels_before
 
 
 def test_fine_tune_onto_fewer_bands_keeps_their_filters(tmp_path: Path, scene: Any) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from geoseg.errors import BandMappingError, LabelError
 from geoseg.io.labels import IGNORE
+from geoseg.io.output_set import check_not_inputs
 from geoseg.io.report_files import write_json
 from geoseg.training.metrics import ConfusionMatrix, SegmentationMetrics
 
@@ -74,7 +75,15 @@ class EvaluationResult:
         return head + "\n" + self.metrics.format_table()
 
     def write_json(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
+        """Write :meth:`to_dict` as JSON, replacing an older result but never an input.
+
+        Raises
+        ------
+        ConfigError
+            If ``path`` is the scene, the labels or the model file evaluated.
+        """
+        model_file = (self.model,) if Path(self.model).suffix else ()  # not an embedded name
+        check_not_inputs([Path(path)], (self.scene, self.labels, *model_file))
         write_json(Path(path), self.to_dict(), overwrite=True)
 
 
