@@ -19,6 +19,7 @@ Usage::
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 3
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 1.5
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw6 --per-class
+    .venv/bin/python benchmarks/view_rule.py landcover-s2-dw6 --per-class --confident 0.5
     .venv/bin/python benchmarks/view_rule.py --human
 """
 
@@ -59,7 +60,12 @@ def view(probabilities: np.ndarray, groups: np.ndarray, rule: str) -> np.ndarray
 
 
 def held_out(
-    models: list[str], recipe: Path, coarsen: float, snow: bool = True, per_class: bool = False
+    models: list[str],
+    recipe: Path,
+    coarsen: float,
+    snow: bool = True,
+    per_class: bool = False,
+    confident: float = 0.0,
 ) -> None:
     """Print each model's agreement per rule and teacher reference on the recipe's blocks.
 
@@ -67,7 +73,9 @@ def held_out(
     prepares them; the models' own predictions too, as prediction delivers them, unless
     ``snow`` is false. With ``per_class``, each place's IoU and share of pixels per class is
     printed for the delivered rule against the teacher's top class, so a low mIoU can be traced
-    to the classes that make it.
+    to the classes that make it. With ``confident`` above 0, only pixels whose most probable
+    teacher class has at least that probability are scored: how much of the gap is the teacher's
+    own doubt.
     """
     config = load_train_config(recipe)
     teacher = load_teacher(config)
@@ -113,8 +121,10 @@ def held_out(
                 snow_check=snow_check if snow else None,
                 reflectance=image,
             )[:, scene.holdout[0], scene.holdout[1]]
-            unlabelled = scene.labels[scene.holdout] == IGNORE
             teacher_soft = scene.soft[:, scene.holdout[0], scene.holdout[1]]
+            unlabelled = (scene.labels[scene.holdout] == IGNORE) | (
+                teacher_soft.max(axis=0) < confident
+            )
             for rule, ref in pooled:
                 reference = np.where(unlabelled, IGNORE, view(teacher_soft, groups, ref))
                 matrix = ConfusionMatrix(len(names))
@@ -135,9 +145,10 @@ def held_out(
                 place: SegmentationMetrics.from_confusion(matrix, names).miou
                 for place, matrix in places[rule, ref].items()
             }
+            where = f", teacher's top class >= {confident:g}" if confident > 0 else ""
             print(
-                f"{name} (pixels x{coarsen:g}): delivered by {rule}, teacher by {ref}: pooled mIoU "
-                f"{metrics.miou:.3f}, pixel accuracy {metrics.pixel_accuracy:.3f}; "
+                f"{name} (pixels x{coarsen:g}{where}): delivered by {rule}, teacher by {ref}: "
+                f"pooled mIoU {metrics.miou:.3f}, pixel accuracy {metrics.pixel_accuracy:.3f}; "
                 + ", ".join(f"{k} {v:.3f}" for k, v in per_block.items())
                 + "".join(
                     f"; {k} with its dates pooled {v:.3f}"
@@ -218,6 +229,12 @@ def main() -> None:
         "--per-class", action="store_true", help="IoU and share per class of every place"
     )
     parser.add_argument(
+        "--confident",
+        type=float,
+        default=0.0,
+        help="score only pixels whose top teacher class has at least this probability",
+    )
+    parser.add_argument(
         "--no-snow-check", action="store_true", help="the models' snow as they predict it"
     )
     args = parser.parse_args()
@@ -229,6 +246,7 @@ def main() -> None:
             args.coarsen,
             snow=not args.no_snow_check,
             per_class=args.per_class,
+            confident=args.confident,
         )
     if args.human:
         human()
