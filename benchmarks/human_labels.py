@@ -79,7 +79,11 @@ SCENES = (
 
 
 def score(model: str, labelled: LabelledScene, resample: bool) -> str | None:
-    """A table row: recall per class and pixel accuracy; None where the model cannot read it."""
+    """A table row: recall per class, pixel accuracy and mIoU; None where the model cannot read it.
+
+    mIoU is over the classes labelled or predicted on the labelled pixels (the issue's second
+    target on human labels, beside overall accuracy).
+    """
     card = load_model(model).card
     if not set(card.bands) <= set(labelled.bands):
         return None
@@ -101,7 +105,11 @@ def score(model: str, labelled: LabelledScene, resample: bool) -> str | None:
         if values["recall"] is not None
     )
     grid = "model's 10 m" if resample else "scene's own"
-    return f"| {model} | {labelled.name}, {grid} | {recall} | {metrics['pixel_accuracy']:.3f} |"
+    miou = "-" if metrics["miou"] is None else f"{metrics['miou']:.3f}"
+    return (
+        f"| {model} | {labelled.name}, {grid} | {recall} | {metrics['pixel_accuracy']:.3f} "
+        f"| {miou} |"
+    )
 
 
 def main() -> None:
@@ -117,8 +125,8 @@ def main() -> None:
     missing = [str(s.scene) for s in SCENES if not s.scene.exists()]
     if missing:
         raise SystemExit(f"human-labelled scenes not found (needs ../shared/data): {missing[0]}")
-    print("| model | labels | recall per class | pixel accuracy |")
-    print("|---|---|---|---|")
+    print("| model | labels | recall per class | pixel accuracy | mIoU |")
+    print("|---|---|---|---|---|")
     for model in args.models:
         for labelled in SCENES:
             for resample in (True, False) if args.no_resample else (True,):
