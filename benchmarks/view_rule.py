@@ -157,7 +157,7 @@ def held_out(
                 )
             )
         if per_class:
-            _print_per_class(name, blocks_matrices, names)
+            _print_per_class(name, {**blocks_matrices, "all blocks": pooled["sum", "top"]}, names)
 
 
 def _print_per_class(name: str, matrices: dict[str, ConfusionMatrix], names: list[str]) -> None:
