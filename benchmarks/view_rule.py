@@ -104,9 +104,9 @@ def held_out(
         names = [c.name for c in legend.classes]
         pooled = {(r, ref): ConfusionMatrix(len(names)) for r in RULES for ref in RULES}
         blocks: dict[tuple[str, str], dict[str, float]] = {key: {} for key in pooled}
-        # a place with several dates is also scored with its dates' pixels pooled
+        # each place's pixels, its dates pooled: a place with several dates is also scored so
         places: dict[tuple[str, str], dict[str, ConfusionMatrix]] = {key: {} for key in pooled}
-        blocks_matrices: dict[str, ConfusionMatrix] = {}  # per place, dates pooled; sum vs top
+        dated: set[str] = set()
         for scene in prepared[card.bands]:
             if scene.holdout is None or scene.soft is None:
                 continue
@@ -132,9 +132,8 @@ def held_out(
                 pooled[rule, ref].merge(matrix)
                 place = _place(scene.name)
                 if place != scene.name:
-                    places[rule, ref].setdefault(place, ConfusionMatrix(len(names))).merge(matrix)
-                if rule == "sum" and ref == "top":
-                    blocks_matrices.setdefault(place, ConfusionMatrix(len(names))).merge(matrix)
+                    dated.add(place)
+                places[rule, ref].setdefault(place, ConfusionMatrix(len(names))).merge(matrix)
                 miou = SegmentationMetrics.from_confusion(matrix, names).miou
                 if miou is not None:  # None: no class of the view in this block
                     blocks[rule, ref][scene.name] = miou
@@ -144,6 +143,7 @@ def held_out(
             over_dates = {
                 place: SegmentationMetrics.from_confusion(matrix, names).miou
                 for place, matrix in places[rule, ref].items()
+                if place in dated
             }
             where = f", teacher's top class >= {confident:g}" if confident > 0 else ""
             print(
@@ -157,7 +157,8 @@ def held_out(
                 )
             )
         if per_class:
-            _print_per_class(name, {**blocks_matrices, "all blocks": pooled["sum", "top"]}, names)
+            by_place = places["sum", "top"]
+            _print_per_class(name, {**by_place, "all blocks": pooled["sum", "top"]}, names)
 
 
 def _print_per_class(name: str, matrices: dict[str, ConfusionMatrix], names: list[str]) -> None:
