@@ -64,6 +64,8 @@ def test_overrides(tmp_path: Path) -> None:
             {"scenes": [{"name": "a", "image": "a", "labels": "l", "scale": [0.0]}]},
             "must be one or more values > 0",
         ),
+        ({"loss": {"margin": -1}}, "0 or more pixels"),
+        ({"loss": {"margin": 32}, "optim": {"patch_size": 64}}, "nothing of a 64 px patch"),
     ],
 )
 def test_bad_configs_are_config_errors(change: dict[str, object], message: str) -> None:

@@ -183,6 +183,31 @@ def test_objective_adds_the_view_loss() -> None:
     assert both == pytest.approx(alone + 0.5 * float(ViewLoss(VIEW)(logits, target)), rel=1e-5)
 
 
+def test_objective_margin_scores_only_the_patch_interior() -> None:
+    generator = torch.Generator().manual_seed(4)
+    target = torch.randint(0, 3, (2, 8, 8), generator=generator)
+    teacher = torch.softmax(torch.randn(2, 3, 8, 8, generator=generator), dim=1)
+    objective = TrainingObjective(
+        CrossEntropyLoss(), distillation=0.5, view=ViewLoss(VIEW[:3]), view_weight=0.5, margin=2
+    )
+    logits = torch.randn(2, 3, 8, 8, generator=generator, requires_grad=True)
+    loss = objective(logits, target, teacher)
+    loss.backward()
+    assert logits.grad is not None
+    border = torch.ones(8, 8, dtype=torch.bool)
+    border[2:-2, 2:-2] = False
+    # no term reaches a pixel of the margin; every interior pixel is scored
+    assert float(logits.grad[..., border].abs().sum()) == 0.0
+    assert bool((logits.grad[..., ~border].abs().sum(dim=1) > 0).all())
+    # and the interior is scored as the whole of a patch that small would be
+    inner = TrainingObjective(
+        CrossEntropyLoss(), distillation=0.5, view=ViewLoss(VIEW[:3]), view_weight=0.5
+    )
+    expected = inner(logits[..., 2:-2, 2:-2], target[..., 2:-2, 2:-2], teacher[..., 2:-2, 2:-2])
+    assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+    assert bool((target != IGNORE).all())  # the caller's target is left as it was
+
+
 def test_registry_errors_name_the_options() -> None:
     with pytest.raises(ConfigError, match="available options are: ce, dice"):
         build_loss("lovasz")

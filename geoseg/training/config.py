@@ -173,6 +173,12 @@ class LossConfig:
         Weight of a cross-entropy on the classes the model delivers by default (its card's
         ``default_legend``: probabilities summed into groups) against the hard targets' groups;
         0 disables it. Needs a default legend that groups the classes.
+    margin : int
+        Pixels along each edge of a training patch that no term scores. Prediction's tiles
+        overlap, so every delivered pixel sees the network's whole receptive field; a patch's
+        edge pixels see zero padding instead. With a margin as wide as the receptive field's
+        reach, training scores only what prediction delivers (enlarge ``optim.patch_size`` by
+        twice the margin to score as many pixels as before).
     """
 
     name: str = "ce"
@@ -182,6 +188,11 @@ class LossConfig:
     distillation: float = 0.0
     temperature: float = 1.0
     view: float = 0.0
+    margin: int = 0
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ConfigError(f"loss.margin must be 0 or more pixels, got {self.margin}")
 
 
 @dataclass(frozen=True)
@@ -363,6 +374,11 @@ class TrainConfig:
         unlabelled = [s.name for s in self.scenes if not s.labels]
         if unlabelled and self.teacher is None:
             raise ConfigError(f"scenes {unlabelled} have no labels and the recipe no teacher")
+        if 2 * self.loss.margin >= self.optim.patch_size:
+            raise ConfigError(
+                f"loss.margin {self.loss.margin} leaves nothing of a {self.optim.patch_size} px "
+                "patch to score: make it under half of optim.patch_size"
+            )
 
     def resolve(self, path: str) -> Path:
         """Resolve a path of the config against :attr:`base_dir` (absolute paths unchanged)."""

@@ -284,6 +284,9 @@ class TrainingObjective(nn.Module):
         The delivered view's loss against the same hard targets.
     view_weight : float
         Its weight (0 disables it).
+    margin : int
+        Pixels along each edge of a patch that no term scores (their targets count as
+        unlabelled): they see zero padding where prediction sees real context.
     """
 
     def __init__(
@@ -294,6 +297,7 @@ class TrainingObjective(nn.Module):
         temperature: float = 1.0,
         view: ViewLoss | None = None,
         view_weight: float = 0.0,
+        margin: int = 0,
     ) -> None:
         super().__init__()
         self.hard = hard
@@ -302,11 +306,17 @@ class TrainingObjective(nn.Module):
         self.soft = DistillationLoss(temperature)
         self.view = view
         self.view_weight = view_weight
+        self.margin = margin
 
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Weighted sum of the terms; the soft term only counts where the target is labelled."""
+        if self.margin > 0:
+            inner = torch.full_like(target, IGNORE_INDEX)
+            m = self.margin
+            inner[..., m:-m, m:-m] = target[..., m:-m, m:-m]
+            target = inner
         loss: torch.Tensor = self.hard(logits, target) * self.hard_weight
         if self.distillation > 0 and teacher is not None:
             loss = loss + self.distillation * self.soft(logits, teacher, target != IGNORE_INDEX)
