@@ -8,6 +8,9 @@ crops 0.3: top says forest, sum says farmland). This measures both rules:
 - on the held-out block of every training scene of a recipe, against the teacher's labels made
   both ways, at 10 m and, with ``--coarsen 3``, as a 30 m sensor sees the blocks: the teacher
   itself (``landcover-s2-dw``) under each rule is the ceiling of "agreement with the teacher";
+- with ``--coarse-grid`` (and a whole ``--coarsen`` factor), predicted on the coarse sensor's own
+  grid and each coarse pixel's class repeated back onto the 10 m blocks, as ``geoseg predict
+  --no-resample`` runs a Landsat scene, instead of resampled to 10 m as it runs by default;
 - with ``--human``, on the human polygons of ``landsat5-amazon-rstoolbox`` (six-band model) and
   ``landsat8-parana`` (RGB model), as ``geoseg evaluate`` scores them.
 
@@ -18,6 +21,7 @@ Usage::
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 3
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw landcover-s2-dw6 --coarsen 1.5
+    .venv/bin/python benchmarks/view_rule.py landcover-s2-dw6 --coarsen 3 --coarse-grid
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw6 --per-class
     .venv/bin/python benchmarks/view_rule.py landcover-s2-dw6 --per-class --confident 0.5
     .venv/bin/python benchmarks/view_rule.py --human
@@ -66,6 +70,7 @@ def held_out(
     snow: bool = True,
     per_class: bool = False,
     confident: float = 0.0,
+    coarse_grid: bool = False,
 ) -> None:
     """Print each model's agreement per rule and teacher reference on the recipe's blocks.
 
@@ -110,7 +115,10 @@ def held_out(
         for scene in prepared[card.bands]:
             if scene.holdout is None or scene.soft is None:
                 continue
-            image = coarsened(scene.image, coarsen) if coarsen > 1 else scene.image
+            if coarse_grid:
+                image = on_coarse_grid(scene.image, int(coarsen))
+            else:
+                image = coarsened(scene.image, coarsen) if coarsen > 1 else scene.image
             probabilities = probabilities_normalized(
                 model.network,
                 model_input(image, card),
@@ -120,7 +128,10 @@ def held_out(
                 torch.device("cpu"),
                 snow_check=snow_check if snow else None,
                 reflectance=image,
-            )[:, scene.holdout[0], scene.holdout[1]]
+            )
+            if coarse_grid:
+                probabilities = back_to_fine_grid(probabilities, int(coarsen), scene.shape)
+            probabilities = probabilities[:, scene.holdout[0], scene.holdout[1]]
             teacher_soft = scene.soft[:, scene.holdout[0], scene.holdout[1]]
             unlabelled = (scene.labels[scene.holdout] == IGNORE) | (
                 teacher_soft.max(axis=0) < confident
@@ -159,6 +170,27 @@ def held_out(
         if per_class:
             by_place = places["sum", "top"]
             _print_per_class(name, {**by_place, "all blocks": pooled["sum", "top"]}, names)
+
+
+def on_coarse_grid(reflectance: np.ndarray, factor: int) -> np.ndarray:
+    """``(bands, H, W)`` averaged over ``factor x factor`` blocks of valid pixels: a coarse grid.
+
+    The last rows and columns, short of a whole block, are averaged as the part they are.
+    """
+    valid = np.any(reflectance != 0, axis=0).astype(np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32))[None]
+    weight = torch.from_numpy(valid)[None, None]
+    pool = torch.nn.functional.avg_pool2d
+    total = pool(tensor * weight, factor, ceil_mode=True)
+    count = pool(weight, factor, ceil_mode=True)
+    mean: np.ndarray = (total / count.clamp_min(1e-6))[0].numpy()
+    return mean
+
+
+def back_to_fine_grid(values: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """``(C, h, w)`` coarse values repeated onto the ``shape`` grid they were averaged from."""
+    fine: np.ndarray = values.repeat(factor, axis=1).repeat(factor, axis=2)
+    return fine[:, : shape[0], : shape[1]]
 
 
 def _print_per_class(name: str, matrices: dict[str, ConfusionMatrix], names: list[str]) -> None:
@@ -238,7 +270,14 @@ def main() -> None:
     parser.add_argument(
         "--no-snow-check", action="store_true", help="the models' snow as they predict it"
     )
+    parser.add_argument(
+        "--coarse-grid",
+        action="store_true",
+        help="predict on the coarse sensor's grid (--coarsen N, whole N), not resampled to 10 m",
+    )
     args = parser.parse_args()
+    if args.coarse_grid and (args.coarsen < 2 or args.coarsen != int(args.coarsen)):
+        parser.error("--coarse-grid needs a whole --coarsen factor of 2 or more")
     logging.basicConfig(level=logging.WARNING)
     if args.models:
         held_out(
@@ -248,6 +287,7 @@ def main() -> None:
             snow=not args.no_snow_check,
             per_class=args.per_class,
             confident=args.confident,
+            coarse_grid=args.coarse_grid,
         )
     if args.human:
         human()
