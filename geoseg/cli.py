@@ -375,11 +375,10 @@ def evaluate(
     predicted. Scores are in the classes predict delivers (--legend).
     """
     _setup_logging(quiet)
-    from geoseg.io.output_set import check_not_inputs
     from geoseg.training import evaluate as run_evaluate
+    from geoseg.training.evaluation import check_result_path
 
-    model_file = (model,) if model is not None and Path(model).suffix else ()
-    check_not_inputs([json_path], (scene, labels, *model_file))
+    check_result_path(json_path, model, scene, labels)
     result = run_evaluate(
         model,
         scene,

@@ -163,6 +163,14 @@ def test_evaluate_prints_a_table_and_writes_json(tmp_path: Path, fake_model: Pat
     assert "miou" in result.output.lower()
     metrics = json.loads(out.read_text())
     assert 0.0 <= metrics["pixel_accuracy"] <= 1.0
+    # --json naming an input is refused before any pixel is predicted, and the input survives
+    before = labels.read_bytes()
+    for evaluated in (labels, fake_model):
+        args = ["evaluate", str(scene), str(labels), "--model", str(fake_model)]
+        refused = CliRunner().invoke(main, [*args, "--json", str(evaluated)])
+        assert refused.exit_code != 0 and "an input of this run" in refused.output
+        assert "miou" not in refused.output.lower()
+    assert labels.read_bytes() == before
 
 
 def test_predict_writes_confidence_on_the_scene_grid(tmp_path: Path, fake_model: Path) -> None:

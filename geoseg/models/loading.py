@@ -172,7 +172,8 @@ def choose_default_model(
     embedded = embedded_model_paths()
     candidates = [n for n in DEFAULT_MODELS if n in embedded]
     cards = {n: load_model_file(embedded[n])[0] for n in candidates}
-    names = {n for n in scene_band_names(band_descriptions, colors, sensor)[0] if n}
+    in_order = [n for n in scene_band_names(band_descriptions, colors, sensor)[0] if n]
+    names = set(in_order)
     fitting = [
         name
         for name, card in cards.items()
@@ -187,7 +188,6 @@ def choose_default_model(
             f"--bands gives {requested_bands} bands and no embedded model takes "
             f"{requested_bands} ({wanted}): give one scene band per model band, or --model"
         )
-    in_order = [n for n in scene_band_names(band_descriptions, colors, sensor)[0] if n]
     repeated = sorted({n for n in in_order if in_order.count(n) > 1})
     what = (
         f"bands named {', '.join(in_order)}"

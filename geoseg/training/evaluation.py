@@ -31,6 +31,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def check_result_path(
+    path: str | Path | None, model: str | Path | None, scene: str | Path, labels: str | Path
+) -> None:
+    """Refuse a result file that is the scene, the labels or the model file being evaluated.
+
+    A model given by a name without a suffix is an embedded one, not a file of the user's.
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is one of those inputs.
+    """
+    if path is None:
+        return
+    model_file = (model,) if model is not None and Path(model).suffix else ()
+    check_not_inputs([Path(path)], (scene, labels, *model_file))
+
+
 @dataclass(frozen=True)
 class EvaluationResult:
     """Outcome of :func:`evaluate`.
@@ -82,8 +100,7 @@ class EvaluationResult:
         ConfigError
             If ``path`` is the scene, the labels or the model file evaluated.
         """
-        model_file = (self.model,) if Path(self.model).suffix else ()  # not an embedded name
-        check_not_inputs([Path(path)], (self.scene, self.labels, *model_file))
+        check_result_path(path, self.model, self.scene, self.labels)
         write_json(Path(path), self.to_dict(), overwrite=True)
 
 
