@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -27,7 +27,7 @@ class _Failure:
         self.error = error
 
 
-def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     """Iterate ``items`` in a background thread, keeping up to ``depth`` items ready.
 
     The producer stops at the consumer's next hand-over if the consumer goes away (generator

@@ -9,6 +9,7 @@ import sqlite3
 import tarfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,9 @@ def features(path: Path) -> list[tuple[int, str, float, bytes]]:
     ]
 
 
-def test_folder_batch_writes_outputs_report_and_resumes(tmp_path, scenes, model):
+def test_folder_batch_writes_outputs_report_and_resumes(
+    tmp_path: Path, scenes: Path, model: Path
+) -> None:
     out = tmp_path / "out"
     seen: list[tuple[int, int, int]] = []
     report = run_batch(
@@ -95,7 +98,7 @@ def test_folder_batch_writes_outputs_report_and_resumes(tmp_path, scenes, model)
     }
 
 
-def test_interrupted_batch_redoes_only_missing_scenes(tmp_path, model):
+def test_interrupted_batch_redoes_only_missing_scenes(tmp_path: Path, model: Path) -> None:
     source = tmp_path / "in"
     make_scenes(source, 4)
     out = tmp_path / "out"
@@ -124,8 +127,8 @@ def test_interrupted_batch_redoes_only_missing_scenes(tmp_path, model):
 
 
 def test_changed_parameter_or_model_redoes_everything_changed_file_only_itself(
-    tmp_path, scenes, model
-):
+    tmp_path: Path, scenes: Path, model: Path
+) -> None:
     out = tmp_path / "out"
     run_batch(scenes, out, model=model, options=CPU, workers=0)
     report = run_batch(
@@ -153,7 +156,9 @@ def test_changed_parameter_or_model_redoes_everything_changed_file_only_itself(
         assert db.execute("SELECT COUNT(*) FROM runs WHERE status = 'done'").fetchone()[0] == 7
 
 
-def test_archives_glob_and_list_give_the_same_outputs(tmp_path, scenes, model):
+def test_archives_glob_and_list_give_the_same_outputs(
+    tmp_path: Path, scenes: Path, model: Path
+) -> None:
     nested = scenes / "2020"
     make_scenes(nested, 1)
     (scenes / "notes.txt").write_text("not a scene")
@@ -163,12 +168,12 @@ def test_archives_glob_and_list_give_the_same_outputs(tmp_path, scenes, model):
     assert names == ["2020/s0.tif", "s0.tif", "s1.tif"]
     assert (tmp_path / "ref" / "2020" / "s0.gpkg").is_file()
 
-    with zipfile.ZipFile(tmp_path / "scenes.zip", "w") as archive:
+    with zipfile.ZipFile(tmp_path / "scenes.zip", "w") as zipped:
         for path in sorted(scenes.rglob("*")):
             if path.is_file():
-                archive.write(path, path.relative_to(scenes).as_posix())
-    with tarfile.open(tmp_path / "scenes.tar.gz", "w:gz") as archive:
-        archive.add(scenes, arcname=".")
+                zipped.write(path, path.relative_to(scenes).as_posix())
+    with tarfile.open(tmp_path / "scenes.tar.gz", "w:gz") as tarred:
+        tarred.add(scenes, arcname=".")
     for archive in (tmp_path / "scenes.zip", tmp_path / "scenes.tar.gz"):
         out = tmp_path / f"out-{archive.name}"
         report = run_batch(archive, out, model=model, options=CPU, workers=0)
@@ -193,7 +198,9 @@ def test_archives_glob_and_list_give_the_same_outputs(tmp_path, scenes, model):
         assert [Path(s.path) for s in found.scenes] == [scenes / n for n in names]
 
 
-def test_merged_geopackage_class_rasters_and_stale_temporaries(tmp_path, scenes, model):
+def test_merged_geopackage_class_rasters_and_stale_temporaries(
+    tmp_path: Path, scenes: Path, model: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     stale = [out / ".s0.gpkg.gpkg-0123abcd.gpkg", out / ".s0.gpkg.classes-89abcdef.tif"]
@@ -217,7 +224,9 @@ def test_merged_geopackage_class_rasters_and_stale_temporaries(tmp_path, scenes,
     assert all(len(s.outputs) == 2 and (out / s.outputs[1]).is_file() for s in report.scenes)
 
 
-def test_merged_layer_of_scenes_in_different_crss_is_in_wgs84(tmp_path, model, caplog):
+def test_merged_layer_of_scenes_in_different_crss_is_in_wgs84(
+    tmp_path: Path, model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = tmp_path / "in"
     make_scenes(folder, 1)
     data = np.random.default_rng(5).integers(100, 3000, size=(6, 24, 28), dtype=np.uint16)
@@ -228,7 +237,9 @@ def test_merged_layer_of_scenes_in_different_crss_is_in_wgs84(tmp_path, model, c
     assert "reprojected to EPSG:4326" in caplog.text
 
 
-def test_bad_scenes_are_listed_and_fail_mode_stops(tmp_path, scenes, model):
+def test_bad_scenes_are_listed_and_fail_mode_stops(
+    tmp_path: Path, scenes: Path, model: Path
+) -> None:
     (scenes / "s1.tif").write_bytes(b"not a raster at all")
     make_scenes(tmp_path / "more", 3)
     (tmp_path / "more" / "s2.tif").rename(scenes / "s2.tif")
@@ -245,6 +256,7 @@ def test_bad_scenes_are_listed_and_fail_mode_stops(tmp_path, scenes, model):
         "s3.tif": "failed",
     }
     errors = {s.scene: s.error for s in report.failures}
+    assert errors["s1.tif"] is not None and errors["s3.tif"] is not None
     assert "not a readable raster" in errors["s1.tif"]
     assert "no valid pixel" in errors["s3.tif"]
     assert all("\n" not in e for e in errors.values() if e)
@@ -262,7 +274,9 @@ def test_bad_scenes_are_listed_and_fail_mode_stops(tmp_path, scenes, model):
     }
 
 
-def test_non_raster_and_damaged_member_inside_archive_fail_alone(tmp_path, scenes, model):
+def test_non_raster_and_damaged_member_inside_archive_fail_alone(
+    tmp_path: Path, scenes: Path, model: Path
+) -> None:
     archive = tmp_path / "a.zip"
     with zipfile.ZipFile(archive, "w") as handle:
         handle.write(scenes / "s0.tif", "s0.tif")
@@ -301,7 +315,9 @@ def _free_port() -> int:
         (lambda p: _write(p.with_suffix(".txt"), b"# nothing\n"), "no scenes in list"),
     ],
 )
-def test_bad_inputs_are_one_line_batch_errors(tmp_path, model, make_input, message):
+def test_bad_inputs_are_one_line_batch_errors(
+    tmp_path: Path, model: Path, make_input: Callable[[Path], Path], message: str
+) -> None:
     spec = make_input(tmp_path / "input")
     with pytest.raises(BatchError, match=message) as info:
         run_batch(spec, tmp_path / "out", model=model, workers=0)
@@ -320,7 +336,7 @@ def _write(path: Path, payload: bytes) -> Path:
     return path
 
 
-def test_bad_settings_are_one_line_errors(tmp_path, scenes, model):
+def test_bad_settings_are_one_line_errors(tmp_path: Path, scenes: Path, model: Path) -> None:
     afile = tmp_path / "out.txt"
     afile.write_text("x")
     with pytest.raises(BatchError, match="is a file"):
@@ -348,7 +364,7 @@ def test_bad_settings_are_one_line_errors(tmp_path, scenes, model):
         run_batch(scenes, tmp_path / "o", model=model, scheduler="tcp://127.0.0.1")
 
 
-def test_duplicate_names_from_a_list_get_distinct_outputs(tmp_path, model):
+def test_duplicate_names_from_a_list_get_distinct_outputs(tmp_path: Path, model: Path) -> None:
     make_scenes(tmp_path / "a", 1)
     make_scenes(tmp_path / "b", 1)
     listing = tmp_path / "list.txt"
@@ -360,7 +376,7 @@ def test_duplicate_names_from_a_list_get_distinct_outputs(tmp_path, model):
 
 
 @pytest.mark.parametrize("name", ["geoseg.batch.plan", "geoseg.io.archive", "geoseg.io.manifest"])
-def test_docstring_examples(name):
+def test_docstring_examples(name: str) -> None:
     import doctest
     import importlib
 

@@ -15,6 +15,7 @@ import sqlite3
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyogrio
@@ -54,10 +55,10 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[object]:
+def cluster() -> Iterator[Any]:
     from distributed import LocalCluster
 
-    with LocalCluster(
+    with LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2,
         threads_per_worker=1,
         processes=True,
@@ -98,7 +99,7 @@ def assert_matches_reference(report: BatchReport, real: Path, prefix: str = "") 
     assert not [p for p in report.out_dir.rglob(".*") if p.name != LOCK_NAME]
 
 
-def test_local_cluster_over_a_zip_matches_in_process(real):
+def test_local_cluster_over_a_zip_matches_in_process(real: Path) -> None:
     # the cluster run_batch starts itself: a scheduler and two worker processes on loopback
     zipped = run_batch(
         real / "scenes.zip",
@@ -117,8 +118,10 @@ def test_local_cluster_over_a_zip_matches_in_process(real):
     assert merged["scene"].nunique() == SCENES
 
 
-def test_interrupted_cluster_batch_over_a_folder_resumes_with_missing_scenes_only(real, cluster):
-    address = cluster.scheduler_address  # type: ignore[attr-defined]
+def test_interrupted_cluster_batch_over_a_folder_resumes_with_missing_scenes_only(
+    real: Path, cluster: Any
+) -> None:
+    address = cluster.scheduler_address
     out = real / "out-interrupted"
 
     def interrupt(done: int, failed: int, remaining: int) -> None:
@@ -144,12 +147,12 @@ def test_interrupted_cluster_batch_over_a_folder_resumes_with_missing_scenes_onl
     assert_matches_reference(report, real)
 
 
-def test_killed_worker_mid_batch_is_rescheduled(real, cluster):
+def test_killed_worker_mid_batch_is_rescheduled(real: Path, cluster: Any) -> None:
     from distributed import Client
 
-    address = cluster.scheduler_address  # type: ignore[attr-defined]
+    address = cluster.scheduler_address
     killed: list[str] = []
-    with Client(address, set_as_default=False) as client:
+    with Client(address, set_as_default=False) as client:  # type: ignore[no-untyped-call]
         pids = client.run(os.getpid)
 
         def kill_busy_worker(done: int, failed: int, remaining: int) -> None:

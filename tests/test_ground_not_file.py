@@ -25,7 +25,8 @@ MARGIN = 28  # the network sees about 23 px around a pixel
 def _predict(scene: Path, model: Path, out: Path) -> np.ndarray:
     predict(scene, None, model=model, raster=out, options=PredictOptions(precision="fp32"))
     with rasterio.open(out) as src:
-        return src.read(1)
+        classes: np.ndarray = src.read(1)
+    return classes
 
 
 @pytest.fixture

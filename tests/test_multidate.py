@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,10 +20,11 @@ OPTIONS = PredictOptions(precision="fp32")
 
 def _classes(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
-        return src.read(1)
+        classes: np.ndarray = src.read(1)
+    return classes
 
 
-def _scene(tmp_path: Path, name: str, seed: int, **kw: object) -> Path:
+def _scene(tmp_path: Path, name: str, seed: int, **kw: Any) -> Path:
     rng = np.random.default_rng(seed)
     data = rng.integers(100, 3000, size=(6, 40, 50), dtype=np.uint16)
     return write_raster(tmp_path / name, data, **kw)

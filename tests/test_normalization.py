@@ -61,7 +61,9 @@ def test_integer_chips_looked_up_get_the_transform_s_own_values(
 
     info = np.iinfo(dtype)
     rng = np.random.default_rng(seed)
-    raw = rng.integers(info.min, info.max, size=(2, 3, 7, 9), endpoint=True).astype(dtype)
+    raw: np.ndarray = rng.integers(info.min, info.max, size=(2, 3, 7, 9), endpoint=True).astype(
+        dtype
+    )
     raw[0, :, 0, :3] = (info.min, 0, info.max)  # the ends of the range and zero
     radiometry = Radiometry((scale, scale * 2, scale), (offset, 0.0, offset), "a test")
     transform = InputTransform(radiometry, norm)

@@ -22,7 +22,7 @@ def test_notebook_executes(
     # the notebooks write into tempfile.mkdtemp() folders a user keeps to look at; under test
     # the kernel inherits this TMPDIR, so pytest's tmp_path holds them and nothing piles up
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)  # type: ignore[no-untyped-call]
     client = NotebookClient(
         notebook,
         timeout=600,

@@ -35,7 +35,7 @@ from geoseg.radiometry.assume import darkest_percent
 SIX = ("blue", "green", "red", "nir", "swir16", "swir22")
 
 
-def info(name: str = "scene.tif", dtype: str = "uint16", **kw: object) -> SceneRadiometricInfo:
+def info(name: str = "scene.tif", dtype: str = "uint16", **kw: Any) -> SceneRadiometricInfo:
     fields: dict[str, object] = {"scales": (1.0,) * 6, "offsets": (0.0,) * 6, **kw}
     return SceneRadiometricInfo(name=name, dtype=dtype, **fields)  # type: ignore[arg-type]
 
@@ -94,15 +94,12 @@ def test_per_band_values_must_match_the_model() -> None:
 
 
 def test_product_names() -> None:
-    assert product_from_name("LC08_L1TP_017051_20151205_20200908_02_T1_B2-B7_DN.tif")[0] == (
-        "landsat-c2-l1"
-    )
-    assert product_from_name("S2A_MSIL1C_20170216T100131_N0204_R122_T33UUU.tif")[0] == (
-        "sentinel2-l1c"
-    )
-    assert product_from_name("S2C_MSIL2A_20250101T000000_N0511_R000_T00XXX.tif")[0] == (
-        "sentinel2-l2a-pb04"
-    )
+    landsat = product_from_name("LC08_L1TP_017051_20151205_20200908_02_T1_B2-B7_DN.tif")
+    assert landsat is not None and landsat[0] == "landsat-c2-l1"
+    l1c = product_from_name("S2A_MSIL1C_20170216T100131_N0204_R122_T33UUU.tif")
+    assert l1c is not None and l1c[0] == "sentinel2-l1c"
+    l2a = product_from_name("S2C_MSIL2A_20250101T000000_N0511_R000_T00XXX.tif")
+    assert l2a is not None and l2a[0] == "sentinel2-l2a-pb04"
     assert product_from_name("my_landsat_mosaic.tif") is None
 
 
@@ -350,9 +347,10 @@ def test_what_had_to_be_assumed_is_refined_from_the_values() -> None:
         scale: float,
         offset: float,
         sky: tuple[float, ...] = (0.0,) * 6,
-    ):
+    ) -> np.ndarray:
         r = rng.uniform(reflectance_low, reflectance_high, (6, 2000)) + np.array(sky)[:, None]
-        return np.round((r - offset) / scale)
+        dn: np.ndarray = np.round((r - offset) / scale)
+        return dn
 
     # Landsat Collection 2 Level-1 DN of a scene with water (dark short-wave infrared): top of
     # the atmosphere, the sky's light brightens the blue most
@@ -462,7 +460,11 @@ def test_eight_bit_short_wave_infrared_is_satellite_dn() -> None:
 
 def test_level1_dn_without_mtl_are_divided_by_the_sun_elevation_of_their_date_and_place() -> None:
     bands = (1, 2, 3, 4, 5, 6)
-    parana = {"acquired": "2020-05-18", "centre": (-54.5, -25.3), "sensor": "landsat-oli"}
+    parana: dict[str, Any] = {
+        "acquired": "2020-05-18",
+        "centre": (-54.5, -25.3),
+        "sensor": "landsat-oli",
+    }
     named = resolve_radiometry(info(name="LC08_L1TP_224078_20200518_x.tif", **parana), bands, SIX)
     elevation = landsat_sun_elevation(-54.5, -25.3, 139, "landsat-oli")
     assert 30 < elevation < 45  # late autumn in the southern hemisphere

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,9 +35,8 @@ def test_strips_match_direct_reads_and_are_block_aligned(
 ) -> None:
     folder = tmp_path_factory.mktemp("strips")
     data = np.arange(2 * height * 40, dtype=np.uint16).reshape(2, height, 40)
-    path = write_raster(
-        folder / "s.tif", data, tiled=tiled, block=block, **({} if tiled else {"blockysize": 3})
-    )
+    extra: dict[str, Any] = {} if tiled else {"blockysize": 3}
+    path = write_raster(folder / "s.tif", data, tiled=tiled, block=block, **extra)
     scene = open_scene(path)
     plan = plan_tiles(height, 40, tile, tile // 4)
     reads: list[Span] = []
@@ -107,7 +107,7 @@ def test_reader_validity_is_gdal_masks_finite_and_not_all_zero(tmp_path: Path, k
     if kind == "float":
         data[1, 5, :7] = np.nan
         data[2, 9, 3] = np.inf
-    extra: dict[str, object] = {"nodata": 3} if kind == "nodata" else {}
+    extra: dict[str, Any] = {"nodata": 3} if kind == "nodata" else {}
     bands = (1, 2, 3)
     if kind == "alpha":
         alpha = np.where(rng.random((1, 48, 40)) < 0.3, 0, 255).astype(dtype)
@@ -171,7 +171,7 @@ def test_predict_options_validate() -> None:
 
     for bad in ({"batch_size": 0}, {"min_area_m2": -1.0}, {"simplify_m": -0.5}, {"tile_size": 4}):
         with pytest.raises(ConfigError):
-            PredictOptions(**bad)  # type: ignore[arg-type]
+            PredictOptions(**bad)
 
 
 def test_cpu_and_cuda_agree(tmp_path: Path, scene_factory: Callable[..., Path]) -> None:

@@ -16,7 +16,7 @@ from conftest import S2_BANDS, make_card, save_fake_model, write_raster
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from geoseg.inference import NODATA_CLASS
+from geoseg.core import NODATA as NODATA_CLASS
 from geoseg.io.scene import open_scene, read_sample
 from geoseg.models.loading import LoadedModel, load_model
 from geoseg.normalization import InputTransform
@@ -44,7 +44,7 @@ def whole_image_classes(scene_path: Path, model_path: Path, confidence: bool = F
         top[~valid] = NODATA_CLASS
         return top
     ids = np.asarray(model.card.class_ids, dtype=np.uint8)
-    classes = ids[logits.argmax(0).numpy()]
+    classes: np.ndarray = ids[logits.argmax(0).numpy()]
     classes[~valid] = NODATA_CLASS
     return classes
 
@@ -144,6 +144,7 @@ def test_flip_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) -> 
             torch.flip(model.network(torch.flip(x, d) if d else x), d) if d else model.network(x)
             for d in flips
         )
+    assert isinstance(logits, torch.Tensor)
     reference = np.asarray(model.card.class_ids, np.uint8)[logits[0].argmax(0).numpy()]
     np.testing.assert_array_equal(tiled, reference)
     # and flips change something: the check can fail
@@ -187,7 +188,8 @@ def _scaled_whole_image_logits(x: torch.Tensor, network: torch.nn.Module) -> tor
         network(half), size=(height, width), mode="bilinear", align_corners=False
     )
     from_up = torch.nn.functional.adaptive_avg_pool2d(network(up), (height, width))
-    return (network(x) + from_half + from_up) / 3
+    whole: torch.Tensor = network(x)
+    return (whole + from_half + from_up) / 3
 
 
 def test_scale_averaging_keeps_tiles_equal_to_the_whole_image(tmp_path: Path) -> None:

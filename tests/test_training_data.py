@@ -18,7 +18,7 @@ from geoseg.io.labels import IGNORE, grid_of, label_column_of, rasterize_polygon
 from geoseg.models.card import LANDCOVER_CLASSES, Normalization
 from geoseg.training.config import AugmentConfig, HoldoutConfig, SceneConfig
 from geoseg.training.datasets import PatchSampler
-from geoseg.training.prepare import class_lookup, group_probabilities, prepare_scene
+from geoseg.training.prepare import SceneData, class_lookup, group_probabilities, prepare_scene
 
 H, W = 40, 48
 
@@ -41,7 +41,7 @@ def labels(tmp_path: Path) -> Path:
 WIDE = Normalization(clip=(-1000.0, 1000.0))
 
 
-def prepare(spec: SceneConfig, tmp_path: Path, bands: tuple[str, ...] = S2_BANDS):
+def prepare(spec: SceneConfig, tmp_path: Path, bands: tuple[str, ...] = S2_BANDS) -> SceneData:
     return prepare_scene(spec, bands, LANDCOVER_CLASSES, tmp_path / "work")
 
 
@@ -337,7 +337,10 @@ def test_reviewed_polygons_of_a_geoseg_map_are_the_labels(
 def pyogrio_fids(path: Path) -> list[int]:
     import pyogrio
 
-    return pyogrio.read_dataframe(path, layer="landcover", fid_as_index=True).index.tolist()
+    fids: list[int] = pyogrio.read_dataframe(
+        path, layer="landcover", fid_as_index=True
+    ).index.tolist()
+    return fids
 
 
 def test_a_resampled_scene_keeps_what_its_file_says_about_its_values(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyogrio
@@ -17,7 +18,7 @@ from geoseg.provenance import Provenance
 from geoseg.vectorize import vectorize_raster
 
 
-def _read(path: Path) -> tuple[object, dict[str, object]]:
+def _read(path: Path) -> tuple[Any, dict[str, Any]]:
     frame = pyogrio.read_dataframe(path, layer="landcover")
     return frame, pyogrio.read_info(path, layer="landcover")
 
